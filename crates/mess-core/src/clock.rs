@@ -1,0 +1,194 @@
+//! Time and randomness, injected so that every rule can be tested exactly.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use rand::RngExt;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::error::DomainError;
+
+/// A UTC instant with millisecond precision, written as RFC 3339 with a `Z`
+/// (`2026-02-01T22:00:00.000Z`), which DuckDB reads as a timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// From milliseconds since the Unix epoch.
+    pub fn from_unix_millis(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn unix_millis(self) -> i64 {
+        self.0
+    }
+
+    /// From a `time` instant (truncated to the millisecond).
+    pub fn from_datetime(dt: OffsetDateTime) -> Self {
+        Self((dt.unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    /// As a `time` instant in UTC.
+    pub fn to_datetime(self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Parses any RFC 3339 date-time (any offset), as clients send in `needed_by`.
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        OffsetDateTime::parse(s, &Rfc3339)
+            .map(Self::from_datetime)
+            .map_err(|_| DomainError::invalid("timestamps must be RFC 3339 date-times"))
+    }
+
+    /// The UTC calendar date.
+    pub fn date(self) -> time::Date {
+        self.to_datetime().date()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dt = self.to_datetime().to_offset(UtcOffset::UTC);
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.millisecond()
+        )
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where "now" comes from.
+pub trait Clock: Send + Sync {
+    /// The current instant.
+    fn now(&self) -> Timestamp;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_datetime(OffsetDateTime::now_utc())
+    }
+}
+
+/// A clock that only moves when told to: for exact tests.
+#[derive(Debug)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// Starts at `t`.
+    pub fn new(t: Timestamp) -> Self {
+        Self(AtomicI64::new(t.unix_millis()))
+    }
+
+    /// Moves the clock forward by `ms` milliseconds.
+    pub fn advance_millis(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Sets the clock.
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.unix_millis(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Where random bytes come from: event ids, ref suffixes and API keys.
+pub trait Entropy: Send + Sync {
+    /// Fills `buf` with random bytes. For API keys this must be a CSPRNG.
+    fn fill(&self, buf: &mut [u8]);
+}
+
+/// The operating system's CSPRNG (through `rand`'s thread-local ChaCha generator,
+/// seeded and reseeded from the OS).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&self, buf: &mut [u8]) {
+        rand::rng().fill(buf);
+    }
+}
+
+/// Deterministic bytes from a counter: for exact tests, never for keys in production.
+#[derive(Debug, Default)]
+pub struct CountingEntropy(AtomicU64);
+
+impl Entropy for CountingEntropy {
+    fn fill(&self, buf: &mut [u8]) {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (n.rotate_left(i as u32 * 7) as u8).wrapping_add(i as u8);
+        }
+    }
+}
+
+/// Replays a fixed list of byte patterns, then repeats the last: to force collisions.
+#[derive(Debug)]
+pub struct ScriptedEntropy(Mutex<Vec<u8>>);
+
+impl ScriptedEntropy {
+    /// Each call to `fill` takes the next seed byte and fills the buffer with it.
+    pub fn new(seeds: Vec<u8>) -> Self {
+        Self(Mutex::new(seeds))
+    }
+}
+
+impl Entropy for ScriptedEntropy {
+    fn fill(&self, buf: &mut [u8]) {
+        let mut seeds = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let seed = if seeds.len() > 1 { seeds.remove(0) } else { seeds.first().copied().unwrap_or(0) };
+        buf.fill(seed);
+    }
+}
+
+/// A fresh UUID v4 from `entropy`, as a hyphenated string.
+pub fn new_uuid(entropy: &dyn Entropy) -> String {
+    let mut bytes = [0u8; 16];
+    entropy.fill(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_print_utc_with_millis_and_parse_any_offset() {
+        let t = Timestamp::parse("2026-02-01T23:00:00.5+01:00").unwrap();
+        assert_eq!(t.to_string(), "2026-02-01T22:00:00.500Z");
+        assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
+        assert!(Timestamp::parse("yesterday").is_err());
+    }
+}

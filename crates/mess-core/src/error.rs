@@ -1,0 +1,39 @@
+//! The one error enum of the domain.
+
+use crate::status::Status;
+
+/// Why the domain refused a command. Each variant maps to exactly one HTTP status in
+/// `mess-http` (400, 403, 404, 409); the message is safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The input is malformed or out of bounds (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The member may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thread or member does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The executor id is taken (409).
+    #[error("{0}")]
+    AlreadyRegistered(String),
+    /// The transition table does not allow this move, or the thread is held by
+    /// someone else (409, with `from` and `to`).
+    #[error("{message}")]
+    Conflict {
+        /// What went wrong, for people.
+        message: String,
+        /// The thread's status when the command arrived.
+        from: Status,
+        /// The status the command asked for.
+        to: Status,
+    },
+}
+
+impl DomainError {
+    /// Shorthand for [`DomainError::Invalid`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Self::Invalid(msg.into())
+    }
+}

@@ -1,0 +1,164 @@
+//! Validated identifiers: once one exists, it is safe in a path, a hive partition and a key.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::DomainError;
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $check:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses `s`, or says why it is not a valid
+            #[doc = $what]
+            pub fn parse(s: &str) -> Result<Self, DomainError> {
+                if $check(s) {
+                    Ok(Self(s.to_owned()))
+                } else {
+                    Err(DomainError::invalid(format!("invalid {}", $what)))
+                }
+            }
+
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = DomainError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// An exchange id: `^[a-z0-9][a-z0-9-]{0,62}$`. No `_` (it separates the parts of an
+    /// API key), no `=` (it would break the `exchange=` hive partition), no `/` or `.`.
+    ExchangeId, is_exchange_id, "exchange id"
+);
+string_id!(
+    /// A member (executor) id: `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`, never containing `..`.
+    ExecutorId, is_executor_id, "executor id"
+);
+string_id!(
+    /// A thread reference: `YYYY-MM-DD-XXXX` (a real UTC date, then 4 to 16 of `[A-Z0-9]`).
+    ThreadRef, is_thread_ref, "thread ref"
+);
+
+fn is_exchange_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+fn is_executor_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        && !s.contains("..")
+}
+
+fn is_thread_ref(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 15 || b.len() > 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'-' {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if !(digits(0..4) && digits(5..7) && digits(8..10)) {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| s[r].parse::<u16>().unwrap_or(0);
+    let (year, month, day) = (num(0..4) as i32, num(5..7) as u8, num(8..10) as u8);
+    let Ok(month) = time::Month::try_from(month) else {
+        return false;
+    };
+    time::Date::from_calendar_date(year, month, day).is_ok()
+        && b[11..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+impl ThreadRef {
+    /// Builds a ref from a date and a suffix of `[A-Z0-9]`.
+    pub(crate) fn from_parts(date: time::Date, suffix: &str) -> Self {
+        Self(format!(
+            "{:04}-{:02}-{:02}-{suffix}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exchange_ids_exclude_partition_and_key_separators() {
+        for ok in ["home", "office-2", "0", "a-b-c"] {
+            assert!(ExchangeId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Home", "a_b", "a=b", "a/b", "a.b", "-a", &"a".repeat(64), "ä"] {
+            assert!(ExchangeId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn executor_ids_never_traverse() {
+        for ok in ["my-phone", "Claude.agent_1", "a", &"a".repeat(64)] {
+            assert!(ExecutorId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "..", "a..b", ".a", "a/b", "a\\b", "a\0", "a b", &"a".repeat(65), "=x"] {
+            assert!(ExecutorId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn thread_refs_are_real_dates_with_a_suffix() {
+        for ok in ["2026-02-01-XY1Z", "2024-02-29-ABCDE"] {
+            assert!(ThreadRef::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "2026-02-01-XY1",
+            "2026-02-30-XY1Z",
+            "2026-13-01-XY1Z",
+            "2026-02-01-xy1z",
+            "2026-02-01/XY1Z",
+            "../../etc/passwd",
+            "2026-02-01-XY1Z-",
+        ] {
+            assert!(ThreadRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The ports: what the domain needs from storage and notification, as traits. Adapters
+//! (`mess-storage`, `mess-notify`) implement them; `mess-http` holds them as `Arc<dyn _>`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::DomainError;
+use crate::event::{Event, EventKind};
+use crate::ids::{ExchangeId, ThreadRef};
+use crate::member::{Member, Profile};
+use crate::thread::Thread;
+
+/// Why storage failed. Converted by meaning from each backend's own errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// A create-only write found the object already there (a registration lost its race).
+    #[error("already exists")]
+    AlreadyExists,
+    /// The backend could not be reached or refused the write; nothing was acknowledged.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Everything read back at start-up.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Every member record.
+    pub members: Vec<Member>,
+    /// Every event, each thread's in `seq` order, members' events in stored order.
+    pub events: Vec<Event>,
+    /// Lines that could not be parsed (torn by a crash, or foreign) and were skipped.
+    pub skipped_lines: usize,
+}
+
+/// The durable event log and member records.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// `filesystem` or `s3`: for `/health` and logs.
+    fn kind(&self) -> &'static str;
+
+    /// Appends `events` durably. When this returns `Ok`, a crash right after loses none of
+    /// them (fsync on files, a completed PUT on S3). Concurrent calls may share one write
+    /// and one sync. On `Err`, none of them is acknowledged (some may still be stored).
+    async fn append(&self, events: &[Event]) -> Result<(), StorageError>;
+
+    /// Stores a new member record, create-only: `AlreadyExists` if the id is taken, so two
+    /// racing registrations (even from two processes) give exactly one winner.
+    async fn create_member(&self, member: &Member) -> Result<(), StorageError>;
+
+    /// Replaces a member record atomically (readers see the old or the new, never a mix).
+    async fn replace_member(&self, member: &Member) -> Result<(), StorageError>;
+
+    /// Reads every member and every event back, for start-up.
+    async fn load(&self) -> Result<Loaded, StorageError>;
+
+    /// Checks that the backend answers (for `/health` and start-up).
+    async fn check(&self) -> Result<(), StorageError>;
+}
+
+/// Something worth telling members about: a thread was created or changed status.
+#[derive(Clone)]
+pub struct Notice {
+    /// The exchange.
+    pub exchange_id: ExchangeId,
+    /// The event that caused it (`thread_created` or `status_changed`).
+    pub event: Event,
+    /// The thread after the event.
+    pub thread: Arc<Thread>,
+    /// Every member of the exchange at that moment (the notifier picks the recipients).
+    pub members: Vec<Arc<Member>>,
+    /// Where to record each delivery's outcome.
+    pub outcomes: Arc<dyn OutcomeSink>,
+}
+
+/// Records notification outcomes as events (`notification_delivered`/`_failed`).
+pub trait OutcomeSink: Send + Sync {
+    /// Records one outcome; never blocks.
+    fn record(&self, exchange: ExchangeId, thread: Option<ThreadRef>, actor: String, kind: EventKind);
+}
+
+/// Sends notifications. Never blocks and never fails the request that caused them.
+pub trait Notifier: Send + Sync + 'static {
+    /// Checks a profile's channels and hooks before they are stored (scheme, literal
+    /// link-local or metadata addresses...). The error names the offending channel.
+    fn validate(&self, profile: &Profile) -> Result<(), DomainError>;
+
+    /// Queues whatever `notice` calls for; returns at once.
+    fn notify(&self, notice: Notice);
+}
+
+/// A notifier that sends nothing: for tests and for running without notifications.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoNotifier;
+
+impl Notifier for NoNotifier {
+    fn validate(&self, _: &Profile) -> Result<(), DomainError> {
+        Ok(())
+    }
+
+    fn notify(&self, _: Notice) {}
+}
