@@ -1,0 +1,176 @@
+//! The actix application: one `create_app`, shared by the server and the tests.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::authenticate;
+use crate::body::BodyLimit;
+use crate::error::ApiError;
+use crate::middleware::{self, CorsOrigins};
+use crate::openapi::ApiDoc;
+use crate::routes;
+use crate::state::AppState;
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// The largest request body, in bytes (`MAX_BODY_BYTES`, default 10 MiB).
+    pub body_limit: usize,
+    /// Allowed browser origins (`CORS_ORIGINS`).
+    pub cors: CorsOrigins,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 10 * 1024 * 1024,
+            cors: CorsOrigins::Any,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("Not found".into()))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// Under an exchange, authentication comes first: 401 before 404 or 405.
+async fn authed_not_found(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authenticate(&req, &state)?;
+    Err(ApiError::NotFound("Not found".into()))
+}
+
+async fn authed_method_not_allowed(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authenticate(&req, &state)?;
+    Err(ApiError::MethodNotAllowed)
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(crate::openapi::json())
+}
+
+/// Registers every route on `cfg` (without middleware).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(routes::health))
+        .route("/health", web::head().to(routes::health))
+        .route("/metrics", web::get().to(routes::metrics))
+        .route("/api/v1/openapi.json", web::get().to(openapi_json))
+        .route(
+            "/docs",
+            web::get().to(|| async {
+                HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
+            }),
+        )
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", ApiDoc::openapi()))
+        .service(
+            web::scope("/api/v1/exchanges/{exchange_id}")
+                .service(
+                    web::resource("/register")
+                        .route(web::post().to(routes::register))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/requests")
+                        .route(web::get().to(routes::list_requests))
+                        .route(web::post().to(routes::create_request))
+                        .default_service(web::to(authed_method_not_allowed)),
+                )
+                .service(
+                    web::resource("/requests/{ref}")
+                        .route(web::get().to(routes::get_request))
+                        .route(web::patch().to(routes::update_request))
+                        .default_service(web::to(authed_method_not_allowed)),
+                )
+                .service(
+                    web::resource("/requests/{ref}/attachments/{name}")
+                        .route(web::get().to(routes::get_attachment))
+                        .default_service(web::to(authed_method_not_allowed)),
+                )
+                .service(
+                    web::resource("/executors")
+                        .route(web::get().to(routes::list_executors))
+                        .default_service(web::to(authed_method_not_allowed)),
+                )
+                .service(
+                    web::resource("/executors/{executor_id}")
+                        .route(web::patch().to(routes::update_executor))
+                        .default_service(web::to(authed_method_not_allowed)),
+                )
+                .service(
+                    web::resource("/capabilities")
+                        .route(web::get().to(routes::capabilities))
+                        .default_service(web::to(authed_method_not_allowed)),
+                )
+                .default_service(web::to(authed_not_found)),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// The whole application: routes, shared state and middleware.
+pub fn create_app(
+    state: web::Data<AppState>,
+    config: HttpConfig,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .app_data(web::Data::new(BodyLimit(config.body_limit)))
+        .app_data(web::Data::new(config.cors))
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            ApiError::bad(format!("invalid query string: {err}")).into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::bad("invalid path").into()))
+        .configure(configure)
+        .wrap(ErrorHandlers::new().default_handler(middleware::json_error))
+        .wrap(
+            DefaultHeaders::new()
+                .add(("Cache-Control", "no-store"))
+                .add(("X-Content-Type-Options", "nosniff"))
+                .add(("X-Frame-Options", "DENY"))
+                .add(("Referrer-Policy", "no-referrer")),
+        )
+        .wrap(from_fn(middleware::cors))
+        .wrap(from_fn(middleware::metrics))
+        .wrap(tracing_actix_web::TracingLogger::default())
+}
+
+/// Starts serving on `listener` (bound by the caller: port 0 in tests). The returned
+/// server stops gracefully on SIGTERM/SIGINT, finishing in-flight requests.
+pub fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    config: HttpConfig,
+) -> std::io::Result<Server> {
+    let shutdown = config.shutdown_timeout.as_secs();
+    let server = HttpServer::new(move || create_app(state.clone(), config.clone()))
+        .listen(listener)?
+        .shutdown_timeout(shutdown)
+        .run();
+    Ok(server)
+}

@@ -1,0 +1,482 @@
+//! The hub: every exchange's state in memory, and one writer task per exchange that
+//! sequences its commands.
+//!
+//! Writes follow one path: a handler sends a command to the exchange's writer; the
+//! writer drains everything queued, decides each command against its *working* state
+//! (so a batch sees its own earlier effects: exactly one claim wins), appends all the
+//! batch's events in one durable storage call, and only then publishes the changed
+//! threads to the *published* state that readers see, answers the handlers and queues
+//! notifications. Readers never wait for a write and never see an unacknowledged one.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use mess_core::event::EventKind;
+use mess_core::{
+    Actor, ApiKey, Clock, Command, DomainError, Entropy, Env, Event, Exchange, ExchangeId,
+    ExecutorId, Member, Notice, Notifier, Outcome, OutcomeSink, Status, Storage, StorageError,
+    Thread, ThreadRef, Timestamp,
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// How many commands may wait for one exchange's writer before handlers wait too.
+const QUEUE_DEPTH: usize = 4096;
+/// The most commands decided into one batch (one append, one sync).
+const MAX_BATCH: usize = 512;
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The domain refused it.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Storage failed; nothing was acknowledged.
+    #[error("storage unavailable")]
+    Unavailable(#[source] StorageError),
+    /// The writer is gone (shutting down).
+    #[error("the exchange is shutting down")]
+    ShuttingDown,
+}
+
+/// What a successful write returns to its handler.
+#[derive(Debug)]
+pub enum Written {
+    /// A member registered; the key is shown once.
+    Registered {
+        /// The new member.
+        member: Arc<Member>,
+        /// Its key.
+        api_key: ApiKey,
+    },
+    /// A profile changed.
+    ProfileUpdated(Arc<Member>),
+    /// A thread was created or updated; here it is as published.
+    Thread(Arc<Thread>),
+}
+
+enum Job {
+    Command { actor: Actor, cmd: Command, reply: oneshot::Sender<Result<Written, WriteError>> },
+    Outcome { thread: Option<ThreadRef>, actor: String, kind: EventKind },
+    /// Finish what came before, then stop.
+    Stop,
+}
+
+/// One exchange: its published state, read by handlers, and its writer's queue.
+pub struct ExchangeHandle {
+    id: ExchangeId,
+    published: RwLock<Exchange>,
+    last_seen: Mutex<HashMap<ExecutorId, Timestamp>>,
+    tx: mpsc::Sender<Job>,
+}
+
+impl ExchangeHandle {
+    /// The exchange's id.
+    pub fn id(&self) -> &ExchangeId {
+        &self.id
+    }
+
+    /// Runs `f` on the published state (briefly: clone out what you need).
+    pub fn read<R>(&self, f: impl FnOnce(&Exchange) -> R) -> R {
+        let guard = self.published.read().unwrap_or_else(|e| e.into_inner());
+        f(&guard)
+    }
+
+    /// Records that a member was seen now.
+    pub fn touch(&self, member: &ExecutorId, now: Timestamp) {
+        let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.insert(member.clone(), now);
+    }
+
+    /// When a member was last seen (falls back to its record).
+    pub fn last_seen(&self, member: &Member) -> Timestamp {
+        let seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(&member.executor_id).copied().unwrap_or(member.last_seen).max(member.last_seen)
+    }
+
+    /// Sends a command to the writer and waits until it is durable (or refused).
+    pub async fn submit(&self, actor: Actor, cmd: Command) -> Result<Written, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Command { actor, cmd, reply })
+            .await
+            .map_err(|_| WriteError::ShuttingDown)?;
+        rx.await.map_err(|_| WriteError::ShuttingDown)?
+    }
+}
+
+/// Every exchange of this server.
+pub struct Hub {
+    exchanges: RwLock<HashMap<ExchangeId, Arc<ExchangeHandle>>>,
+    storage: Arc<dyn Storage>,
+    notifier: Arc<dyn Notifier>,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+    storage_ok: AtomicBool,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Hub {
+    /// Loads every member and event from `storage` and starts one writer per exchange.
+    /// Must be called inside a tokio runtime.
+    pub async fn load(
+        storage: Arc<dyn Storage>,
+        notifier: Arc<dyn Notifier>,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+    ) -> Result<Arc<Self>, StorageError> {
+        let loaded = storage.load().await?;
+        if loaded.skipped_lines > 0 {
+            tracing::warn!(skipped = loaded.skipped_lines, "skipped unreadable event lines at start-up");
+        }
+        let mut states: HashMap<ExchangeId, Exchange> = HashMap::new();
+        for m in loaded.members {
+            states
+                .entry(m.exchange_id.clone())
+                .or_insert_with(|| Exchange::new(m.exchange_id.clone()))
+                .put_member(Arc::new(m));
+        }
+        let events = loaded.events.len();
+        for e in &loaded.events {
+            states
+                .entry(e.exchange_id.clone())
+                .or_insert_with(|| Exchange::new(e.exchange_id.clone()))
+                .apply(e);
+        }
+        tracing::info!(exchanges = states.len(), events, "replayed the event log");
+        let hub = Arc::new(Self {
+            exchanges: RwLock::new(HashMap::new()),
+            storage,
+            notifier,
+            clock,
+            entropy,
+            storage_ok: AtomicBool::new(true),
+            tasks: Mutex::new(Vec::new()),
+        });
+        for (id, state) in states {
+            let handle = hub.spawn_exchange(id.clone(), state);
+            hub.exchanges.write().unwrap_or_else(|e| e.into_inner()).insert(id, handle);
+        }
+        Ok(hub)
+    }
+
+    fn spawn_exchange(self: &Arc<Self>, id: ExchangeId, state: Exchange) -> Arc<ExchangeHandle> {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let handle = Arc::new(ExchangeHandle {
+            id,
+            published: RwLock::new(state.clone()),
+            last_seen: Mutex::new(HashMap::new()),
+            tx,
+        });
+        let writer = Writer { hub: Arc::clone(self), handle: Arc::clone(&handle), working: state };
+        let task = tokio::spawn(writer.run(rx));
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+        handle
+    }
+
+    /// An existing exchange.
+    pub fn exchange(&self, id: &ExchangeId) -> Option<Arc<ExchangeHandle>> {
+        self.exchanges.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    /// An exchange, created (empty) if it does not exist yet: registration opens one.
+    pub fn exchange_or_create(self: &Arc<Self>, id: &ExchangeId) -> Arc<ExchangeHandle> {
+        if let Some(h) = self.exchange(id) {
+            return h;
+        }
+        let mut map = self.exchanges.write().unwrap_or_else(|e| e.into_inner());
+        let handle = map
+            .entry(id.clone())
+            .or_insert_with(|| self.spawn_exchange(id.clone(), Exchange::new(id.clone())));
+        Arc::clone(handle)
+    }
+
+    /// Every exchange.
+    pub fn exchanges(&self) -> Vec<Arc<ExchangeHandle>> {
+        self.exchanges.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// The injected clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The storage kind (`filesystem`, `s3`).
+    pub fn storage_kind(&self) -> &'static str {
+        self.storage.kind()
+    }
+
+    /// The notifier (for validating channels before a write).
+    pub fn notifier(&self) -> &Arc<dyn Notifier> {
+        &self.notifier
+    }
+
+    /// Whether the last write (or check) reached storage.
+    pub fn storage_ok(&self) -> bool {
+        self.storage_ok.load(Ordering::Relaxed)
+    }
+
+    /// Asks storage whether it answers, within `timeout`; remembers the answer.
+    pub async fn check_storage(&self, timeout: Duration) -> bool {
+        let ok = matches!(tokio::time::timeout(timeout, self.storage.check()).await, Ok(Ok(())));
+        self.storage_ok.store(ok, Ordering::Relaxed);
+        ok
+    }
+
+    /// Expires every thread whose deadline has passed. Called periodically.
+    pub async fn expire_due(&self) {
+        let now = self.clock.now();
+        for h in self.exchanges() {
+            for r in h.read(|x| x.due_for_expiry(now)) {
+                // A conflict means the thread moved on meanwhile: nothing to do.
+                let _ = h.submit(Actor::Exchange, Command::Expire { thread: r }).await;
+            }
+        }
+    }
+
+    /// Stops accepting commands and waits for every writer to finish what it has queued.
+    pub async fn shutdown(&self) {
+        let handles: Vec<_> =
+            self.exchanges.write().unwrap_or_else(|e| e.into_inner()).drain().collect();
+        for (_, h) in handles {
+            let _ = h.tx.send(Job::Stop).await;
+        }
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+struct Sink {
+    exchange: Arc<ExchangeHandle>,
+}
+
+impl OutcomeSink for Sink {
+    fn record(&self, exchange: ExchangeId, thread: Option<ThreadRef>, actor: String, kind: EventKind) {
+        debug_assert_eq!(&exchange, self.exchange.id());
+        if self.exchange.tx.try_send(Job::Outcome { thread, actor, kind }).is_err() {
+            tracing::warn!(exchange = %exchange, "dropped a notification outcome: writer queue full");
+        }
+    }
+}
+
+/// One exchange's writer: the only code that changes its state.
+struct Writer {
+    hub: Arc<Hub>,
+    handle: Arc<ExchangeHandle>,
+    working: Exchange,
+}
+
+type Reply = oneshot::Sender<Result<Written, WriteError>>;
+
+enum Pending {
+    Thread(Reply, ThreadRef),
+    Member(Reply, Arc<Member>, Option<ApiKey>),
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let stop = batch.iter().position(|j| matches!(j, Job::Stop));
+            if let Some(at) = stop {
+                batch.truncate(at);
+            }
+            self.process(std::mem::take(&mut batch)).await;
+            if stop.is_some() {
+                return;
+            }
+        }
+    }
+
+    async fn process(&mut self, jobs: Vec<Job>) {
+        let mut events: Vec<Event> = Vec::new();
+        let mut touched: HashSet<ThreadRef> = HashSet::new();
+        let mut pending: Vec<Pending> = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Command { actor, cmd, reply } => {
+                    if let Some(p) = self.decide(actor, cmd, reply, &mut events, &mut touched).await {
+                        pending.push(p);
+                    }
+                }
+                Job::Stop => {}
+                Job::Outcome { thread, actor, kind } => {
+                    let seq = thread
+                        .as_ref()
+                        .and_then(|r| self.working.thread(r))
+                        .map_or(0, |t| t.seq + 1);
+                    let e = Event {
+                        event_id: mess_core::clock::new_uuid(self.hub.entropy.as_ref()),
+                        ts: self.hub.clock.now(),
+                        exchange_id: self.handle.id.clone(),
+                        thread_ref: thread.clone(),
+                        actor_id: actor,
+                        seq,
+                        kind,
+                    };
+                    self.working.apply(&e);
+                    if let Some(r) = thread {
+                        touched.insert(r);
+                    }
+                    events.push(e);
+                }
+            }
+        }
+        if !events.is_empty() {
+            if let Err(err) = self.hub.storage.append(&events).await {
+                self.hub.storage_ok.store(false, Ordering::Relaxed);
+                tracing::error!(exchange = %self.handle.id, error = %err, "append failed; the batch is refused");
+                self.rollback(&touched);
+                for p in pending {
+                    match p {
+                        Pending::Thread(reply, _) => {
+                            let _ = reply.send(Err(WriteError::Unavailable(err.clone())));
+                        }
+                        // The member record itself is stored: the registration stands.
+                        Pending::Member(reply, member, key) => {
+                            let _ = reply.send(Ok(member_written(member, key)));
+                        }
+                    }
+                }
+                return;
+            }
+            self.hub.storage_ok.store(true, Ordering::Relaxed);
+        }
+        self.publish(&touched);
+        for p in pending {
+            match p {
+                Pending::Thread(reply, r) => {
+                    let t = self.working.thread(&r).cloned();
+                    let result = t.map(Written::Thread).ok_or_else(|| {
+                        WriteError::Domain(DomainError::NotFound("Thread not found".into()))
+                    });
+                    let _ = reply.send(result);
+                }
+                Pending::Member(reply, member, key) => {
+                    let _ = reply.send(Ok(member_written(member, key)));
+                }
+            }
+        }
+        self.notify(&events);
+    }
+
+    async fn decide(
+        &mut self,
+        actor: Actor,
+        cmd: Command,
+        reply: Reply,
+        events: &mut Vec<Event>,
+        touched: &mut HashSet<ThreadRef>,
+    ) -> Option<Pending> {
+        let env = Env { clock: self.hub.clock.as_ref(), entropy: self.hub.entropy.as_ref() };
+        let decision = match self.working.decide(&actor, cmd, env) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return None;
+            }
+        };
+        match decision.outcome {
+            Outcome::Registered { member, api_key } => {
+                let member = Arc::new(*member);
+                if let Err(e) = self.hub.storage.create_member(&member).await {
+                    let _ = reply.send(Err(match e {
+                        StorageError::AlreadyExists => WriteError::Domain(DomainError::AlreadyRegistered(
+                            format!("executor {} is already registered", member.executor_id),
+                        )),
+                        other => WriteError::Unavailable(other),
+                    }));
+                    return None;
+                }
+                self.put_member(&member);
+                events.extend(decision.events);
+                Some(Pending::Member(reply, member, Some(api_key)))
+            }
+            Outcome::ProfileUpdated(member) => {
+                let member = Arc::new(*member);
+                if let Err(e) = self.hub.storage.replace_member(&member).await {
+                    let _ = reply.send(Err(WriteError::Unavailable(e)));
+                    return None;
+                }
+                self.put_member(&member);
+                events.extend(decision.events);
+                Some(Pending::Member(reply, member, None))
+            }
+            Outcome::Created(r) | Outcome::Updated(r, _) => {
+                for e in &decision.events {
+                    self.working.apply(e);
+                }
+                events.extend(decision.events);
+                touched.insert(r.clone());
+                Some(Pending::Thread(reply, r))
+            }
+        }
+    }
+
+    /// Members are durable once their record is written: publish them at once.
+    fn put_member(&mut self, member: &Arc<Member>) {
+        self.working.put_member(Arc::clone(member));
+        let mut published = self.handle.published.write().unwrap_or_else(|e| e.into_inner());
+        published.put_member(Arc::clone(member));
+    }
+
+    fn publish(&self, touched: &HashSet<ThreadRef>) {
+        if touched.is_empty() {
+            return;
+        }
+        let mut published = self.handle.published.write().unwrap_or_else(|e| e.into_inner());
+        for r in touched {
+            published.put_thread(r, self.working.thread(r).cloned());
+        }
+    }
+
+    fn rollback(&mut self, touched: &HashSet<ThreadRef>) {
+        let published = self.handle.published.read().unwrap_or_else(|e| e.into_inner());
+        for r in touched {
+            self.working.put_thread(r, published.thread(r).cloned());
+        }
+    }
+
+    fn notify(&self, events: &[Event]) {
+        let mut members: Option<Vec<Arc<Member>>> = None;
+        for e in events {
+            if !matches!(e.kind, EventKind::ThreadCreated(_) | EventKind::StatusChanged(_)) {
+                continue;
+            }
+            let Some(thread) = e.thread_ref.as_ref().and_then(|r| self.working.thread(r)) else {
+                continue;
+            };
+            let members = members.get_or_insert_with(|| self.working.members().cloned().collect());
+            self.hub.notifier.notify(Notice {
+                exchange_id: self.handle.id.clone(),
+                event: e.clone(),
+                thread: Arc::clone(thread),
+                members: members.clone(),
+                outcomes: Arc::new(Sink { exchange: Arc::clone(&self.handle) }),
+            });
+        }
+    }
+}
+
+fn member_written(member: Arc<Member>, key: Option<ApiKey>) -> Written {
+    match key {
+        Some(api_key) => Written::Registered { member, api_key },
+        None => Written::ProfileUpdated(member),
+    }
+}
+
+/// Counts threads by status across every exchange (for `/metrics`).
+pub fn status_totals(hub: &Hub) -> HashMap<Status, usize> {
+    let mut totals = HashMap::new();
+    for h in hub.exchanges() {
+        h.read(|x| {
+            for (s, n) in x.status_counts() {
+                *totals.entry(s).or_insert(0) += n;
+            }
+        });
+    }
+    totals
+}
