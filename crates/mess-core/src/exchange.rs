@@ -161,6 +161,9 @@ fn expirable(s: Status) -> bool {
 }
 
 const REF_ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+/// The shortest and longest ref suffixes (`ThreadRef::parse` accepts 4 to 16 characters).
+const MIN_REF_SUFFIX: usize = 4;
+const MAX_REF_SUFFIX: usize = 16;
 
 impl Exchange {
     /// An empty exchange.
@@ -294,14 +297,10 @@ impl Exchange {
                 t.apply(e);
                 Some(Arc::new(t))
             }
-            (_, Some(t)) => {
-                if e.seq > t.seq {
-                    let mut t = Thread::clone(t);
-                    t.seq = e.seq;
-                    Some(Arc::new(t))
-                } else {
-                    return;
-                }
+            (_, Some(t)) if e.seq > t.seq => {
+                let mut t = Thread::clone(t);
+                t.seq = e.seq;
+                Some(Arc::new(t))
             }
             _ => return,
         };
@@ -405,22 +404,37 @@ impl Exchange {
 
     fn new_ref(&self, now: Timestamp, env: Env<'_>) -> ThreadRef {
         let date = now.date();
-        let mut len = 4;
-        loop {
+        let make = |digits: &[usize]| {
+            let suffix: String = digits.iter().map(|d| REF_ALPHABET[*d] as char).collect();
+            ThreadRef::from_parts(date, &suffix)
+        };
+        let mut digits = Vec::new();
+        // Four collisions in a row: the day is filling up, so lengthen the suffix, up to
+        // the longest one `ThreadRef::parse` accepts (a longer ref could not be read back).
+        for len in MIN_REF_SUFFIX..=MAX_REF_SUFFIX {
             for _ in 0..4 {
                 let mut bytes = vec![0u8; len];
                 env.entropy.fill(&mut bytes);
-                let suffix: String = bytes
-                    .iter()
-                    .map(|b| REF_ALPHABET[usize::from(*b) % REF_ALPHABET.len()] as char)
-                    .collect();
-                let r = ThreadRef::from_parts(date, &suffix);
+                digits = bytes.iter().map(|b| usize::from(*b) % REF_ALPHABET.len()).collect();
+                let r = make(&digits);
                 if !self.threads.contains_key(&r) {
                     return r;
                 }
             }
-            // Four collisions in a row: the day is filling up, so lengthen the suffix.
-            len += 1;
+        }
+        // Only an entropy source that repeats itself gets here: step through the suffixes
+        // after the last one drawn. The exchange holds finitely many threads, so this ends.
+        loop {
+            for d in digits.iter_mut().rev() {
+                *d = (*d + 1) % REF_ALPHABET.len();
+                if *d != 0 {
+                    break;
+                }
+            }
+            let r = make(&digits);
+            if !self.threads.contains_key(&r) {
+                return r;
+            }
         }
     }
 

@@ -65,7 +65,9 @@ async fn authed_method_not_allowed(
 }
 
 async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(crate::openapi::json())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::openapi::json())
 }
 
 /// Registers every route on `cfg` (without middleware).
@@ -77,7 +79,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/docs",
             web::get().to(|| async {
-                HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
+                HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
             }),
         )
         .service(SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", ApiDoc::openapi()))
@@ -142,10 +146,14 @@ pub fn create_app(
         .app_data(state)
         .app_data(web::Data::new(BodyLimit(config.body_limit)))
         .app_data(web::Data::new(config.cors))
-        .app_data(web::QueryConfig::default().error_handler(|err, _| {
-            ApiError::bad(format!("invalid query string: {err}")).into()
-        }))
-        .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::bad("invalid path").into()))
+        .app_data(
+            web::QueryConfig::default().error_handler(|err, _| {
+                ApiError::bad(format!("invalid query string: {err}")).into()
+            }),
+        )
+        .app_data(
+            web::PathConfig::default().error_handler(|_, _| ApiError::bad("invalid path").into()),
+        )
         .configure(configure)
         .wrap(ErrorHandlers::new().default_handler(middleware::json_error))
         .wrap(

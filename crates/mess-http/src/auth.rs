@@ -26,24 +26,36 @@ pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Authed, ApiEr
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized("missing API key: send Authorization: Bearer <key>"))?;
+        .ok_or(ApiError::Unauthorized(
+            "missing API key: send Authorization: Bearer <key>",
+        ))?;
     let token = header
         .to_str()
         .ok()
         .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized("send the API key as Authorization: Bearer <key>"))?;
+        .ok_or(ApiError::Unauthorized(
+            "send the API key as Authorization: Bearer <key>",
+        ))?;
     let key = ApiKey::parse(token).ok_or(ApiError::Unauthorized("invalid API key"))?;
-    let handle = state.hub.exchange(&key.exchange()).ok_or(ApiError::Unauthorized("invalid API key"))?;
+    let handle = state
+        .hub
+        .exchange(&key.exchange())
+        .ok_or(ApiError::Unauthorized("invalid API key"))?;
     let member = handle
         .read(|x| x.authenticate(&key).cloned())
         .ok_or(ApiError::Unauthorized("invalid API key"))?;
     let path_exchange = req.match_info().get("exchange_id").unwrap_or_default();
     let path_exchange = ExchangeId::parse(path_exchange).map_err(ApiError::from)?;
     if path_exchange != *handle.id() {
-        return Err(ApiError::Forbidden("this API key belongs to another exchange".into()));
+        return Err(ApiError::Forbidden(
+            "this API key belongs to another exchange".into(),
+        ));
     }
     handle.touch(&member.executor_id, state.hub.now());
-    Ok(Authed { exchange: handle, member })
+    Ok(Authed {
+        exchange: handle,
+        member,
+    })
 }
 
 impl FromRequest for Authed {

@@ -40,10 +40,19 @@ fn has_nul(v: &Value) -> bool {
 }
 
 fn is_json(req: &HttpRequest) -> bool {
-    let Some(ct) = req.headers().get("content-type").and_then(|v| v.to_str().ok()) else {
+    let Some(ct) = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -60,7 +69,9 @@ pub fn parse(bytes: &[u8]) -> Result<Value, ApiError> {
         return Err(ApiError::bad("the body must be a JSON object"));
     }
     if !depth_ok(&v, 0) {
-        return Err(ApiError::bad(format!("JSON nested deeper than {MAX_DEPTH} levels")));
+        return Err(ApiError::bad(format!(
+            "JSON nested deeper than {MAX_DEPTH} levels"
+        )));
     }
     if has_nul(&v) {
         return Err(ApiError::bad("strings must not contain NUL characters"));
@@ -73,7 +84,9 @@ impl FromRequest for JsonBody {
     type Future = futures::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req.app_data::<web::Data<BodyLimit>>().map_or(10 * 1024 * 1024, |l| l.0);
+        let limit = req
+            .app_data::<web::Data<BodyLimit>>()
+            .map_or(10 * 1024 * 1024, |l| l.0);
         let json = is_json(req);
         let declared = req
             .headers()

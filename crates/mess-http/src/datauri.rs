@@ -10,7 +10,11 @@ pub fn decode(uri: &str) -> Option<(String, Vec<u8>)> {
         Some(m) => (m, true),
         None => (meta, false),
     };
-    let mime = if mime.is_empty() { "text/plain;charset=US-ASCII" } else { mime };
+    let mime = if mime.is_empty() {
+        "text/plain;charset=US-ASCII"
+    } else {
+        mime
+    };
     // A MIME type goes into a header: refuse anything that could not be one.
     if !mime.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
         return None;
@@ -34,7 +38,8 @@ fn percent_decode(s: &str) -> Vec<u8> {
     while i < b.len() {
         if b[i] == b'%'
             && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
         {
             out.push(v);
             i += 3;

@@ -96,7 +96,11 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unavailable) {
             res.insert_header(("Retry-After", "5"));
         }
-        res.json(ErrorBody { error: self.to_string(), from, to })
+        res.json(ErrorBody {
+            error: self.to_string(),
+            from,
+            to,
+        })
     }
 }
 

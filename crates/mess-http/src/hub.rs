@@ -57,8 +57,16 @@ pub enum Written {
 }
 
 enum Job {
-    Command { actor: Actor, cmd: Command, reply: oneshot::Sender<Result<Written, WriteError>> },
-    Outcome { thread: Option<ThreadRef>, actor: String, kind: EventKind },
+    Command {
+        actor: Actor,
+        cmd: Command,
+        reply: oneshot::Sender<Result<Written, WriteError>>,
+    },
+    Outcome {
+        thread: Option<ThreadRef>,
+        actor: String,
+        kind: EventKind,
+    },
     /// Finish what came before, then stop.
     Stop,
 }
@@ -92,7 +100,10 @@ impl ExchangeHandle {
     /// When a member was last seen (falls back to its record).
     pub fn last_seen(&self, member: &Member) -> Timestamp {
         let seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.get(&member.executor_id).copied().unwrap_or(member.last_seen).max(member.last_seen)
+        seen.get(&member.executor_id)
+            .copied()
+            .unwrap_or(member.last_seen)
+            .max(member.last_seen)
     }
 
     /// Sends a command to the writer and waits until it is durable (or refused).
@@ -128,7 +139,10 @@ impl Hub {
     ) -> Result<Arc<Self>, StorageError> {
         let loaded = storage.load().await?;
         if loaded.skipped_lines > 0 {
-            tracing::warn!(skipped = loaded.skipped_lines, "skipped unreadable event lines at start-up");
+            tracing::warn!(
+                skipped = loaded.skipped_lines,
+                "skipped unreadable event lines at start-up"
+            );
         }
         let mut states: HashMap<ExchangeId, Exchange> = HashMap::new();
         for m in loaded.members {
@@ -156,7 +170,10 @@ impl Hub {
         });
         for (id, state) in states {
             let handle = hub.spawn_exchange(id.clone(), state);
-            hub.exchanges.write().unwrap_or_else(|e| e.into_inner()).insert(id, handle);
+            hub.exchanges
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, handle);
         }
         Ok(hub)
     }
@@ -169,15 +186,26 @@ impl Hub {
             last_seen: Mutex::new(HashMap::new()),
             tx,
         });
-        let writer = Writer { hub: Arc::clone(self), handle: Arc::clone(&handle), working: state };
+        let writer = Writer {
+            hub: Arc::clone(self),
+            handle: Arc::clone(&handle),
+            working: state,
+        };
         let task = tokio::spawn(writer.run(rx));
-        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
         handle
     }
 
     /// An existing exchange.
     pub fn exchange(&self, id: &ExchangeId) -> Option<Arc<ExchangeHandle>> {
-        self.exchanges.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.exchanges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// An exchange, created (empty) if it does not exist yet: registration opens one.
@@ -194,7 +222,12 @@ impl Hub {
 
     /// Every exchange.
     pub fn exchanges(&self) -> Vec<Arc<ExchangeHandle>> {
-        self.exchanges.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.exchanges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The injected clock.
@@ -219,7 +252,10 @@ impl Hub {
 
     /// Asks storage whether it answers, within `timeout`; remembers the answer.
     pub async fn check_storage(&self, timeout: Duration) -> bool {
-        let ok = matches!(tokio::time::timeout(timeout, self.storage.check()).await, Ok(Ok(())));
+        let ok = matches!(
+            tokio::time::timeout(timeout, self.storage.check()).await,
+            Ok(Ok(()))
+        );
         self.storage_ok.store(ok, Ordering::Relaxed);
         ok
     }
@@ -230,19 +266,26 @@ impl Hub {
         for h in self.exchanges() {
             for r in h.read(|x| x.due_for_expiry(now)) {
                 // A conflict means the thread moved on meanwhile: nothing to do.
-                let _ = h.submit(Actor::Exchange, Command::Expire { thread: r }).await;
+                let _ = h
+                    .submit(Actor::Exchange, Command::Expire { thread: r })
+                    .await;
             }
         }
     }
 
     /// Stops accepting commands and waits for every writer to finish what it has queued.
     pub async fn shutdown(&self) {
-        let handles: Vec<_> =
-            self.exchanges.write().unwrap_or_else(|e| e.into_inner()).drain().collect();
+        let handles: Vec<_> = self
+            .exchanges
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
         for (_, h) in handles {
             let _ = h.tx.send(Job::Stop).await;
         }
-        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for t in tasks {
             let _ = t.await;
         }
@@ -254,9 +297,24 @@ struct Sink {
 }
 
 impl OutcomeSink for Sink {
-    fn record(&self, exchange: ExchangeId, thread: Option<ThreadRef>, actor: String, kind: EventKind) {
+    fn record(
+        &self,
+        exchange: ExchangeId,
+        thread: Option<ThreadRef>,
+        actor: String,
+        kind: EventKind,
+    ) {
         debug_assert_eq!(&exchange, self.exchange.id());
-        if self.exchange.tx.try_send(Job::Outcome { thread, actor, kind }).is_err() {
+        if self
+            .exchange
+            .tx
+            .try_send(Job::Outcome {
+                thread,
+                actor,
+                kind,
+            })
+            .is_err()
+        {
             tracing::warn!(exchange = %exchange, "dropped a notification outcome: writer queue full");
         }
     }
@@ -298,12 +356,19 @@ impl Writer {
         for job in jobs {
             match job {
                 Job::Command { actor, cmd, reply } => {
-                    if let Some(p) = self.decide(actor, cmd, reply, &mut events, &mut touched).await {
+                    if let Some(p) = self
+                        .decide(actor, cmd, reply, &mut events, &mut touched)
+                        .await
+                    {
                         pending.push(p);
                     }
                 }
                 Job::Stop => {}
-                Job::Outcome { thread, actor, kind } => {
+                Job::Outcome {
+                    thread,
+                    actor,
+                    kind,
+                } => {
                     let seq = thread
                         .as_ref()
                         .and_then(|r| self.working.thread(r))
@@ -371,7 +436,10 @@ impl Writer {
         events: &mut Vec<Event>,
         touched: &mut HashSet<ThreadRef>,
     ) -> Option<Pending> {
-        let env = Env { clock: self.hub.clock.as_ref(), entropy: self.hub.entropy.as_ref() };
+        let env = Env {
+            clock: self.hub.clock.as_ref(),
+            entropy: self.hub.entropy.as_ref(),
+        };
         let decision = match self.working.decide(&actor, cmd, env) {
             Ok(d) => d,
             Err(e) => {
@@ -384,9 +452,12 @@ impl Writer {
                 let member = Arc::new(*member);
                 if let Err(e) = self.hub.storage.create_member(&member).await {
                     let _ = reply.send(Err(match e {
-                        StorageError::AlreadyExists => WriteError::Domain(DomainError::AlreadyRegistered(
-                            format!("executor {} is already registered", member.executor_id),
-                        )),
+                        StorageError::AlreadyExists => {
+                            WriteError::Domain(DomainError::AlreadyRegistered(format!(
+                                "executor {} is already registered",
+                                member.executor_id
+                            )))
+                        }
                         other => WriteError::Unavailable(other),
                     }));
                     return None;
@@ -419,7 +490,11 @@ impl Writer {
     /// Members are durable once their record is written: publish them at once.
     fn put_member(&mut self, member: &Arc<Member>) {
         self.working.put_member(Arc::clone(member));
-        let mut published = self.handle.published.write().unwrap_or_else(|e| e.into_inner());
+        let mut published = self
+            .handle
+            .published
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         published.put_member(Arc::clone(member));
     }
 
@@ -427,14 +502,22 @@ impl Writer {
         if touched.is_empty() {
             return;
         }
-        let mut published = self.handle.published.write().unwrap_or_else(|e| e.into_inner());
+        let mut published = self
+            .handle
+            .published
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         for r in touched {
             published.put_thread(r, self.working.thread(r).cloned());
         }
     }
 
     fn rollback(&mut self, touched: &HashSet<ThreadRef>) {
-        let published = self.handle.published.read().unwrap_or_else(|e| e.into_inner());
+        let published = self
+            .handle
+            .published
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         for r in touched {
             self.working.put_thread(r, published.thread(r).cloned());
         }
@@ -443,7 +526,10 @@ impl Writer {
     fn notify(&self, events: &[Event]) {
         let mut members: Option<Vec<Arc<Member>>> = None;
         for e in events {
-            if !matches!(e.kind, EventKind::ThreadCreated(_) | EventKind::StatusChanged(_)) {
+            if !matches!(
+                e.kind,
+                EventKind::ThreadCreated(_) | EventKind::StatusChanged(_)
+            ) {
                 continue;
             }
             let Some(thread) = e.thread_ref.as_ref().and_then(|r| self.working.thread(r)) else {
@@ -455,7 +541,9 @@ impl Writer {
                 event: e.clone(),
                 thread: Arc::clone(thread),
                 members: members.clone(),
-                outcomes: Arc::new(Sink { exchange: Arc::clone(&self.handle) }),
+                outcomes: Arc::new(Sink {
+                    exchange: Arc::clone(&self.handle),
+                }),
             });
         }
     }

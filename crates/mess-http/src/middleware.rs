@@ -22,8 +22,11 @@ pub enum CorsOrigins {
 impl CorsOrigins {
     /// Parses a comma-separated list; `*` (or empty) means any.
     pub fn parse(s: &str) -> Self {
-        let list: Vec<String> =
-            s.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect();
+        let list: Vec<String> = s
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
         if list.is_empty() || list.iter().any(|o| o == "*") {
             CorsOrigins::Any
         } else {
@@ -52,7 +55,9 @@ pub async fn cors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let origins = req.app_data::<web::Data<CorsOrigins>>().map(|d| d.get_ref().clone());
+    let origins = req
+        .app_data::<web::Data<CorsOrigins>>()
+        .map(|d| d.get_ref().clone());
     let origins = origins.unwrap_or(CorsOrigins::Any);
     let allowed = origins.allow(req.headers().get(header::ORIGIN));
     if req.method() == actix_web::http::Method::OPTIONS {
@@ -70,7 +75,10 @@ pub async fn cors(
     if let Some(o) = allowed {
         let h = res.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
-        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Retry-After"));
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Retry-After"),
+        );
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     Ok(res.map_into_boxed_body())
@@ -84,7 +92,10 @@ pub async fn metrics(
     let start = Instant::now();
     let method = req.method().to_string();
     let res = next.call(req).await?;
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
     let status = res.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
@@ -122,6 +133,12 @@ pub fn json_error<B: MessageBody + 'static>(
             new.insert_header((name.clone(), value.clone()));
         }
     }
-    let new = new.json(ErrorBody { error: message, from: None, to: None });
-    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, new).map_into_right_body()))
+    let new = new.json(ErrorBody {
+        error: message,
+        from: None,
+        to: None,
+    });
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new).map_into_right_body(),
+    ))
 }

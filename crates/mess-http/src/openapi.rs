@@ -80,10 +80,14 @@ impl Modify for BearerAuth {
 
 /// The document as YAML (what `mess-exchange openapi` prints and `openapi.yaml` holds).
 pub fn yaml() -> String {
-    ApiDoc::openapi().to_yaml().expect("the OpenAPI document always serializes")
+    ApiDoc::openapi()
+        .to_yaml()
+        .expect("the OpenAPI document always serializes")
 }
 
 /// The document as JSON.
 pub fn json() -> String {
-    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document always serializes")
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document always serializes")
 }

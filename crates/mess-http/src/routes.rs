@@ -104,18 +104,35 @@ pub struct ListQuery {
     ),
     security(("bearer" = []))
 )]
-pub async fn list_requests(auth: Authed, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
-    let status = query.status.as_deref().filter(|s| !s.is_empty()).map(Status::parse).transpose()?;
+pub async fn list_requests(
+    auth: Authed,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let status = query
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(Status::parse)
+        .transpose()?;
     let limit = match query.limit.as_deref() {
         None | Some("") => DEFAULT_LIMIT,
         Some(l) => l
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::bad(format!("limit must be an integer from 1 to {MAX_LIMIT}")))?,
+            .ok_or_else(|| {
+                ApiError::bad(format!("limit must be an integer from 1 to {MAX_LIMIT}"))
+            })?,
     };
-    let cursor = query.cursor.as_deref().filter(|c| !c.is_empty()).map(Cursor::decode).transpose()?;
-    let (page, next) = auth.exchange.read(|x| x.list(status, cursor.as_ref(), limit));
+    let cursor = query
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(Cursor::decode)
+        .transpose()?;
+    let (page, next) = auth
+        .exchange
+        .read(|x| x.list(status, cursor.as_ref(), limit));
     let threads: Vec<_> = page.iter().map(|t| t.summary()).collect();
     Ok(HttpResponse::Ok().json(json!({
         "threads": threads,
@@ -195,7 +212,11 @@ pub async fn get_request(auth: Authed, req: HttpRequest) -> Result<HttpResponse,
     ),
     security(("bearer" = []))
 )]
-pub async fn update_request(auth: Authed, req: HttpRequest, body: JsonBody) -> Result<HttpResponse, ApiError> {
+pub async fn update_request(
+    auth: Authed,
+    req: HttpRequest,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
     let r = thread_ref(req.match_info().get("ref").unwrap_or_default())?;
     let mut fields = match body.0 {
         Value::Object(m) => m,
@@ -215,7 +236,18 @@ pub async fn update_request(auth: Authed, req: HttpRequest, body: JsonBody) -> R
     }
     let status = status.map(|to| StatusUpdate { to, extra: fields });
     let actor = Actor::Member(auth.member.executor_id.clone());
-    match auth.exchange.submit(actor, Command::Update { thread: r, status, mess }).await? {
+    match auth
+        .exchange
+        .submit(
+            actor,
+            Command::Update {
+                thread: r,
+                status,
+                mess,
+            },
+        )
+        .await?
+    {
         Written::Thread(t) => Ok(HttpResponse::Ok().json(json!({
             "ref": t.thread_ref,
             "status": t.status,
@@ -292,8 +324,10 @@ pub async fn get_attachment(auth: Authed, req: HttpRequest) -> Result<HttpRespon
 pub async fn list_executors(auth: Authed) -> Result<HttpResponse, ApiError> {
     let mut members: Vec<_> = auth.exchange.read(|x| x.members().cloned().collect());
     members.sort_by(|a, b| a.executor_id.cmp(&b.executor_id));
-    let views: Vec<Value> =
-        members.iter().map(|m| executor_view(m, auth.exchange.last_seen(m))).collect();
+    let views: Vec<Value> = members
+        .iter()
+        .map(|m| executor_view(m, auth.exchange.last_seen(m)))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "executors": views })))
 }
 
@@ -325,7 +359,10 @@ pub async fn update_executor(
     let profile = Profile::parse(&body.0)?;
     state.hub.notifier().validate(&profile)?;
     let actor = Actor::Member(auth.member.executor_id.clone());
-    let cmd = Command::UpdateProfile { executor: target, profile };
+    let cmd = Command::UpdateProfile {
+        executor: target,
+        profile,
+    };
     match auth.exchange.submit(actor, cmd).await? {
         Written::ProfileUpdated(m) => Ok(HttpResponse::Ok()
             .json(json!({ "executor": executor_view(&m, auth.exchange.last_seen(&m)) }))),
@@ -395,7 +432,11 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "storage": hub.storage_kind(),
         "exchange_id": state.default_exchange,
     });
-    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     HttpResponse::build(code).json(body)
 }
 
@@ -411,6 +452,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     for (status, n) in crate::hub::status_totals(&state.hub) {
         metrics::gauge!("mess_threads", "status" => status.as_str()).set(n as f64);
     }
-    let text = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
+    let text = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
 }

@@ -1,0 +1,982 @@
+//! In-process tests of every route and error path, on an in-memory storage.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{test, web};
+use async_trait::async_trait;
+use mess_core::ports::NoNotifier;
+use mess_core::{Event, ExchangeId, Loaded, Member, OsEntropy, Storage, StorageError, SystemClock};
+use mess_http::app::create_app;
+use mess_http::{AppState, HttpConfig, Hub};
+use serde_json::{Value, json};
+
+/// Storage in memory, with a switch that makes every write fail (an outage).
+#[derive(Default)]
+struct MemStorage {
+    events: Mutex<Vec<Event>>,
+    members: Mutex<HashMap<String, Member>>,
+    down: AtomicBool,
+}
+
+impl MemStorage {
+    fn check_up(&self) -> Result<(), StorageError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StorageError::Unavailable("test outage".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for MemStorage {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+    async fn append(&self, events: &[Event]) -> Result<(), StorageError> {
+        self.check_up()?;
+        self.events.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+    async fn create_member(&self, m: &Member) -> Result<(), StorageError> {
+        self.check_up()?;
+        let key = format!("{}/{}", m.exchange_id, m.executor_id);
+        let mut members = self.members.lock().unwrap();
+        if members.contains_key(&key) {
+            return Err(StorageError::AlreadyExists);
+        }
+        members.insert(key, m.clone());
+        Ok(())
+    }
+    async fn replace_member(&self, m: &Member) -> Result<(), StorageError> {
+        self.check_up()?;
+        let key = format!("{}/{}", m.exchange_id, m.executor_id);
+        self.members.lock().unwrap().insert(key, m.clone());
+        Ok(())
+    }
+    async fn load(&self) -> Result<Loaded, StorageError> {
+        Ok(Loaded {
+            members: self.members.lock().unwrap().values().cloned().collect(),
+            events: self.events.lock().unwrap().clone(),
+            skipped_lines: 0,
+        })
+    }
+    async fn check(&self) -> Result<(), StorageError> {
+        self.check_up()
+    }
+}
+
+struct Res {
+    status: StatusCode,
+    headers: actix_web::http::header::HeaderMap,
+    body: Value,
+    raw: Vec<u8>,
+}
+
+async fn to_res<B: MessageBody>(r: ServiceResponse<B>) -> Res {
+    let status = r.status();
+    let headers = r.headers().clone();
+    let raw = test::read_body(r).await.to_vec();
+    let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    Res {
+        status,
+        headers,
+        body,
+        raw,
+    }
+}
+
+macro_rules! app {
+    ($storage:expr) => {{
+        let storage: Arc<MemStorage> = $storage;
+        let hub = Hub::load(storage.clone(), Arc::new(NoNotifier), Arc::new(SystemClock), Arc::new(OsEntropy))
+            .await
+            .unwrap();
+        let state = web::Data::new(AppState {
+            hub,
+            capabilities: Arc::new(vec![
+                json!({"id": "photo:capture", "tags": ["camera"]}),
+                json!({"id": "location:indoor", "tags": ["location"]}),
+            ]),
+            default_exchange: ExchangeId::parse("home").unwrap(),
+            metrics: None,
+        });
+        let config = HttpConfig { body_limit: 64 * 1024, ..HttpConfig::default() };
+        test::init_service(create_app(state, config)).await
+    }};
+}
+
+async fn call<S, B>(
+    app: &S,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> Res
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut req = test::TestRequest::default().method(method).uri(path);
+    if let Some(k) = key {
+        req = req.insert_header(("Authorization", format!("Bearer {k}")));
+    }
+    if let Some(b) = body {
+        req = req.set_json(b);
+    }
+    to_res(test::call_service(app, req.to_request()).await).await
+}
+
+async fn register<S, B>(app: &S, exchange: &str, id: &str) -> String
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let r = call(
+        app,
+        Method::POST,
+        &format!("/api/v1/exchanges/{exchange}/register"),
+        None,
+        Some(json!({"executor_id": id, "display_name": id, "capabilities": ["photo:capture"]})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    r.body["api_key"].as_str().unwrap().to_owned()
+}
+
+async fn create<S, B>(app: &S, key: &str, body: Value) -> String
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let r = call(
+        app,
+        Method::POST,
+        "/api/v1/exchanges/home/requests",
+        Some(key),
+        Some(body),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["status"], "pending");
+    r.body["ref"].as_str().unwrap().to_owned()
+}
+
+const HOME: &str = "/api/v1/exchanges/home";
+
+#[actix_web::test]
+async fn the_seeds_walkthrough_works_end_to_end() {
+    let app = app!(Arc::new(MemStorage::default()));
+    let agent = register(&app, "home", "claude-agent").await;
+    let phone = register(&app, "home", "my-phone").await;
+    assert!(phone.starts_with("mess_home_") && phone.len() >= "mess_home_".len() + 32);
+
+    let r = create(
+        &app,
+        &agent,
+        json!({"intent": "Check if the garage door is closed", "context": ["Getting ready for bed"],
+               "priority": "normal", "response_hint": ["image"], "needed_by": "2099-01-01T00:00:00Z",
+               "x-custom": {"kept": true}}),
+    )
+    .await;
+    assert!(mess_core::ThreadRef::parse(&r).is_ok(), "{r}");
+
+    let list = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests"),
+        Some(&phone),
+        None,
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK);
+    let t = &list.body["threads"][0];
+    assert_eq!(t["ref"], r.as_str());
+    assert_eq!(t["status"], "pending");
+    assert_eq!(t["requestor_id"], "claude-agent");
+    assert_eq!(t["executor_id"], Value::Null);
+    assert_eq!(t["priority"], "normal");
+    assert!(t.get("messages").is_none());
+    assert_eq!(list.body["next_cursor"], Value::Null);
+
+    let claim = call(
+        &app,
+        Method::PATCH,
+        &format!("{HOME}/requests/{r}"),
+        Some(&phone),
+        Some(json!({"status": "claimed"})),
+    )
+    .await;
+    assert_eq!(claim.status, StatusCode::OK, "{:?}", claim.body);
+    assert_eq!(claim.body["status"], "claimed");
+
+    let done = call(
+        &app,
+        Method::PATCH,
+        &format!("{HOME}/requests/{r}"),
+        Some(&phone),
+        Some(json!({"status": "completed", "mess": [{"response": {"content": ["Door is locked", {"image": "data:image/png;base64,aGVsbG8="}]}}]})),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+
+    let get = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests/{r}"),
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(get.status, StatusCode::OK);
+    let th = &get.body["thread"];
+    assert_eq!(th["status"], "completed");
+    assert_eq!(th["executor_id"], "my-phone");
+    let msgs = th["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 3);
+    assert_eq!(msgs[0]["from"], "claude-agent");
+    assert_eq!(
+        msgs[0]["mess"][0]["request"]["intent"],
+        "Check if the garage door is closed"
+    );
+    assert_eq!(
+        msgs[0]["mess"][0]["request"]["x-custom"],
+        json!({"kept": true})
+    );
+    assert_eq!(
+        msgs[0]["mess"][0]["request"]["needed_by"],
+        "2099-01-01T00:00:00Z"
+    );
+    assert_eq!(
+        msgs[1]["mess"][0],
+        json!({"status": {"re": r, "code": "claimed"}})
+    );
+    assert_eq!(msgs[2]["from"], "my-phone");
+    assert_eq!(
+        msgs[2]["mess"][0],
+        json!({"status": {"re": r, "code": "completed"}})
+    );
+    assert_eq!(
+        msgs[2]["mess"][1]["response"]["content"][0],
+        "Door is locked"
+    );
+
+    let att = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests/{r}/attachments/1"),
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(att.status, StatusCode::OK);
+    assert_eq!(att.raw, b"hello");
+    assert_eq!(att.headers.get("content-type").unwrap(), "image/png");
+    let missing = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests/{r}/attachments/2"),
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let execs = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/executors"),
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(execs.status, StatusCode::OK);
+    let ids: Vec<&str> = execs.body["executors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["claude-agent", "my-phone"]);
+    for e in execs.body["executors"].as_array().unwrap() {
+        for field in [
+            "id",
+            "display_name",
+            "capabilities",
+            "last_seen",
+            "created_at",
+        ] {
+            assert!(e.get(field).is_some(), "{field} missing in {e}");
+        }
+        assert!(e.get("notifications").is_none() && e.get("key_hash").is_none());
+    }
+}
+
+#[actix_web::test]
+async fn registration_errors() {
+    let app = app!(Arc::new(MemStorage::default()));
+    register(&app, "home", "my-phone").await;
+    let again = call(
+        &app,
+        Method::POST,
+        &format!("{HOME}/register"),
+        None,
+        Some(json!({"executor_id": "my-phone"})),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.body["error"].is_string());
+    for bad in [
+        json!({"executor_id": "../etc"}),
+        json!({}),
+        json!({"executor_id": 5}),
+        json!({"executor_id": "a", "capabilities": "x"}),
+    ] {
+        let r = call(
+            &app,
+            Method::POST,
+            &format!("{HOME}/register"),
+            None,
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.body["error"].is_string());
+    }
+    for exchange in ["Home", "a_b", "a=b", "a.b"] {
+        let r = call(
+            &app,
+            Method::POST,
+            &format!("/api/v1/exchanges/{exchange}/register"),
+            None,
+            Some(json!({"executor_id": "x"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{exchange}");
+    }
+    let req = test::TestRequest::post()
+        .uri(&format!("{HOME}/register"))
+        .insert_header(("Content-Type", "text/plain"))
+        .set_payload(r#"{"executor_id": "x"}"#)
+        .to_request();
+    let r = to_res(test::call_service(&app, req).await).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let req = test::TestRequest::post()
+        .uri(&format!("{HOME}/register"))
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload("{not json")
+        .to_request();
+    let r = to_res(test::call_service(&app, req).await).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body["error"].is_string());
+}
+
+#[actix_web::test]
+async fn authentication_comes_first_and_exchanges_are_isolated() {
+    let app = app!(Arc::new(MemStorage::default()));
+    let home = register(&app, "home", "a").await;
+    let office = register(&app, "office", "b").await;
+    let r = create(&app, &home, json!({"intent": "x"})).await;
+
+    let none = call(&app, Method::GET, &format!("{HOME}/requests"), None, None).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert!(none.body["error"].is_string());
+    let req = test::TestRequest::get()
+        .uri(&format!("{HOME}/requests"))
+        .insert_header(("Authorization", format!("bearer {home}")))
+        .to_request();
+    assert_eq!(
+        test::call_service(&app, req).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let truncated = &home[..home.len() - 1];
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            &format!("{HOME}/requests"),
+            Some(truncated),
+            None
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = format!("mess_home_{}", "0".repeat(64));
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            &format!("{HOME}/requests"),
+            Some(&forged),
+            None
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let other = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests/{r}"),
+        Some(&office),
+        None,
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    let list = call(
+        &app,
+        Method::GET,
+        "/api/v1/exchanges/office/requests",
+        Some(&office),
+        None,
+    )
+    .await;
+    assert_eq!(list.body["threads"], json!([]));
+
+    // Unknown paths and wrong methods under an exchange: 401 without a key, then 404/405.
+    assert_eq!(
+        call(&app, Method::GET, &format!("{HOME}/nope"), None, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let nf = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/nope"),
+        Some(&home),
+        None,
+    )
+    .await;
+    assert_eq!(nf.status, StatusCode::NOT_FOUND);
+    assert!(nf.body["error"].is_string());
+    assert_eq!(
+        call(
+            &app,
+            Method::DELETE,
+            &format!("{HOME}/requests"),
+            None,
+            None
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let na = call(
+        &app,
+        Method::DELETE,
+        &format!("{HOME}/requests"),
+        Some(&home),
+        None,
+    )
+    .await;
+    assert_eq!(na.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(na.body["error"].is_string());
+    let outside = call(&app, Method::GET, "/nowhere", None, None).await;
+    assert_eq!(outside.status, StatusCode::NOT_FOUND);
+    assert!(outside.body["error"].is_string());
+}
+
+#[actix_web::test]
+async fn transitions_and_permissions_follow_the_protocol() {
+    let app = app!(Arc::new(MemStorage::default()));
+    let agent = register(&app, "home", "agent").await;
+    let phone = register(&app, "home", "phone").await;
+    let other = register(&app, "home", "other").await;
+    let r = create(&app, &agent, json!({"intent": "x"})).await;
+    let path = format!("{HOME}/requests/{r}");
+
+    let bad = call(
+        &app,
+        Method::PATCH,
+        &path,
+        Some(&phone),
+        Some(json!({"status": "completed"})),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::CONFLICT);
+    assert_eq!(
+        (bad.body["from"].as_str(), bad.body["to"].as_str()),
+        (Some("pending"), Some("completed"))
+    );
+
+    assert_eq!(
+        call(
+            &app,
+            Method::PATCH,
+            &path,
+            Some(&phone),
+            Some(json!({"status": "claimed"}))
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let again = call(
+        &app,
+        Method::PATCH,
+        &path,
+        Some(&phone),
+        Some(json!({"status": "claimed"})),
+    )
+    .await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "a repeated claim by the assignee is a no-op"
+    );
+    let stolen = call(
+        &app,
+        Method::PATCH,
+        &path,
+        Some(&other),
+        Some(json!({"status": "claimed"})),
+    )
+    .await;
+    assert_eq!(stolen.status, StatusCode::CONFLICT);
+    let forbidden = call(
+        &app,
+        Method::PATCH,
+        &path,
+        Some(&other),
+        Some(json!({"status": "in_progress"})),
+    )
+    .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    let msg = call(
+        &app,
+        Method::PATCH,
+        &path,
+        Some(&other),
+        Some(json!({"mess": [{"query": {"q": "?"}}]})),
+    )
+    .await;
+    assert_eq!(msg.status, StatusCode::FORBIDDEN);
+
+    let alias = call(
+        &app,
+        Method::PATCH,
+        &path,
+        Some(&phone),
+        Some(json!({"status": "in-progress"})),
+    )
+    .await;
+    assert_eq!(alias.status, StatusCode::OK);
+    assert_eq!(alias.body["status"], "in_progress");
+    for bad in [
+        json!({"status": "IN_PROGRESS"}),
+        json!({"status": 3}),
+        json!({"mess": {"reply": {}}}),
+        json!({"mess": [{"shout": 1}]}),
+        json!({}),
+    ] {
+        let r = call(&app, Method::PATCH, &path, Some(&phone), Some(bad.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let cancel = call(
+        &app,
+        Method::PATCH,
+        &path,
+        Some(&agent),
+        Some(json!({"status": "canceled"})),
+    )
+    .await;
+    assert_eq!(cancel.status, StatusCode::OK);
+    assert_eq!(cancel.body["status"], "cancelled");
+    let after = call(
+        &app,
+        Method::PATCH,
+        &path,
+        Some(&phone),
+        Some(json!({"status": "completed"})),
+    )
+    .await;
+    assert_eq!(after.status, StatusCode::CONFLICT);
+    assert_eq!(after.body["from"], "cancelled");
+
+    let unknown = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests/2026-01-01-ZZZZ"),
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.body["error"], "Thread not found");
+    for traversal in ["..%2F..%2Fetc", "%2e%2e", "a%00b", "x\\y"] {
+        let r = call(
+            &app,
+            Method::GET,
+            &format!("{HOME}/requests/{traversal}"),
+            Some(&agent),
+            None,
+        )
+        .await;
+        assert!(r.status.is_client_error(), "{traversal}: {}", r.status);
+        assert!(r.body["error"].is_string(), "{traversal}");
+    }
+}
+
+#[actix_web::test]
+async fn exactly_one_of_many_concurrent_claims_wins() {
+    let app = app!(Arc::new(MemStorage::default()));
+    let agent = register(&app, "home", "agent").await;
+    let mut keys = Vec::new();
+    for i in 0..16 {
+        keys.push(register(&app, "home", &format!("phone-{i}")).await);
+    }
+    let r = create(&app, &agent, json!({"intent": "race"})).await;
+    let path = format!("{HOME}/requests/{r}");
+    let claims = keys.iter().map(|k| {
+        call(
+            &app,
+            Method::PATCH,
+            &path,
+            Some(k),
+            Some(json!({"status": "claimed"})),
+        )
+    });
+    let results = futures::future::join_all(claims).await;
+    let wins = results
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    let conflicts = results
+        .iter()
+        .filter(|r| r.status == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((wins, conflicts), (1, 15));
+}
+
+#[actix_web::test]
+async fn listing_is_newest_first_filtered_and_paginated() {
+    let app = app!(Arc::new(MemStorage::default()));
+    let agent = register(&app, "home", "agent").await;
+    let phone = register(&app, "home", "phone").await;
+    let mut refs = Vec::new();
+    for i in 0..5 {
+        refs.push(create(&app, &agent, json!({"intent": format!("task {i}")})).await);
+        std::thread::sleep(std::time::Duration::from_millis(3));
+    }
+    call(
+        &app,
+        Method::PATCH,
+        &format!("{HOME}/requests/{}", refs[0]),
+        Some(&phone),
+        Some(json!({"status": "claimed"})),
+    )
+    .await;
+
+    let all = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests"),
+        Some(&agent),
+        None,
+    )
+    .await;
+    let order: Vec<&str> = all.body["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        vec![&refs[0], &refs[4], &refs[3], &refs[2], &refs[1]]
+    );
+
+    let claimed = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests?status=claimed"),
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(claimed.body["threads"].as_array().unwrap().len(), 1);
+    let received = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests?status=received"),
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(received.body["threads"].as_array().unwrap().len(), 4);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("{HOME}/requests?limit=2&cursor={c}"),
+            None => format!("{HOME}/requests?limit=2"),
+        };
+        let page = call(&app, Method::GET, &q, Some(&agent), None).await;
+        assert_eq!(page.status, StatusCode::OK);
+        for t in page.body["threads"].as_array().unwrap() {
+            seen.push(t["ref"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, order);
+
+    for bad in [
+        "status=done",
+        "limit=0",
+        "limit=501",
+        "limit=x",
+        "cursor=zz",
+    ] {
+        let r = call(
+            &app,
+            Method::GET,
+            &format!("{HOME}/requests?{bad}"),
+            Some(&agent),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+#[actix_web::test]
+async fn profiles_can_only_be_updated_by_their_owner() {
+    let app = app!(Arc::new(MemStorage::default()));
+    let phone = register(&app, "home", "my-phone").await;
+    let other = register(&app, "home", "other").await;
+    let body = json!({
+        "display_name": "Teague Phone",
+        "capabilities": ["photo:capture", "location:indoor", "location:outdoor"],
+        "notifications": [{"type": "ntfy", "topic": "mess-alerts"}, {"type": "slack", "webhook_url": "https://hooks.slack.com/x"}],
+        "preferences": {"min_priority": "normal", "quiet_hours": {"enabled": true, "start": "22:00", "end": "07:00"}}
+    });
+    let ok = call(
+        &app,
+        Method::PATCH,
+        &format!("{HOME}/executors/my-phone"),
+        Some(&phone),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    assert_eq!(ok.body["executor"]["display_name"], "Teague Phone");
+    let theirs = call(
+        &app,
+        Method::PATCH,
+        &format!("{HOME}/executors/my-phone"),
+        Some(&other),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::FORBIDDEN);
+    let missing = call(
+        &app,
+        Method::PATCH,
+        &format!("{HOME}/executors/ghost"),
+        Some(&other),
+        Some(body),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let invalid = call(
+        &app,
+        Method::PATCH,
+        &format!("{HOME}/executors/my-phone"),
+        Some(&phone),
+        Some(json!({"display_name": 1})),
+    )
+    .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    let list = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/executors"),
+        Some(&phone),
+        None,
+    )
+    .await;
+    let me = list.body["executors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "my-phone")
+        .unwrap()
+        .clone();
+    assert_eq!(me["capabilities"].as_array().unwrap().len(), 3);
+}
+
+#[actix_web::test]
+async fn hostile_bodies_get_json_4xx() {
+    let app = app!(Arc::new(MemStorage::default()));
+    let key = register(&app, "home", "a").await;
+    let big = json!({"intent": "x".repeat(70 * 1024)});
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("{HOME}/requests"),
+        Some(&key),
+        Some(big),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.body["error"].is_string());
+    let deep = format!(
+        "{{\"intent\":\"x\",\"context\":[{}1{}]}}",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let req = test::TestRequest::post()
+        .uri(&format!("{HOME}/requests"))
+        .insert_header(("Authorization", format!("Bearer {key}")))
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload(deep)
+        .to_request();
+    let r = to_res(test::call_service(&app, req).await).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    for bad in [
+        json!({"intent": ["x"]}),
+        json!({"intent": "   "}),
+        json!({"intent": "a\u{1}b"}),
+        json!({"intent": "x", "priority": "high"}),
+        json!({"intent": "x", "context": {"a": 1}}),
+        json!({"intent": "x", "needed_by": 5}),
+    ] {
+        let r = call(
+            &app,
+            Method::POST,
+            &format!("{HOME}/requests"),
+            Some(&key),
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.body["error"].is_string());
+    }
+}
+
+#[actix_web::test]
+async fn headers_cors_health_and_capabilities() {
+    let app = app!(Arc::new(MemStorage::default()));
+    let key = register(&app, "home", "a").await;
+    let h = call(&app, Method::GET, "/health", None, None).await;
+    assert_eq!(h.status, StatusCode::OK);
+    assert_eq!(h.body["status"], "ok");
+    assert_eq!(h.body["service"], "mess-exchange");
+    assert_eq!(h.body["storage"], "memory");
+    assert_eq!(h.body["exchange_id"], "home");
+    assert_eq!(h.headers.get("cache-control").unwrap(), "no-store");
+    assert_eq!(h.headers.get("x-content-type-options").unwrap(), "nosniff");
+
+    let req = test::TestRequest::default()
+        .method(Method::OPTIONS)
+        .uri(&format!("{HOME}/requests"))
+        .insert_header(("Origin", "https://app.example"))
+        .insert_header(("Access-Control-Request-Method", "POST"))
+        .to_request();
+    let pre = test::call_service(&app, req).await;
+    assert_eq!(pre.status(), StatusCode::NO_CONTENT);
+    assert!(
+        pre.headers()
+            .get("access-control-allow-methods")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("PATCH")
+    );
+    assert!(
+        pre.headers()
+            .get("access-control-allow-headers")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("Authorization")
+    );
+
+    let caps = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/capabilities?tag=camera"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        caps.body["capabilities"],
+        json!([{"id": "photo:capture", "tags": ["camera"]}])
+    );
+    let spec = call(&app, Method::GET, "/api/v1/openapi.json", None, None).await;
+    assert!(spec.body["paths"]["/api/v1/exchanges/{exchange_id}/requests"].is_object());
+}
+
+#[actix_web::test]
+async fn a_storage_outage_refuses_writes_keeps_reads_and_recovers() {
+    let storage = Arc::new(MemStorage::default());
+    let app = app!(storage.clone());
+    let key = register(&app, "home", "a").await;
+    let r = create(&app, &key, json!({"intent": "before"})).await;
+    storage.down.store(true, Ordering::SeqCst);
+    let w = call(
+        &app,
+        Method::POST,
+        &format!("{HOME}/requests"),
+        Some(&key),
+        Some(json!({"intent": "during"})),
+    )
+    .await;
+    assert_eq!(w.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(w.body["error"].is_string());
+    let read = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests/{r}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(read.status, StatusCode::OK);
+    let h = call(&app, Method::GET, "/health", None, None).await;
+    assert_eq!(h.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(h.body["status"], "degraded");
+    let list = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        list.body["threads"].as_array().unwrap().len(),
+        1,
+        "the refused create left no trace"
+    );
+    storage.down.store(false, Ordering::SeqCst);
+    create(&app, &key, json!({"intent": "after"})).await;
+    assert_eq!(
+        call(&app, Method::GET, "/health", None, None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        storage
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind.event_type() == "thread_created")
+            .count(),
+        2
+    );
+}
