@@ -1,1 +1,48 @@
-//! placeholder
+//! # mess-notify
+//!
+//! Notification delivery for mess-exchange: implements mess-core's
+//! [`Notifier`](mess_core::Notifier) port over HTTP. When a thread is created or changes
+//! status, it picks who to tell (capabilities, `min_priority`, quiet hours in the member's
+//! own time zone), queues one delivery per channel and hook, and sends them in the
+//! background with timeouts, retries and backoff. Every final outcome is recorded as a
+//! `notification_delivered` / `notification_failed` event, never with a URL or secret.
+//! A notification never delays or fails the request that caused it.
+//!
+//! # Layout
+//! - [`config`]: [`NotifyConfig`], from `NOTIFY_*` and `PUBLIC_URL`.
+//! - [`recipients`](mod@recipients): who is told, and when (pure).
+//! - [`message`]: the exact request each channel gets (ntfy, Slack, Google Chat, webhook).
+//! - [`hooks`]: members' templated lifecycle webhooks.
+//! - [`safety`]: URL checks at registration and address checks at send time (SSRF).
+//! - [`notifier`]: [`HttpNotifier`], its bounded queue, retries and shutdown.
+//!
+//! # Use
+//! ```no_run
+//! use std::sync::Arc;
+//! use mess_core::Notifier;
+//! use mess_notify::{HttpNotifier, NotifyConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = NotifyConfig::from_env()?;
+//! let deadline = config.shutdown_deadline;
+//! let (notifier, handle) = HttpNotifier::start(config)?;
+//! let port: Arc<dyn Notifier> = notifier;
+//! // ... serve, handing `port` to the HTTP layer ...
+//! let drained = handle.shutdown(deadline).await;
+//! # let _ = (port, drained);
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod hooks;
+pub mod message;
+pub mod notifier;
+pub mod recipients;
+pub mod safety;
+
+pub use config::{ConfigError, NotifyConfig};
+pub use hooks::HOOK_MOMENTS;
+pub use notifier::{HttpNotifier, NotifierHandle, StartError, validate_profile};
+pub use recipients::{in_quiet_hours, recipients};

@@ -1,0 +1,324 @@
+//! What each channel is sent: the exact HTTP request, built purely from the event.
+
+use std::sync::Arc;
+
+use hmac::{Hmac, KeyInit, Mac};
+use mess_core::{Channel, Event, Priority, Thread};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+/// The ntfy server used when a channel names none.
+pub const DEFAULT_NTFY_SERVER: &str = "https://ntfy.sh";
+
+/// The header carrying a webhook body's signature: `sha256=<hex HMAC-SHA256(secret, body)>`.
+pub const SIGNATURE_HEADER: &str = "X-Mess-Signature";
+
+/// Titles longer than this are cut (with an ellipsis): they are one line on a phone.
+const MAX_TITLE_CHARS: usize = 120;
+
+/// Everything a message is built from: one per notice, shared by its deliveries.
+#[derive(Debug)]
+pub(crate) struct Context {
+    /// The exchange.
+    pub exchange_id: String,
+    /// The event's type (`thread_created`, `status_changed`).
+    pub event_type: String,
+    /// Who caused the event.
+    pub actor_id: String,
+    /// When it happened, as stored.
+    pub ts: Value,
+    /// The thread after the event.
+    pub thread: Arc<Thread>,
+    /// `thread.summary()` as JSON: the list shape, also the hook template fields.
+    pub summary: Value,
+    /// The public base URL, without a trailing slash.
+    pub public_url: Option<String>,
+}
+
+impl Context {
+    /// The context of `event` on `thread`.
+    pub fn new(event: &Event, thread: &Arc<Thread>, public_url: Option<&str>) -> Self {
+        Self {
+            exchange_id: event.exchange_id.to_string(),
+            event_type: event.kind.event_type().to_owned(),
+            actor_id: event.actor_id.clone(),
+            ts: serde_json::to_value(event.ts).unwrap_or(Value::Null),
+            thread: Arc::clone(thread),
+            summary: serde_json::to_value(thread.summary()).unwrap_or(Value::Null),
+            public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
+        }
+    }
+
+    /// One line for people: `New request: Check the door`, `Request claimed: ...`.
+    pub fn title(&self) -> String {
+        let t = &self.thread;
+        let full = if self.event_type == "thread_created" {
+            format!("New request: {}", t.intent)
+        } else {
+            format!(
+                "Request {}: {}",
+                t.status.as_str().replace('_', " "),
+                t.intent
+            )
+        };
+        one_line(&full, MAX_TITLE_CHARS)
+    }
+
+    /// The thread summary as plain text: intent, ref, status, priority, who.
+    pub fn text(&self) -> String {
+        let t = &self.thread;
+        let mut s = format!(
+            "{}\nRef: {}\nStatus: {}\nPriority: {}\nRequested by: {}",
+            t.intent, t.thread_ref, t.status, t.priority, t.requestor_id
+        );
+        if let Some(e) = &t.executor_id {
+            s.push_str(&format!("\nAssigned to: {e}"));
+        }
+        if self.event_type == "status_changed" {
+            s.push_str(&format!("\nChanged by: {}", self.actor_id));
+        }
+        s
+    }
+
+    /// Where people can see the thread, when a public URL is configured.
+    pub fn link(&self) -> Option<String> {
+        self.public_url.as_ref().map(|base| {
+            format!(
+                "{base}/api/v1/exchanges/{}/requests/{}",
+                self.exchange_id, self.thread.thread_ref
+            )
+        })
+    }
+}
+
+/// One HTTP request ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Outgoing {
+    /// The method.
+    pub method: Method,
+    /// The URL (a secret: never logged, never recorded).
+    pub url: String,
+    /// Header names and values, values already safe (visible ASCII).
+    pub headers: Vec<(String, String)>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+/// The request that notifies `channel` of the context's event.
+pub(crate) fn channel_request(channel: &Channel, ctx: &Context) -> Outgoing {
+    match channel {
+        Channel::Ntfy { topic, server } => ntfy(topic, server.as_deref(), ctx),
+        Channel::Slack { webhook_url } => json_post(webhook_url, &json!({"text": slack_text(ctx)})),
+        Channel::GoogleChat { webhook_url } => {
+            json_post(webhook_url, &json!({"text": google_chat_text(ctx)}))
+        }
+        Channel::Webhook { url, secret } => {
+            let mut out = json_post(url, &webhook_payload(ctx));
+            if let Some(secret) = secret {
+                out.headers
+                    .push((SIGNATURE_HEADER.into(), signature(secret, &out.body)));
+            }
+            out
+        }
+    }
+}
+
+fn ntfy(topic: &str, server: Option<&str>, ctx: &Context) -> Outgoing {
+    let server = server.unwrap_or(DEFAULT_NTFY_SERVER).trim_end_matches('/');
+    let mut headers = vec![
+        ("Content-Type".into(), "text/plain; charset=utf-8".into()),
+        ("Title".into(), header_text(&ctx.title())),
+        (
+            "Priority".into(),
+            ntfy_priority(ctx.thread.priority).to_string(),
+        ),
+        ("Tags".into(), format!("mess,{}", ctx.thread.status)),
+    ];
+    if let Some(link) = ctx.link() {
+        headers.push(("Click".into(), link));
+    }
+    Outgoing {
+        method: Method::POST,
+        url: format!("{server}/{topic}"),
+        headers,
+        body: ctx.text().into_bytes(),
+    }
+}
+
+/// ntfy's 1 (min) to 5 (max): background 2, normal 3 (ntfy's default), elevated 4, urgent 5.
+pub fn ntfy_priority(p: Priority) -> u8 {
+    match p {
+        Priority::Background => 2,
+        Priority::Normal => 3,
+        Priority::Elevated => 4,
+        Priority::Urgent => 5,
+    }
+}
+
+fn slack_text(ctx: &Context) -> String {
+    let t = &ctx.thread;
+    let reference = match ctx.link() {
+        Some(link) => format!("<{}|{}>", slack_escape(&link), t.thread_ref),
+        None => format!("`{}`", t.thread_ref),
+    };
+    let mut s = format!(
+        "*{}*\n{}\nRef: {reference} · Status: *{}* · Priority: {} · Requested by: {}",
+        slack_escape(&ctx.title()),
+        slack_escape(&t.intent),
+        t.status,
+        t.priority,
+        slack_escape(&t.requestor_id),
+    );
+    if let Some(e) = &t.executor_id {
+        s.push_str(&format!(" · Assigned to: {}", slack_escape(e)));
+    }
+    s
+}
+
+fn google_chat_text(ctx: &Context) -> String {
+    let t = &ctx.thread;
+    let reference = match ctx.link() {
+        Some(link) => format!("<{link}|{}>", t.thread_ref),
+        None => format!("`{}`", t.thread_ref),
+    };
+    let mut s = format!(
+        "*{}*\n{}\nRef: {reference}\nStatus: *{}*\nPriority: {}\nRequested by: {}",
+        ctx.title(),
+        t.intent,
+        t.status,
+        t.priority,
+        t.requestor_id,
+    );
+    if let Some(e) = &t.executor_id {
+        s.push_str(&format!("\nAssigned to: {e}"));
+    }
+    s
+}
+
+/// The generic webhook's JSON body.
+pub(crate) fn webhook_payload(ctx: &Context) -> Value {
+    json!({
+        "event_type": ctx.event_type,
+        "exchange_id": ctx.exchange_id,
+        "title": ctx.title(),
+        "body": ctx.text(),
+        "thread": ctx.summary,
+        "ts": ctx.ts,
+    })
+}
+
+fn json_post(url: &str, body: &Value) -> Outgoing {
+    Outgoing {
+        method: Method::POST,
+        url: url.to_owned(),
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: serde_json::to_vec(body).unwrap_or_default(),
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, body)>`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Slack mrkdwn's three control characters, escaped as Slack asks.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `s` on one line, at most `max` characters.
+fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut cut: String = flat.chars().take(max - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// A header value that survives any text: as is when it is printable ASCII, otherwise an
+/// RFC 2047 encoded word (`=?UTF-8?B?...?=`), which ntfy decodes. Raw non-ASCII bytes in
+/// a header are what made every send with an emoji title fail.
+pub fn header_text(s: &str) -> String {
+    let flat = one_line(s, usize::MAX);
+    if flat.bytes().all(|b| (0x20..0x7f).contains(&b)) && !flat.contains("=?") {
+        flat
+    } else {
+        format!("=?UTF-8?B?{}?=", base64(flat.as_bytes()))
+    }
+}
+
+/// Standard base64 with padding (RFC 4648), for encoded words.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn header_text_keeps_ascii_and_encodes_the_rest() {
+        assert_eq!(header_text("New request: door"), "New request: door");
+        assert_eq!(header_text("🚪 door"), "=?UTF-8?B?8J+aqiBkb29y?=");
+        assert_eq!(header_text("a\nb"), "a b");
+        assert!(header_text("=?x?=").starts_with("=?UTF-8?B?"));
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_in_hex() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn long_titles_are_cut_on_one_line() {
+        let t = one_line(&"x".repeat(500), MAX_TITLE_CHARS);
+        assert_eq!(t.chars().count(), MAX_TITLE_CHARS);
+        assert!(t.ends_with('…'));
+    }
+}

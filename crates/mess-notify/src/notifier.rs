@@ -1,0 +1,477 @@
+//! The delivery queue: [`HttpNotifier`] queues, a dispatcher task sends with bounded
+//! concurrency, retries, and records every outcome.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use mess_core::event::{EXCHANGE_ACTOR, NotificationOutcome};
+use mess_core::{
+    Channel, DomainError, EventKind, ExchangeId, Notice, Notifier, OutcomeSink, Profile, ThreadRef,
+};
+use rand::RngExt;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::config::NotifyConfig;
+use crate::hooks::{hook_request, hook_targets, validate_hooks};
+use crate::message::{Context, DEFAULT_NTFY_SERVER, Outgoing, channel_request};
+use crate::recipients::recipients;
+use crate::safety::{self, GuardedResolver, Policy, Refused};
+
+/// Why the notifier could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The HTTP client could not be built (TLS set-up).
+    #[error("could not build the notification HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Sends notifications over HTTP: ntfy, Slack, Google Chat, webhooks and hooks.
+///
+/// [`Notifier::notify`] picks the recipients and queues one delivery per (recipient,
+/// channel) and per hook; it never blocks and never fails. A full queue drops the delivery
+/// (`mess_notifications_dropped_total`, a warning in the log).
+pub struct HttpNotifier {
+    /// The queue's sending side; `None` once shutdown began (later notices are dropped).
+    tx: RwLock<Option<mpsc::Sender<Job>>>,
+    public_url: Option<String>,
+}
+
+/// Stops the notifier: see [`NotifierHandle::shutdown`].
+#[must_use = "dropping the handle leaves deliveries to be cut off when the runtime stops"]
+pub struct NotifierHandle {
+    notifier: Arc<HttpNotifier>,
+    dispatcher: JoinHandle<()>,
+}
+
+/// One delivery: a channel or a hook of one member, for one notice.
+struct Job {
+    ctx: Arc<Context>,
+    exchange: ExchangeId,
+    thread_ref: ThreadRef,
+    executor_id: String,
+    target: Target,
+    outcomes: Arc<dyn OutcomeSink>,
+}
+
+enum Target {
+    Channel(Channel),
+    Hook(Value),
+}
+
+impl Target {
+    fn kind(&self) -> &'static str {
+        match self {
+            Target::Channel(c) => c.kind(),
+            Target::Hook(_) => "hook",
+        }
+    }
+}
+
+/// What the dispatcher's deliveries share.
+struct Shared {
+    client: reqwest::Client,
+    policy: Policy,
+    max_attempts: u32,
+    base_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl HttpNotifier {
+    /// Starts the dispatcher on the current tokio runtime (call it inside one) and returns
+    /// the notifier to hand to the server as `Arc<dyn Notifier>`, and the handle that shuts
+    /// it down.
+    pub fn start(config: NotifyConfig) -> Result<(Arc<HttpNotifier>, NotifierHandle), StartError> {
+        let policy = Policy {
+            allow_private: config.allow_private,
+        };
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout.min(config.timeout))
+            // A redirect could lead anywhere, a refused range included: a 3xx is a failure.
+            .redirect(reqwest::redirect::Policy::none())
+            // Through a proxy, the resolver would check the proxy, not the destination.
+            .no_proxy()
+            .dns_resolver(GuardedResolver::new(policy))
+            .user_agent(concat!("mess-exchange/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let shared = Arc::new(Shared {
+            client,
+            policy,
+            max_attempts: config.max_attempts.max(1),
+            base_backoff: config.base_backoff,
+            max_backoff: config.max_backoff,
+        });
+        let (tx, rx) = mpsc::channel(config.queue_size.max(1));
+        let dispatcher = tokio::spawn(dispatch(rx, shared, config.concurrency.max(1)));
+        let notifier = Arc::new(HttpNotifier {
+            tx: RwLock::new(Some(tx)),
+            public_url: config
+                .public_url
+                .map(|u| u.trim_end_matches('/').to_owned()),
+        });
+        Ok((
+            Arc::clone(&notifier),
+            NotifierHandle {
+                notifier,
+                dispatcher,
+            },
+        ))
+    }
+
+    fn enqueue(&self, job: Job) {
+        let tx = self.tx.read().unwrap_or_else(|e| e.into_inner());
+        let Some(tx) = tx.as_ref() else {
+            tracing::debug!(executor_id = %job.executor_id, "notifier shut down: delivery dropped");
+            return;
+        };
+        if let Err(e) = tx.try_send(job) {
+            let job = match e {
+                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
+                    job
+                }
+            };
+            metrics::counter!("mess_notifications_dropped_total").increment(1);
+            tracing::warn!(
+                exchange_id = %job.exchange,
+                thread_ref = %job.thread_ref,
+                executor_id = %job.executor_id,
+                channel = job.target.kind(),
+                "notification queue full: delivery dropped"
+            );
+        }
+    }
+}
+
+impl Notifier for HttpNotifier {
+    fn validate(&self, profile: &Profile) -> Result<(), DomainError> {
+        validate_profile(profile)
+    }
+
+    fn notify(&self, notice: Notice) {
+        let Some(thread_ref) = notice.event.thread_ref.clone() else {
+            return;
+        };
+        // The event's own time: what the exchange's clock said when it happened.
+        let now = notice.event.ts;
+        let people = recipients(&notice.event, &notice.thread, &notice.members, now);
+        let hooks = hook_targets(&notice.event, &notice.thread, &notice.members, now);
+        if people.is_empty() && hooks.is_empty() {
+            return;
+        }
+        let ctx = Arc::new(Context::new(
+            &notice.event,
+            &notice.thread,
+            self.public_url.as_deref(),
+        ));
+        let targets =
+            people
+                .iter()
+                .flat_map(|m| {
+                    m.notifications
+                        .iter()
+                        .map(move |c| (m, Target::Channel(c.clone())))
+                })
+                .chain(hooks.iter().filter_map(|(m, moment)| {
+                    Some((m, Target::Hook(m.hooks.get(*moment)?.clone())))
+                }));
+        for (member, target) in targets {
+            self.enqueue(Job {
+                ctx: Arc::clone(&ctx),
+                exchange: notice.exchange_id.clone(),
+                thread_ref: thread_ref.clone(),
+                executor_id: member.executor_id.to_string(),
+                target,
+                outcomes: Arc::clone(&notice.outcomes),
+            });
+        }
+    }
+}
+
+/// Checks a profile's channels and hooks, as [`Notifier::validate`] does: every URL is
+/// http(s), well-formed, and not a literal link-local or cloud-metadata address nor a
+/// metadata host name; ntfy topics are ntfy's `[A-Za-z0-9_-]{1,64}`; hooks have known
+/// moments and a valid shape. Names are not resolved. The error names the channel
+/// (`notification channel 2 (slack): ...`, counted from 1) or the hook.
+pub fn validate_profile(profile: &Profile) -> Result<(), DomainError> {
+    for (i, channel) in profile.notifications.iter().flatten().enumerate() {
+        check_channel(channel).map_err(|e| {
+            DomainError::invalid(format!(
+                "notification channel {} ({}): {e}",
+                i + 1,
+                channel.kind()
+            ))
+        })?;
+    }
+    if let Some(hooks) = &profile.hooks {
+        validate_hooks(hooks)?;
+    }
+    Ok(())
+}
+
+fn check_channel(channel: &Channel) -> Result<(), &'static str> {
+    match channel {
+        Channel::Ntfy { topic, server } => {
+            let topic_ok = !topic.is_empty()
+                && topic.len() <= 64
+                && topic
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !topic_ok {
+                return Err("topic must be 1 to 64 letters, digits, - or _");
+            }
+            safety::check_url(server.as_deref().unwrap_or(DEFAULT_NTFY_SERVER)).map(drop)
+        }
+        Channel::Slack { webhook_url } | Channel::GoogleChat { webhook_url } => {
+            safety::check_url(webhook_url).map(drop)
+        }
+        Channel::Webhook { url, .. } => safety::check_url(url).map(drop),
+    }
+}
+
+impl NotifierHandle {
+    /// Closes the queue (later notices are dropped) and waits up to `deadline` for queued
+    /// and in-flight deliveries to finish, retries included. Returns `true` when everything
+    /// finished; otherwise the rest is abandoned (logged) and `false` is returned.
+    pub async fn shutdown(mut self, deadline: Duration) -> bool {
+        self.notifier
+            .tx
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match tokio::time::timeout(deadline, &mut self.dispatcher).await {
+            Ok(_) => true,
+            Err(_) => {
+                self.dispatcher.abort();
+                tracing::warn!(
+                    deadline_ms = deadline.as_millis() as u64,
+                    "notifications still pending at shutdown were abandoned"
+                );
+                false
+            }
+        }
+    }
+}
+
+/// Takes jobs off the queue and runs each as its own task, at most `concurrency` at once,
+/// until the queue is closed and drained.
+async fn dispatch(mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, concurrency: usize) {
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = JoinSet::new();
+    while let Some(job) = rx.recv().await {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            break;
+        };
+        while tasks.try_join_next().is_some() {}
+        let shared = Arc::clone(&shared);
+        tasks.spawn(async move {
+            deliver(&shared, job).await;
+            drop(permit);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// How one send ended.
+#[derive(Debug, PartialEq)]
+enum Try {
+    Delivered(u16),
+    /// Worth another attempt (5xx, 429, timeout, connection failure).
+    Again {
+        status: Option<u16>,
+        error: String,
+        after: Option<Duration>,
+    },
+    /// Final (4xx, 3xx, refused destination).
+    Fail {
+        status: Option<u16>,
+        error: String,
+    },
+}
+
+async fn deliver(shared: &Shared, job: Job) {
+    let request = match &job.target {
+        Target::Channel(c) => Ok(channel_request(c, &job.ctx)),
+        Target::Hook(spec) => hook_request(spec, &job.ctx),
+    };
+    let (delivered, attempts, status, error) = match request {
+        Err(error) => (false, 0, None, Some(error)),
+        Ok(out) => {
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                match send_once(shared, &out).await {
+                    Try::Delivered(s) => break (true, attempts, Some(s), None),
+                    Try::Fail { status, error } => break (false, attempts, status, Some(error)),
+                    Try::Again {
+                        status,
+                        error,
+                        after,
+                    } => {
+                        if attempts >= shared.max_attempts {
+                            break (false, attempts, status, Some(error));
+                        }
+                        let wait = after.unwrap_or_else(|| backoff(shared, attempts));
+                        tracing::debug!(
+                            executor_id = %job.executor_id,
+                            channel = job.target.kind(),
+                            attempts,
+                            error,
+                            wait_ms = wait.as_millis() as u64,
+                            "notification send failed, retrying"
+                        );
+                        tokio::time::sleep(wait.min(shared.max_backoff)).await;
+                    }
+                }
+            }
+        }
+    };
+    record(&job, delivered, attempts, status, error);
+}
+
+/// Exponential backoff with jitter: half of `base * 2^(n-1)` fixed, half random, capped.
+fn backoff(shared: &Shared, attempts: u32) -> Duration {
+    let exp = shared
+        .base_backoff
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+        .min(shared.max_backoff);
+    let half = exp / 2;
+    let jitter_ms = rand::rng().random_range(0..=half.as_millis() as u64);
+    half + Duration::from_millis(jitter_ms)
+}
+
+async fn send_once(shared: &Shared, out: &Outgoing) -> Try {
+    let refused = || Try::Fail {
+        status: None,
+        error: Refused.to_string(),
+    };
+    let Ok(url) = shared.policy.check_url(&out.url) else {
+        return refused();
+    };
+    let mut request = shared
+        .client
+        .request(out.method.clone(), url)
+        .body(out.body.clone());
+    for (name, value) in &out.headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(n), Ok(v)) => request = request.header(n, v),
+            _ => {
+                return Try::Fail {
+                    status: None,
+                    error: "invalid header".into(),
+                };
+            }
+        }
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) if caused_by_refusal(&e) => return refused(),
+        Err(e) => {
+            let error = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "connection failed"
+            } else {
+                "request failed"
+            };
+            return Try::Again {
+                status: None,
+                error: error.into(),
+                after: None,
+            };
+        }
+    };
+    let status = response.status();
+    let code = status.as_u16();
+    if status.is_success() {
+        return Try::Delivered(code);
+    }
+    let error = format!("HTTP {code}");
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        Try::Again {
+            status: Some(code),
+            error,
+            after,
+        }
+    } else if status.is_server_error() {
+        Try::Again {
+            status: Some(code),
+            error,
+            after: None,
+        }
+    } else if status.is_redirection() {
+        Try::Fail {
+            status: Some(code),
+            error: format!("HTTP {code}: redirects are not followed"),
+        }
+    } else {
+        Try::Fail {
+            status: Some(code),
+            error,
+        }
+    }
+}
+
+/// True when the guarded resolver refused the destination (somewhere in the error chain).
+fn caused_by_refusal(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<Refused>().is_some() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn record(job: &Job, delivered: bool, attempts: u32, status: Option<u16>, error: Option<String>) {
+    let channel = job.target.kind();
+    let outcome = NotificationOutcome {
+        executor_id: job.executor_id.clone(),
+        channel: channel.to_owned(),
+        trigger: job.ctx.event_type.clone(),
+        attempts,
+        http_status: status,
+        error,
+    };
+    let label = if delivered { "delivered" } else { "failed" };
+    metrics::counter!("mess_notifications_total", "channel" => channel, "outcome" => label)
+        .increment(1);
+    if delivered {
+        tracing::debug!(executor_id = %job.executor_id, channel, attempts, "notification delivered");
+    } else {
+        tracing::warn!(
+            exchange_id = %job.exchange,
+            thread_ref = %job.thread_ref,
+            executor_id = %job.executor_id,
+            channel,
+            attempts,
+            http_status = status,
+            error = outcome.error.as_deref().unwrap_or_default(),
+            "notification failed"
+        );
+    }
+    let kind = if delivered {
+        EventKind::NotificationDelivered(outcome)
+    } else {
+        EventKind::NotificationFailed(outcome)
+    };
+    job.outcomes.record(
+        job.exchange.clone(),
+        Some(job.thread_ref.clone()),
+        EXCHANGE_ACTOR.to_owned(),
+        kind,
+    );
+}
