@@ -168,7 +168,11 @@ impl ScriptedEntropy {
 impl Entropy for ScriptedEntropy {
     fn fill(&self, buf: &mut [u8]) {
         let mut seeds = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let seed = if seeds.len() > 1 { seeds.remove(0) } else { seeds.first().copied().unwrap_or(0) };
+        let seed = if seeds.len() > 1 {
+            seeds.remove(0)
+        } else {
+            seeds.first().copied().unwrap_or(0)
+        };
         buf.fill(seed);
     }
 }
@@ -177,7 +181,9 @@ impl Entropy for ScriptedEntropy {
 pub fn new_uuid(entropy: &dyn Entropy) -> String {
     let mut bytes = [0u8; 16];
     entropy.fill(&mut bytes);
-    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 #[cfg(test)]

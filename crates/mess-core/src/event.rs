@@ -151,7 +151,10 @@ impl EventKind {
             "message_added" => EventKind::MessageAdded(p(payload)?),
             "notification_delivered" => EventKind::NotificationDelivered(p(payload)?),
             "notification_failed" => EventKind::NotificationFailed(p(payload)?),
-            _ => EventKind::Other { event_type, payload },
+            _ => EventKind::Other {
+                event_type,
+                payload,
+            },
         })
     }
 }
@@ -205,7 +208,8 @@ struct Line {
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let l = Line::deserialize(d)?;
-        let kind = EventKind::from_parts(l.event_type, l.payload).map_err(serde::de::Error::custom)?;
+        let kind =
+            EventKind::from_parts(l.event_type, l.payload).map_err(serde::de::Error::custom)?;
         Ok(Event {
             event_id: l.event_id,
             ts: l.ts,

@@ -241,7 +241,11 @@ impl Exchange {
             }
         }
         let more = it.next().is_some();
-        let next = if more { page.last().map(|t| Cursor(order_key(t))) } else { None };
+        let next = if more {
+            page.last().map(|t| Cursor(order_key(t)))
+        } else {
+            None
+        };
         (page, next)
     }
 
@@ -311,7 +315,12 @@ impl Exchange {
 
     /// Decides a command: the events it causes, or why not. Pure: the state is untouched;
     /// apply the events (and put the outcome's member) once they are stored.
-    pub fn decide(&self, actor: &Actor, cmd: Command, env: Env<'_>) -> Result<Decision, DomainError> {
+    pub fn decide(
+        &self,
+        actor: &Actor,
+        cmd: Command,
+        env: Env<'_>,
+    ) -> Result<Decision, DomainError> {
         let now = env.clock.now();
         match cmd {
             Command::Register(reg) => self.register(reg, now, env),
@@ -319,14 +328,23 @@ impl Exchange {
                 self.update_profile(actor, &executor, profile, now, env)
             }
             Command::Create(req) => self.create(actor, req, now, env),
-            Command::Update { thread, status, mess } => {
-                self.update(actor, &thread, status, mess, now, env)
-            }
+            Command::Update {
+                thread,
+                status,
+                mess,
+            } => self.update(actor, &thread, status, mess, now, env),
             Command::Expire { thread } => self.expire(&thread, now, env),
         }
     }
 
-    fn event(&self, env: Env<'_>, now: Timestamp, thread: Option<(&ThreadRef, u64)>, actor: &str, kind: EventKind) -> Event {
+    fn event(
+        &self,
+        env: Env<'_>,
+        now: Timestamp,
+        thread: Option<(&ThreadRef, u64)>,
+        actor: &str,
+        kind: EventKind,
+    ) -> Event {
         Event {
             event_id: new_uuid(env.entropy),
             ts: now,
@@ -343,11 +361,20 @@ impl Exchange {
             executor_id: m.executor_id.to_string(),
             display_name: m.display_name.clone(),
             capabilities: m.capabilities.clone(),
-            channels: m.notifications.iter().map(|c| c.kind().to_owned()).collect(),
+            channels: m
+                .notifications
+                .iter()
+                .map(|c| c.kind().to_owned())
+                .collect(),
         }
     }
 
-    fn register(&self, reg: Registration, now: Timestamp, env: Env<'_>) -> Result<Decision, DomainError> {
+    fn register(
+        &self,
+        reg: Registration,
+        now: Timestamp,
+        env: Env<'_>,
+    ) -> Result<Decision, DomainError> {
         if self.members.contains_key(&reg.executor_id) {
             return Err(DomainError::AlreadyRegistered(format!(
                 "executor {} is already registered",
@@ -357,7 +384,9 @@ impl Exchange {
         let api_key = ApiKey::generate(&self.id, env.entropy);
         let p = reg.profile;
         let member = Member {
-            display_name: p.display_name.unwrap_or_else(|| reg.executor_id.to_string()),
+            display_name: p
+                .display_name
+                .unwrap_or_else(|| reg.executor_id.to_string()),
             executor_id: reg.executor_id,
             exchange_id: self.id.clone(),
             capabilities: p.capabilities.unwrap_or_default(),
@@ -376,7 +405,13 @@ impl Exchange {
             member.executor_id.as_str(),
             EventKind::ExecutorRegistered(Self::snapshot(&member)),
         );
-        Ok(Decision { events: vec![e], outcome: Outcome::Registered { member: Box::new(member), api_key } })
+        Ok(Decision {
+            events: vec![e],
+            outcome: Outcome::Registered {
+                member: Box::new(member),
+                api_key,
+            },
+        })
     }
 
     fn update_profile(
@@ -392,14 +427,25 @@ impl Exchange {
             .get(target)
             .ok_or_else(|| DomainError::NotFound("Executor not found".into()))?;
         if *actor != Actor::Member(target.clone()) {
-            return Err(DomainError::Forbidden("you can only update your own profile".into()));
+            return Err(DomainError::Forbidden(
+                "you can only update your own profile".into(),
+            ));
         }
         let mut member = Member::clone(current);
         member.apply_profile(&profile);
         member.updated_at = now;
         member.last_seen = now;
-        let e = self.event(env, now, None, actor.id(), EventKind::ExecutorUpdated(Self::snapshot(&member)));
-        Ok(Decision { events: vec![e], outcome: Outcome::ProfileUpdated(Box::new(member)) })
+        let e = self.event(
+            env,
+            now,
+            None,
+            actor.id(),
+            EventKind::ExecutorUpdated(Self::snapshot(&member)),
+        );
+        Ok(Decision {
+            events: vec![e],
+            outcome: Outcome::ProfileUpdated(Box::new(member)),
+        })
     }
 
     fn new_ref(&self, now: Timestamp, env: Env<'_>) -> ThreadRef {
@@ -415,7 +461,10 @@ impl Exchange {
             for _ in 0..4 {
                 let mut bytes = vec![0u8; len];
                 env.entropy.fill(&mut bytes);
-                digits = bytes.iter().map(|b| usize::from(*b) % REF_ALPHABET.len()).collect();
+                digits = bytes
+                    .iter()
+                    .map(|b| usize::from(*b) % REF_ALPHABET.len())
+                    .collect();
                 let r = make(&digits);
                 if !self.threads.contains_key(&r) {
                     return r;
@@ -438,9 +487,17 @@ impl Exchange {
         }
     }
 
-    fn create(&self, actor: &Actor, req: NewRequest, now: Timestamp, env: Env<'_>) -> Result<Decision, DomainError> {
+    fn create(
+        &self,
+        actor: &Actor,
+        req: NewRequest,
+        now: Timestamp,
+        env: Env<'_>,
+    ) -> Result<Decision, DomainError> {
         let Actor::Member(requestor) = actor else {
-            return Err(DomainError::Forbidden("only members create requests".into()));
+            return Err(DomainError::Forbidden(
+                "only members create requests".into(),
+            ));
         };
         let r = self.new_ref(now, env);
         let e = self.event(
@@ -455,12 +512,18 @@ impl Exchange {
                 request: req.fields,
             }),
         );
-        Ok(Decision { events: vec![e], outcome: Outcome::Created(r) })
+        Ok(Decision {
+            events: vec![e],
+            outcome: Outcome::Created(r),
+        })
     }
 
     fn roles(actor: &Actor, t: &Thread) -> Roles {
         match actor {
-            Actor::Exchange => Roles { exchange: true, ..Roles::default() },
+            Actor::Exchange => Roles {
+                exchange: true,
+                ..Roles::default()
+            },
             Actor::Member(m) => Roles {
                 requestor: t.requestor_id == m.as_str(),
                 assignee: t.executor_id.as_deref() == Some(m.as_str()),
@@ -479,7 +542,10 @@ impl Exchange {
         now: Timestamp,
         env: Env<'_>,
     ) -> Result<Decision, DomainError> {
-        let t = self.threads.get(r).ok_or_else(|| DomainError::NotFound("Thread not found".into()))?;
+        let t = self
+            .threads
+            .get(r)
+            .ok_or_else(|| DomainError::NotFound("Thread not found".into()))?;
         let roles = Self::roles(actor, t);
         let from = t.status;
         let conflict = |message: String, to: Status| DomainError::Conflict { message, from, to };
@@ -493,19 +559,27 @@ impl Exchange {
             Some(su) if su.to != from => {
                 let to = su.to;
                 if to == Status::Claimed && t.executor_id.is_some() && !roles.assignee {
-                    return Err(conflict("the request is already claimed by another member".into(), to));
+                    return Err(conflict(
+                        "the request is already claimed by another member".into(),
+                        to,
+                    ));
                 }
-                let row = transition(from, to)
-                    .ok_or_else(|| conflict(format!("cannot change status from {from} to {to}"), to))?;
+                let row = transition(from, to).ok_or_else(|| {
+                    conflict(format!("cannot change status from {from} to {to}"), to)
+                })?;
                 if !roles.may(row.who) {
                     return Err(DomainError::Forbidden(format!(
                         "only the {} may change status from {from} to {to}",
                         row.who.describe()
                     )));
                 }
-                if to == Status::Completed && t.confirm_before && t.confirmation != Confirmation::Given {
+                if to == Status::Completed
+                    && t.confirm_before
+                    && t.confirmation != Confirmation::Given
+                {
                     return Err(conflict(
-                        "this request needs the requestor's confirmation before it is completed".into(),
+                        "this request needs the requestor's confirmation before it is completed"
+                            .into(),
                         to,
                     ));
                 }
@@ -514,21 +588,43 @@ impl Exchange {
                     Status::Pending => None,
                     _ => t.executor_id.clone(),
                 };
-                let change = StatusChanged { old_status: from, new_status: to, executor_id };
-                events.push(self.event(env, now, Some((r, next_seq())), actor.id(), EventKind::StatusChanged(change)));
+                let change = StatusChanged {
+                    old_status: from,
+                    new_status: to,
+                    executor_id,
+                };
+                events.push(self.event(
+                    env,
+                    now,
+                    Some((r, next_seq())),
+                    actor.id(),
+                    EventKind::StatusChanged(change),
+                ));
                 let mut blocks = mess.unwrap_or_default();
                 if blocks.first().and_then(Block::status_code) != Some(to) {
                     blocks.insert(0, Block::status(r, to, su.extra));
                 }
                 let added = MessageAdded { mess: blocks };
-                events.push(self.event(env, now, Some((r, next_seq())), actor.id(), EventKind::MessageAdded(added)));
-                return Ok(Decision { events, outcome: Outcome::Updated(r.clone(), to) });
+                events.push(self.event(
+                    env,
+                    now,
+                    Some((r, next_seq())),
+                    actor.id(),
+                    EventKind::MessageAdded(added),
+                ));
+                return Ok(Decision {
+                    events,
+                    outcome: Outcome::Updated(r.clone(), to),
+                });
             }
             Some(_) if from.is_terminal() => {
                 return Err(conflict(format!("the request is already {from}"), from));
             }
             Some(_) if from == Status::Claimed && !roles.assignee => {
-                return Err(conflict("the request is already claimed by another member".into(), from));
+                return Err(conflict(
+                    "the request is already claimed by another member".into(),
+                    from,
+                ));
             }
             Some(_) if from.group() == Group::Active && !roles.assignee => {
                 return Err(DomainError::Forbidden(format!(
@@ -542,9 +638,16 @@ impl Exchange {
         let blocks = match mess {
             Some(b) if !b.is_empty() => b,
             _ if had_status => {
-                return Ok(Decision { events, outcome: Outcome::Updated(r.clone(), from) });
+                return Ok(Decision {
+                    events,
+                    outcome: Outcome::Updated(r.clone(), from),
+                });
             }
-            _ => return Err(DomainError::invalid("nothing to update: send status and/or a non-empty mess")),
+            _ => {
+                return Err(DomainError::invalid(
+                    "nothing to update: send status and/or a non-empty mess",
+                ));
+            }
         };
         if !(roles.requestor || roles.assignee || from == Status::Pending) {
             return Err(DomainError::Forbidden(
@@ -552,12 +655,24 @@ impl Exchange {
             ));
         }
         let added = MessageAdded { mess: blocks };
-        events.push(self.event(env, now, Some((r, next_seq())), actor.id(), EventKind::MessageAdded(added)));
-        Ok(Decision { events, outcome: Outcome::Updated(r.clone(), from) })
+        events.push(self.event(
+            env,
+            now,
+            Some((r, next_seq())),
+            actor.id(),
+            EventKind::MessageAdded(added),
+        ));
+        Ok(Decision {
+            events,
+            outcome: Outcome::Updated(r.clone(), from),
+        })
     }
 
     fn expire(&self, r: &ThreadRef, now: Timestamp, env: Env<'_>) -> Result<Decision, DomainError> {
-        let t = self.threads.get(r).ok_or_else(|| DomainError::NotFound("Thread not found".into()))?;
+        let t = self
+            .threads
+            .get(r)
+            .ok_or_else(|| DomainError::NotFound("Thread not found".into()))?;
         if t.deadline.is_none_or(|d| d > now) {
             return Err(DomainError::Conflict {
                 message: "the request has not reached its deadline".into(),
@@ -568,7 +683,10 @@ impl Exchange {
         self.update(
             &Actor::Exchange,
             r,
-            Some(StatusUpdate { to: Status::Expired, extra: Map::new() }),
+            Some(StatusUpdate {
+                to: Status::Expired,
+                extra: Map::new(),
+            }),
             None,
             now,
             env,

@@ -78,7 +78,8 @@ fn is_exchange_id(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 fn is_executor_id(s: &str) -> bool {
@@ -86,7 +87,8 @@ fn is_executor_id(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
         && !s.contains("..")
 }
 
@@ -105,7 +107,9 @@ fn is_thread_ref(s: &str) -> bool {
         return false;
     };
     time::Date::from_calendar_date(year, month, day).is_ok()
-        && b[11..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && b[11..]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 impl ThreadRef {
@@ -129,7 +133,17 @@ mod tests {
         for ok in ["home", "office-2", "0", "a-b-c"] {
             assert!(ExchangeId::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Home", "a_b", "a=b", "a/b", "a.b", "-a", &"a".repeat(64), "ä"] {
+        for bad in [
+            "",
+            "Home",
+            "a_b",
+            "a=b",
+            "a/b",
+            "a.b",
+            "-a",
+            &"a".repeat(64),
+            "ä",
+        ] {
             assert!(ExchangeId::parse(bad).is_err(), "{bad}");
         }
     }
@@ -139,7 +153,18 @@ mod tests {
         for ok in ["my-phone", "Claude.agent_1", "a", &"a".repeat(64)] {
             assert!(ExecutorId::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "..", "a..b", ".a", "a/b", "a\\b", "a\0", "a b", &"a".repeat(65), "=x"] {
+        for bad in [
+            "",
+            "..",
+            "a..b",
+            ".a",
+            "a/b",
+            "a\\b",
+            "a\0",
+            "a b",
+            &"a".repeat(65),
+            "=x",
+        ] {
             assert!(ExecutorId::parse(bad).is_err(), "{bad}");
         }
     }

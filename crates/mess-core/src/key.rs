@@ -29,7 +29,9 @@ impl ApiKey {
         ExchangeId::parse(exchange).ok()?;
         let token_ok = token.len() >= 32
             && token.len() <= 128
-            && token.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+            && token
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
         token_ok.then(|| Self(s.to_owned()))
     }
 
@@ -64,7 +66,11 @@ pub struct KeyHash([u8; 32]);
 impl KeyHash {
     /// Compares in constant time, so that timing does not reveal how much of a hash matched.
     pub fn ct_eq(&self, other: &KeyHash) -> bool {
-        self.0.iter().zip(other.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }
 

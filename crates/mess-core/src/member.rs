@@ -66,17 +66,18 @@ impl Channel {
                 && s.chars().count() <= MAX_CHANNEL_FIELD_CHARS
                 && !s.chars().any(char::is_control)
         };
-        let url_ok = |s: &str| field_ok(s) && (s.starts_with("https://") || s.starts_with("http://"));
+        let url_ok =
+            |s: &str| field_ok(s) && (s.starts_with("https://") || s.starts_with("http://"));
         let ok = match self {
             Channel::Ntfy { topic, server } => {
-                field_ok(topic)
-                    && !topic.contains('/')
-                    && server.as_deref().is_none_or(url_ok)
+                field_ok(topic) && !topic.contains('/') && server.as_deref().is_none_or(url_ok)
             }
             Channel::Slack { webhook_url } | Channel::GoogleChat { webhook_url } => {
                 url_ok(webhook_url)
             }
-            Channel::Webhook { url, secret } => url_ok(url) && secret.as_deref().is_none_or(field_ok),
+            Channel::Webhook { url, secret } => {
+                url_ok(url) && secret.as_deref().is_none_or(field_ok)
+            }
         };
         if ok {
             Ok(())
@@ -205,7 +206,9 @@ impl Profile {
                     )));
                 }
                 if s.chars().any(char::is_control) {
-                    return Err(DomainError::invalid("display_name contains control characters"));
+                    return Err(DomainError::invalid(
+                        "display_name contains control characters",
+                    ));
                 }
                 Some(s.clone())
             }
@@ -246,12 +249,16 @@ impl Profile {
                 if let Some(q) = &p.quiet_hours
                     && q.minutes().is_none()
                 {
-                    return Err(DomainError::invalid("quiet_hours start and end must be HH:MM"));
+                    return Err(DomainError::invalid(
+                        "quiet_hours start and end must be HH:MM",
+                    ));
                 }
                 if let Some(tz) = &p.timezone
                     && (tz.is_empty() || tz.len() > 64 || has_forbidden_controls(tz))
                 {
-                    return Err(DomainError::invalid("timezone must be an IANA time zone name"));
+                    return Err(DomainError::invalid(
+                        "timezone must be an IANA time zone name",
+                    ));
                 }
                 Some(p)
             }
@@ -262,7 +269,13 @@ impl Profile {
             Some(Value::Object(m)) => Some(m.clone()),
             Some(_) => return Err(DomainError::invalid("hooks must be an object")),
         };
-        Ok(Self { display_name, capabilities, notifications, preferences, hooks })
+        Ok(Self {
+            display_name,
+            capabilities,
+            notifications,
+            preferences,
+            hooks,
+        })
     }
 
     /// True when the update changes nothing.
@@ -284,11 +297,16 @@ impl Registration {
     /// Parses a registration body.
     pub fn parse(body: &Value) -> Result<Self, DomainError> {
         let id = match body.get("executor_id") {
-            None | Some(Value::Null) => return Err(DomainError::invalid("executor_id is required")),
+            None | Some(Value::Null) => {
+                return Err(DomainError::invalid("executor_id is required"));
+            }
             Some(Value::String(s)) => ExecutorId::parse(s)?,
             Some(_) => return Err(DomainError::invalid("executor_id must be a string")),
         };
-        Ok(Self { executor_id: id, profile: Profile::parse(body)? })
+        Ok(Self {
+            executor_id: id,
+            profile: Profile::parse(body)?,
+        })
     }
 }
 
@@ -314,7 +332,9 @@ impl Member {
 
     /// True when the member's capabilities include every one in `requires`.
     pub fn covers(&self, requires: &[String]) -> bool {
-        requires.iter().all(|r| self.capabilities.iter().any(|c| c == r))
+        requires
+            .iter()
+            .all(|r| self.capabilities.iter().any(|c| c == r))
     }
 }
 
@@ -334,7 +354,10 @@ mod tests {
         assert_eq!(r.executor_id.as_str(), "my-phone");
         assert_eq!(
             r.profile.notifications,
-            Some(vec![Channel::Ntfy { topic: "mess-home".into(), server: None }])
+            Some(vec![Channel::Ntfy {
+                topic: "mess-home".into(),
+                server: None
+            }])
         );
     }
 

@@ -104,7 +104,9 @@ impl Block {
                 })?;
                 Ok(Self::new(kind, body.clone()))
             }
-            _ => Err(DomainError::invalid("each mess block must have exactly one key")),
+            _ => Err(DomainError::invalid(
+                "each mess block must have exactly one key",
+            )),
         }
     }
 
@@ -183,7 +185,12 @@ mod tests {
 
     #[test]
     fn blocks_with_zero_or_two_keys_or_unknown_kinds_are_invalid() {
-        for bad in [json!({}), json!({"reply": 1, "ack": 2}), json!({"shout": "x"}), json!("x")] {
+        for bad in [
+            json!({}),
+            json!({"reply": 1, "ack": 2}),
+            json!({"shout": "x"}),
+            json!("x"),
+        ] {
             assert!(Block::parse(&bad).is_err(), "{bad}");
         }
         assert!(Block::parse_list(&json!({"reply": {}})).is_err());

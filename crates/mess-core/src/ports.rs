@@ -79,7 +79,13 @@ pub struct Notice {
 /// Records notification outcomes as events (`notification_delivered`/`_failed`).
 pub trait OutcomeSink: Send + Sync {
     /// Records one outcome; never blocks.
-    fn record(&self, exchange: ExchangeId, thread: Option<ThreadRef>, actor: String, kind: EventKind);
+    fn record(
+        &self,
+        exchange: ExchangeId,
+        thread: Option<ThreadRef>,
+        actor: String,
+        kind: EventKind,
+    );
 }
 
 /// Sends notifications. Never blocks and never fails the request that caused them.

@@ -33,7 +33,8 @@ pub struct NewRequest {
 
 /// True when `s` has control characters other than tab, newline and carriage return.
 pub fn has_forbidden_controls(s: &str) -> bool {
-    s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
 }
 
 fn string_list(v: &Value, field: &str) -> Result<(), DomainError> {
@@ -118,9 +119,9 @@ impl NewRequest {
         let timestamp = |v: Option<&Value>, name: &str| -> Result<Option<Timestamp>, DomainError> {
             match v {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Timestamp::parse(s)
-                    .map(Some)
-                    .map_err(|_| DomainError::invalid(format!("{name} must be an RFC 3339 date-time"))),
+                Some(Value::String(s)) => Timestamp::parse(s).map(Some).map_err(|_| {
+                    DomainError::invalid(format!("{name} must be an RFC 3339 date-time"))
+                }),
                 Some(_) => Err(DomainError::invalid(format!("{name} must be a string"))),
             }
         };
@@ -137,7 +138,14 @@ impl NewRequest {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        Ok(Self { intent, priority, deadline, confirm_before, requires, fields })
+        Ok(Self {
+            intent,
+            priority,
+            deadline,
+            confirm_before,
+            requires,
+            fields,
+        })
     }
 }
 
@@ -175,7 +183,10 @@ mod tests {
             json!({"intent": "x".repeat(MAX_INTENT_BYTES + 1)}),
             json!([1]),
         ] {
-            assert!(matches!(NewRequest::parse(&bad), Err(DomainError::Invalid(_))), "{bad}");
+            assert!(
+                matches!(NewRequest::parse(&bad), Err(DomainError::Invalid(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -186,6 +197,9 @@ mod tests {
             "constraints": {"timing": {"expires": "2026-02-01T12:00:00Z"}}
         }))
         .unwrap();
-        assert_eq!(r.deadline, Some(Timestamp::parse("2026-02-01T12:00:00Z").unwrap()));
+        assert_eq!(
+            r.deadline,
+            Some(Timestamp::parse("2026-02-01T12:00:00Z").unwrap())
+        );
     }
 }

@@ -58,24 +58,54 @@ const ACTIVE_ENDINGS: &[Status] = &[Completed, Partial, Failed, Declined, Delega
 
 /// The table, row by row as protocol.md has it.
 pub const TRANSITIONS: &[Transition] = &[
-    Transition { name: "claim", from: &[Pending], to: &[Claimed], who: Who::AnyMember },
+    Transition {
+        name: "claim",
+        from: &[Pending],
+        to: &[Claimed],
+        who: Who::AnyMember,
+    },
     Transition {
         name: "withdraw_pending",
         from: &[Pending],
         to: &[Cancelled, Superseded],
         who: Who::Requestor,
     },
-    Transition { name: "expire_pending", from: &[Pending], to: &[Expired], who: Who::Exchange },
-    Transition { name: "progress", from: ACTIVE, to: ACTIVE, who: Who::Assignee },
-    Transition { name: "finish", from: ACTIVE, to: ACTIVE_ENDINGS, who: Who::Assignee },
-    Transition { name: "release", from: ACTIVE, to: &[Pending], who: Who::Assignee },
+    Transition {
+        name: "expire_pending",
+        from: &[Pending],
+        to: &[Expired],
+        who: Who::Exchange,
+    },
+    Transition {
+        name: "progress",
+        from: ACTIVE,
+        to: ACTIVE,
+        who: Who::Assignee,
+    },
+    Transition {
+        name: "finish",
+        from: ACTIVE,
+        to: ACTIVE_ENDINGS,
+        who: Who::Assignee,
+    },
+    Transition {
+        name: "release",
+        from: ACTIVE,
+        to: &[Pending],
+        who: Who::Assignee,
+    },
     Transition {
         name: "withdraw_active",
         from: ACTIVE,
         to: &[Cancelled, Superseded],
         who: Who::Requestor,
     },
-    Transition { name: "complete_partial", from: &[Partial], to: &[Completed], who: Who::Assignee },
+    Transition {
+        name: "complete_partial",
+        from: &[Partial],
+        to: &[Completed],
+        who: Who::Assignee,
+    },
     Transition {
         name: "expire_waiting",
         from: &[Waiting, Held],
@@ -90,7 +120,9 @@ pub fn transition(from: Status, to: Status) -> Option<&'static Transition> {
     if from == to {
         return None;
     }
-    TRANSITIONS.iter().find(|t| t.from.contains(&from) && t.to.contains(&to))
+    TRANSITIONS
+        .iter()
+        .find(|t| t.from.contains(&from) && t.to.contains(&to))
 }
 
 /// The roles an actor holds on one thread.
@@ -122,7 +154,10 @@ mod tests {
 
     #[test]
     fn terminal_statuses_never_move() {
-        for from in Status::ALL.into_iter().filter(|s| s.is_terminal() && *s != Partial) {
+        for from in Status::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal() && *s != Partial)
+        {
             for to in Status::ALL {
                 assert!(transition(from, to).is_none(), "{from} -> {to}");
             }
@@ -136,7 +171,9 @@ mod tests {
     fn rows_do_not_overlap() {
         for from in Status::ALL {
             for to in Status::ALL {
-                let n = TRANSITIONS.iter().filter(|t| t.from.contains(&from) && t.to.contains(&to));
+                let n = TRANSITIONS
+                    .iter()
+                    .filter(|t| t.from.contains(&from) && t.to.contains(&to));
                 assert!(n.count() <= 1, "{from} -> {to} matches several rows");
             }
         }

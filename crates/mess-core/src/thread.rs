@@ -73,9 +73,12 @@ impl Thread {
         let (EventKind::ThreadCreated(c), Some(r)) = (&e.kind, &e.thread_ref) else {
             return None;
         };
-        let req = crate::request::NewRequest::parse(&serde_json::Value::Object(c.request.clone()))
-            .ok();
-        let block = Block::new(BlockKind::Request, serde_json::Value::Object(c.request.clone()));
+        let req =
+            crate::request::NewRequest::parse(&serde_json::Value::Object(c.request.clone())).ok();
+        let block = Block::new(
+            BlockKind::Request,
+            serde_json::Value::Object(c.request.clone()),
+        );
         Some(Self {
             thread_ref: r.clone(),
             status: Status::Pending,
@@ -85,7 +88,11 @@ impl Thread {
             priority: c.priority,
             created_at: e.ts,
             updated_at: e.ts,
-            messages: vec![Arc::new(Message { from: e.actor_id.clone(), ts: e.ts, mess: vec![block] })],
+            messages: vec![Arc::new(Message {
+                from: e.actor_id.clone(),
+                ts: e.ts,
+                mess: vec![block],
+            })],
             seq: e.seq,
             deadline: req.as_ref().and_then(|r| r.deadline),
             confirm_before: req.as_ref().is_some_and(|r| r.confirm_before),

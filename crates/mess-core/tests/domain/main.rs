@@ -1,0 +1,13 @@
+//! Domain tests of `mess-core`, fast to slow: one given/when/then test per row of the
+//! transition table and per permission rule, listing, refs, golden event lines, and
+//! property tests. One test binary, so that it links once.
+
+mod harness;
+
+mod golden;
+mod listing;
+mod members;
+mod messages;
+mod properties;
+mod refs;
+mod transitions;
