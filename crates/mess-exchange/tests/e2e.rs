@@ -1,0 +1,379 @@
+//! End-to-end: the real binary on port 0 with a temp data dir, driven over HTTP.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A running server.
+struct Server {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    fn start(data: &Path, extra_env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mess-exchange"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", "0")
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env("STORAGE_PATH", data)
+            .env("LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !sent && let Some(at) = line.find("listening on http://") {
+                    let addr = line[at + "listening on http://".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .to_owned();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server did not start");
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let body = res.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// SIGTERM, then wait: a graceful stop.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "the server exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("the server did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+const HOME: &str = "/api/v1/exchanges/home";
+
+#[tokio::test]
+async fn the_seeds_curl_examples_in_order_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+
+    let (s, phone) = server
+        .call("POST", &format!("{HOME}/register"), None, Some(json!({
+            "executor_id": "my-phone", "display_name": "My Phone",
+            "capabilities": ["photo:capture", "location:indoor"],
+            "notifications": [{"type": "ntfy", "topic": "mess-home", "server": "http://127.0.0.1:9"}]
+        })))
+        .await;
+    assert_eq!(s, 201, "{phone}");
+    assert_eq!(phone["executor_id"], "my-phone");
+    assert_eq!(
+        phone["message"],
+        "Save this API key - it cannot be retrieved again."
+    );
+    let phone = phone["api_key"].as_str().unwrap().to_owned();
+    let (s, agent) = server
+        .call(
+            "POST",
+            &format!("{HOME}/register"),
+            None,
+            Some(json!({"executor_id": "claude-agent"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let agent = agent["api_key"].as_str().unwrap().to_owned();
+
+    let (s, list) = server
+        .call("GET", &format!("{HOME}/requests"), Some(&phone), None)
+        .await;
+    assert_eq!((s, list["threads"].clone()), (200, json!([])));
+
+    let (s, created) = server
+        .call("POST", &format!("{HOME}/requests"), Some(&agent), Some(json!({
+            "intent": "Check if the garage door is closed",
+            "context": ["Getting ready for bed"], "priority": "normal", "response_hint": ["image"]
+        })))
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(created["status"], "pending");
+    let r = created["ref"].as_str().unwrap().to_owned();
+
+    let (s, _) = server
+        .call("GET", &format!("{HOME}/requests/{r}"), Some(&phone), None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = server
+        .call(
+            "PATCH",
+            &format!("{HOME}/requests/{r}"),
+            Some(&phone),
+            Some(json!({"status": "claimed"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = server
+        .call("PATCH", &format!("{HOME}/requests/{r}"), Some(&phone), Some(json!({
+            "status": "completed",
+            "mess": [{"response": {"content": ["Door is locked", {"image": "data:image/png;base64,aGVsbG8="}]}}]
+        })))
+        .await;
+    assert_eq!(s, 200);
+    let (s, execs) = server
+        .call("GET", &format!("{HOME}/executors"), Some(&phone), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(execs["executors"].as_array().unwrap().len(), 2);
+    let (s, _) = server
+        .call("PATCH", &format!("{HOME}/executors/my-phone"), Some(&phone), Some(json!({
+            "display_name": "Teague Phone",
+            "capabilities": ["photo:capture", "location:indoor", "location:outdoor"],
+            "notifications": [{"type": "ntfy", "topic": "mess-alerts", "server": "http://127.0.0.1:9"}],
+            "preferences": {"min_priority": "normal", "quiet_hours": {"enabled": true, "start": "22:00", "end": "07:00"}}
+        })))
+        .await;
+    assert_eq!(s, 200);
+
+    let (_, before) = server
+        .call("GET", &format!("{HOME}/requests/{r}"), Some(&agent), None)
+        .await;
+    let (_, list_before) = server
+        .call("GET", &format!("{HOME}/requests"), Some(&agent), None)
+        .await;
+    assert_eq!(before["thread"]["status"], "completed");
+    server.stop();
+
+    let server = Server::start(dir.path(), &[]);
+    let (s, after) = server
+        .call("GET", &format!("{HOME}/requests/{r}"), Some(&agent), None)
+        .await;
+    assert_eq!(s, 200, "keys and threads survive a restart");
+    assert_eq!(after, before);
+    let (_, list_after) = server
+        .call("GET", &format!("{HOME}/requests"), Some(&agent), None)
+        .await;
+    assert_eq!(list_after, list_before);
+    let (_, execs) = server
+        .call("GET", &format!("{HOME}/executors"), Some(&agent), None)
+        .await;
+    let me = execs["executors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "my-phone")
+        .unwrap()
+        .clone();
+    assert_eq!(me["display_name"], "Teague Phone");
+
+    // No key in plaintext anywhere under the data directory.
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+                assert!(
+                    !text.contains(&phone) && !text.contains(&agent),
+                    "{} holds a key",
+                    p.display()
+                );
+            }
+        }
+    }
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_hung_webhook_never_delays_a_create_and_its_failure_is_recorded() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let listener = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(60)))
+        .mount(&listener)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("NOTIFY_ALLOW_PRIVATE", "true"),
+            ("NOTIFY_TIMEOUT_SECS", "2"),
+            ("NOTIFY_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    let (s, phone) = server
+        .call(
+            "POST",
+            &format!("{HOME}/register"),
+            None,
+            Some(json!({
+                "executor_id": "phone",
+                "notifications": [{"type": "webhook", "url": format!("{}/notify", listener.uri())}]
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{phone}");
+    let (_, agent) = server
+        .call(
+            "POST",
+            &format!("{HOME}/register"),
+            None,
+            Some(json!({"executor_id": "agent"})),
+        )
+        .await;
+    let agent = agent["api_key"].as_str().unwrap().to_owned();
+
+    let (s, created) = server
+        .call(
+            "POST",
+            &format!("{HOME}/requests"),
+            Some(&agent),
+            Some(json!({"intent": "Is the oven off?"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let r = created["ref"].as_str().unwrap().to_owned();
+
+    // The notification reached the listener, which is still holding it (60 s delay),
+    // yet the create has already answered.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let received = loop {
+        let got = listener.received_requests().await.unwrap_or_default();
+        if !got.is_empty() || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(received.len(), 1, "the webhook was called once");
+    let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(body["event_type"], "thread_created");
+    assert_eq!(body["thread"]["ref"], r.as_str());
+
+    // After the 2 s send timeout the failure is recorded as an event.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if events_text(dir.path()).contains("\"notification_failed\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no notification_failed event was recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !events_text(dir.path()).contains(&listener.uri()),
+        "no URL in events"
+    );
+    server.stop();
+}
+
+fn events_text(data: &Path) -> String {
+    let mut out = String::new();
+    let mut stack = vec![data.join("events")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "jsonl") {
+                out.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn start_up_errors_are_one_clear_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mess-exchange"))
+        .env_clear()
+        .env("STORAGE_TYPE", "s3")
+        .env("PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("S3_"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn openapi_yaml_matches_the_binary() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mess-exchange"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi.yaml");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi.yaml is out of date: run `UPDATE_OPENAPI=1 cargo test -p mess-exchange --test e2e openapi` (or `just openapi`)"
+    );
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README runs it: unit, property, in-process and end-to-end
+# Rust tests; the storage suite against a real S3 server (moto); the DuckDB contract with
+# the real DuckDB; generated Python and TypeScript clients and schemathesis against the
+# live binary; the deployment checks. Installs what it needs (a Python venv at .venv,
+# npm packages under scripts/clients) and starts moto itself. Needs no input.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+VENV=$ROOT/.venv
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "tools: Python venv with moto, DuckDB, schemathesis, client generator, deploy linters"
+[[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements-test.txt
+
+step "S3: starting moto on a free port"
+MOTO_PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"${TMPDIR:-/tmp}/mess-moto.log" 2>&1 &
+MOTO_PID=$!
+trap 'kill $MOTO_PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$MOTO_PORT/" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$MOTO_PORT/" >/dev/null
+export MESS_TEST_S3_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+export MESS_TEST_PYTHON="$VENV/bin/python"
+
+step "Rust: every crate's tests (unit, property, snapshot, in-process, storage on memory/files/S3, DuckDB, crash, end-to-end)"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+
+step "generated clients and schemathesis against the live binary"
+bash scripts/test-clients.sh
+
+step "deployment artifacts"
+bash scripts/check-deploy.sh
