@@ -1,0 +1,397 @@
+//! Choosing and opening a backend from the environment.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mess_core::{Storage, StorageError};
+use object_store::aws::AmazonS3Builder;
+use object_store::client::{HttpError, HttpErrorKind};
+use object_store::path::Path;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+
+use crate::error::{innermost, io_cause, one_line};
+use crate::{FsStorage, ObjectStorage};
+
+/// Which backend, and its settings, as read from the environment by
+/// [`StorageConfig::from_env`]. Optional S3 settings are checked by [`open`], so that the
+/// error names the one that is missing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// `STORAGE_TYPE`: `filesystem` (default) or `s3`.
+    pub kind: StorageKind,
+    /// `STORAGE_PATH`: the data directory of the filesystem backend (default `./data`).
+    pub path: PathBuf,
+    /// `S3_ENDPOINT`, e.g. `http://minio:9000` or `https://s3.eu-west-1.amazonaws.com`.
+    pub s3_endpoint: Option<String>,
+    /// `S3_BUCKET`.
+    pub s3_bucket: Option<String>,
+    /// `S3_ACCESS_KEY`.
+    pub s3_access_key: Option<String>,
+    /// `S3_SECRET_KEY`. Never printed: `Debug` redacts it.
+    pub s3_secret_key: Option<String>,
+    /// `S3_REGION` (default `us-east-1`).
+    pub s3_region: String,
+    /// `S3_ALLOW_HTTP`: allow plain HTTP (default: true when `S3_ENDPOINT` starts with
+    /// `http://`).
+    pub s3_allow_http: bool,
+}
+
+/// The backends [`StorageConfig::kind`] can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    /// A local data directory ([`FsStorage`]).
+    Filesystem,
+    /// An S3-compatible bucket ([`ObjectStorage`]).
+    S3,
+}
+
+impl fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("kind", &self.kind)
+            .field("path", &self.path)
+            .field(
+                "s3_endpoint",
+                &self.s3_endpoint.as_deref().map(redact_userinfo),
+            )
+            .field("s3_bucket", &self.s3_bucket)
+            .field("s3_access_key", &self.s3_access_key)
+            .field(
+                "s3_secret_key",
+                &self.s3_secret_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("s3_region", &self.s3_region)
+            .field("s3_allow_http", &self.s3_allow_http)
+            .finish()
+    }
+}
+
+impl StorageConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, OpenError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `var` (a variable's value, `None` when unset): for
+    /// tests, and for callers with their own source of settings. Empty values count as unset.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, OpenError> {
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let kind = match get("STORAGE_TYPE").as_deref().map(str::trim) {
+            None | Some("filesystem") => StorageKind::Filesystem,
+            Some("s3") => StorageKind::S3,
+            Some(other) => {
+                return Err(OpenError::Invalid {
+                    setting: "STORAGE_TYPE",
+                    reason: format!("{:?} is not one of filesystem, s3", one_line(other)),
+                });
+            }
+        };
+        let s3_endpoint = get("S3_ENDPOINT").map(|s| s.trim().to_owned());
+        let s3_allow_http = match get("S3_ALLOW_HTTP").as_deref().map(str::trim) {
+            None => s3_endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://")),
+            Some("true" | "1" | "yes") => true,
+            Some("false" | "0" | "no") => false,
+            Some(other) => {
+                return Err(OpenError::Invalid {
+                    setting: "S3_ALLOW_HTTP",
+                    reason: format!("{:?} is not true or false", one_line(other)),
+                });
+            }
+        };
+        Ok(Self {
+            kind,
+            path: get("STORAGE_PATH").map_or_else(|| PathBuf::from("./data"), PathBuf::from),
+            s3_endpoint,
+            s3_bucket: get("S3_BUCKET"),
+            s3_access_key: get("S3_ACCESS_KEY"),
+            s3_secret_key: get("S3_SECRET_KEY"),
+            s3_region: get("S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+            s3_allow_http,
+        })
+    }
+}
+
+/// Why [`open`] failed. Its `Display` is one line that names the setting to fix; it never
+/// holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// A required setting is unset.
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    /// A setting has a value that cannot work.
+    #[error("{setting} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        setting: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The data directory cannot be created, read or written.
+    #[error("STORAGE_PATH {path} is not usable: {reason}")]
+    Path {
+        /// The directory as configured.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Nothing answered at the endpoint (refused, timed out, DNS, TLS).
+    #[error("cannot reach S3_ENDPOINT {endpoint}: {reason}")]
+    Unreachable {
+        /// The endpoint, without any user info.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// The endpoint answered that the bucket does not exist.
+    #[error("bucket {0:?} (S3_BUCKET) does not exist")]
+    NoSuchBucket(String),
+    /// The endpoint refused the credentials.
+    #[error("S3_ACCESS_KEY/S3_SECRET_KEY were refused by the bucket {bucket:?} (S3_BUCKET)")]
+    Refused {
+        /// The bucket.
+        bucket: String,
+    },
+    /// The backend answered, but not as expected.
+    #[error("storage check failed ({setting}): {reason}")]
+    Check {
+        /// The setting most likely involved.
+        setting: &'static str,
+        /// What the backend said.
+        reason: String,
+    },
+}
+
+/// The S3 client's connect timeout: an endpoint that does not answer fails fast.
+pub const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The S3 client's timeout for a whole request.
+pub const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds the configured backend and checks that it answers.
+pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> {
+    match config.kind {
+        StorageKind::Filesystem => open_fs(config).await,
+        StorageKind::S3 => open_s3(config).await,
+    }
+}
+
+async fn open_fs(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> {
+    let path_error = |reason: String| OpenError::Path {
+        path: one_line(&config.path.display().to_string()),
+        reason: one_line(&reason),
+    };
+    let why = |e: StorageError| match e {
+        StorageError::Unavailable(m) | StorageError::Corrupt(m) => m,
+        other => other.to_string(),
+    };
+    let storage = FsStorage::new(&config.path).map_err(|e| path_error(why(e)))?;
+    storage.check().await.map_err(|e| path_error(why(e)))?;
+    Ok(Arc::new(storage))
+}
+
+async fn open_s3(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> {
+    let endpoint = config
+        .s3_endpoint
+        .as_deref()
+        .ok_or(OpenError::Missing("S3_ENDPOINT"))?;
+    let bucket = config
+        .s3_bucket
+        .as_deref()
+        .ok_or(OpenError::Missing("S3_BUCKET"))?;
+    let access_key = config
+        .s3_access_key
+        .as_deref()
+        .ok_or(OpenError::Missing("S3_ACCESS_KEY"))?;
+    let secret_key = config
+        .s3_secret_key
+        .as_deref()
+        .ok_or(OpenError::Missing("S3_SECRET_KEY"))?;
+    let shown_endpoint = redact_userinfo(endpoint);
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        return Err(OpenError::Invalid {
+            setting: "S3_ENDPOINT",
+            reason: format!("{shown_endpoint} is not an http:// or https:// URL"),
+        });
+    }
+    let client = ClientOptions::new()
+        .with_allow_http(config.s3_allow_http)
+        .with_connect_timeout(S3_CONNECT_TIMEOUT)
+        .with_timeout(S3_REQUEST_TIMEOUT);
+    let retry = RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            base: 2.0,
+        },
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(15),
+    };
+    // `new()`, not `from_env()`: only our settings count, never ambient AWS_* variables.
+    let store = AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_bucket_name(bucket)
+        .with_access_key_id(access_key)
+        .with_secret_access_key(secret_key)
+        .with_region(&config.s3_region)
+        .with_allow_http(config.s3_allow_http)
+        .with_virtual_hosted_style_request(false)
+        .with_client_options(client)
+        .with_retry(retry)
+        .build()
+        .map_err(|e| OpenError::Invalid {
+            setting: "S3_ENDPOINT",
+            reason: one_line(&innermost(&e).to_string()),
+        })?;
+    let store: Arc<dyn ObjectStore> = Arc::new(store);
+    // The same LIST request as `check()`, classified here where the settings are known.
+    if let Err(e) = store
+        .list_with_delimiter(Some(&Path::from(crate::layout::EXECUTORS)))
+        .await
+    {
+        return Err(classify(e, &shown_endpoint, bucket));
+    }
+    Ok(Arc::new(ObjectStorage::new(store, "s3")))
+}
+
+/// Turns the first request's failure into the setting to fix.
+fn classify(e: object_store::Error, endpoint: &str, bucket: &str) -> OpenError {
+    use object_store::Error as E;
+    match &e {
+        E::NotFound { .. } => return OpenError::NoSuchBucket(bucket.to_owned()),
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
+            return OpenError::Refused {
+                bucket: bucket.to_owned(),
+            };
+        }
+        _ => {}
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = cur {
+        if let Some(http) = err.downcast_ref::<HttpError>() {
+            let reason = match http.kind() {
+                HttpErrorKind::Timeout => Some("timed out".to_owned()),
+                HttpErrorKind::Connect | HttpErrorKind::Request | HttpErrorKind::Interrupted => {
+                    Some(io_cause(http).unwrap_or_else(|| one_line(&innermost(http).to_string())))
+                }
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                return OpenError::Unreachable {
+                    endpoint: endpoint.to_owned(),
+                    reason,
+                };
+            }
+        }
+        cur = err.source();
+    }
+    // A LIST answered with an error status comes back as a generic error whose text holds
+    // the S3 error document: its `<Code>` says what is wrong.
+    let text = innermost(&e).to_string();
+    match xml_tag(&text, "Code") {
+        Some("NoSuchBucket") => OpenError::NoSuchBucket(bucket.to_owned()),
+        Some(
+            "AccessDenied"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "InvalidToken"
+            | "ExpiredToken",
+        ) => OpenError::Refused {
+            bucket: bucket.to_owned(),
+        },
+        Some(code) => OpenError::Check {
+            setting: "S3_ENDPOINT",
+            reason: format!("S3 error {code}"),
+        },
+        None => OpenError::Check {
+            setting: "S3_ENDPOINT",
+            reason: one_line(&text),
+        },
+    }
+}
+
+/// The text of the first `<tag>…</tag>` in `s`.
+fn xml_tag<'a>(s: &'a str, tag: &str) -> Option<&'a str> {
+    let start = s.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let len = s[start..].find(&format!("</{tag}>"))?;
+    Some(&s[start..start + len])
+}
+
+/// `scheme://user:pass@host/…` without `user:pass@`.
+fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let shown = match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}{}", "<redacted>@", &rest[at + 1..]),
+        None => rest.to_owned(),
+    };
+    let shown = if scheme.is_empty() {
+        shown
+    } else {
+        format!("{scheme}://{shown}")
+    };
+    one_line(&shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<StorageConfig, OpenError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        StorageConfig::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_filesystem() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.kind, StorageKind::Filesystem);
+        assert_eq!(c.path, PathBuf::from("./data"));
+        assert_eq!(c.s3_region, "us-east-1");
+    }
+
+    #[test]
+    fn an_unknown_storage_type_names_the_variable() {
+        let e = config(&[("STORAGE_TYPE", "ftp")]).unwrap_err().to_string();
+        assert!(e.starts_with("STORAGE_TYPE is invalid"), "{e}");
+    }
+
+    #[test]
+    fn plain_http_is_allowed_only_for_http_endpoints_unless_told() {
+        let c = config(&[("STORAGE_TYPE", "s3"), ("S3_ENDPOINT", "http://minio:9000")]).unwrap();
+        assert!(c.s3_allow_http);
+        let c = config(&[("S3_ENDPOINT", "https://s3.example")]).unwrap();
+        assert!(!c.s3_allow_http);
+        let c = config(&[("S3_ENDPOINT", "http://x"), ("S3_ALLOW_HTTP", "false")]).unwrap();
+        assert!(!c.s3_allow_http);
+    }
+
+    #[test]
+    fn s3_error_codes_are_read_from_the_error_document() {
+        let body = "404 Not Found: <?xml?><Error><Code>NoSuchBucket</Code><Message>x</Message>";
+        assert_eq!(xml_tag(body, "Code"), Some("NoSuchBucket"));
+        assert_eq!(xml_tag("no document", "Code"), None);
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = config(&[
+            ("S3_ENDPOINT", "http://user:hunter2@minio:9000/"),
+            ("S3_SECRET_KEY", "hunter2"),
+        ])
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(
+            redact_userinfo("http://u:p@h:1/x"),
+            "http://<redacted>@h:1/x"
+        );
+        assert_eq!(redact_userinfo("http://h:1"), "http://h:1");
+    }
+}

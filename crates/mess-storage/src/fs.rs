@@ -1,0 +1,364 @@
+//! [`FsStorage`]: the embedded default, a data directory on a local disk.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use mess_core::{Event, ExchangeId, Loaded, Member, Storage, StorageError};
+use object_store::PutMode;
+use object_store::local::LocalFileSystem;
+
+use crate::batch::{Batcher, Queues, Sink, queue_for};
+use crate::error::{from_io, from_object_store};
+use crate::layout::{self, Day, EVENTS, Skipped, day_dir, new_segment_name};
+use crate::members::Members;
+
+/// Event segments and member records in a directory on a local disk.
+///
+/// Events are appended to segment files with `write` + `fdatasync` (object_store cannot
+/// append); member records go through `object_store`'s `LocalFileSystem` with fsync on.
+/// See the [crate docs](crate) for the layout.
+#[derive(Clone)]
+pub struct FsStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    /// The segment this process writes for each (exchange, day), created on first use.
+    segments: Queues<Segment>,
+    /// Held while a segment is created, so that no writer sees a directory another one has
+    /// created but not yet made durable.
+    creating: Arc<Mutex<()>>,
+    members: Members,
+}
+
+impl std::fmt::Debug for FsStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsStorage")
+            .field("root", &self.inner.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FsStorage {
+    /// Opens (creating it if needed) the data directory `root`.
+    ///
+    /// Nothing is read yet: call [`Storage::load`] for that.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|e| from_io("create", "the data directory", &e))?;
+        let local = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| from_object_store("open", "the data directory", e))?
+            .with_fsync(true);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                segments: Mutex::default(),
+                creating: Arc::default(),
+                members: Members::new(Arc::new(local)),
+            }),
+        })
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    fn segment(&self, exchange: &ExchangeId, day: Day) -> Arc<Batcher<Segment>> {
+        queue_for(&self.inner.segments, exchange, day, || Segment {
+            root: self.inner.root.clone(),
+            dir: day_dir(exchange, day),
+            creating: Arc::clone(&self.inner.creating),
+            file: Mutex::new(None),
+        })
+    }
+}
+
+/// One (exchange, day) segment of this process: a file created on the first write.
+struct Segment {
+    root: PathBuf,
+    /// `events/exchange=…/YYYY/MM/DD`, relative to `root`.
+    dir: String,
+    /// Shared by every segment of the directory (see `Inner::creating`).
+    creating: Arc<Mutex<()>>,
+    /// The open segment, and its name relative to `root` (for messages).
+    file: Mutex<Option<(File, String)>>,
+}
+
+impl Sink for Segment {
+    async fn flush(self: Arc<Self>, bytes: Vec<u8>) -> Result<(), StorageError> {
+        tokio::task::spawn_blocking(move || self.write(&bytes))
+            .await
+            .unwrap_or_else(|e| Err(StorageError::Unavailable(format!("segment writer: {e}"))))
+    }
+}
+
+impl Segment {
+    fn write(&self, bytes: &[u8]) -> Result<(), StorageError> {
+        let mut slot = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(self.create()?);
+        }
+        let (file, name) = slot.as_mut().expect("created above");
+        match file.write_all(bytes).and_then(|()| file.sync_data()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = from_io("append to", name, &e);
+                // The file may now end in a partial line, and after a failed fdatasync its
+                // state is unknown: never write to it again; the next batch opens a new one.
+                *slot = None;
+                Err(err)
+            }
+        }
+    }
+
+    /// Creates a new segment file and makes its directory entries durable: the file's
+    /// directory, and the parent of every directory created for it, up to `events/`.
+    fn create(&self) -> Result<(File, String), StorageError> {
+        let _creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = self.root.join(&self.dir);
+        let mut created = Vec::new();
+        let mut d = dir.as_path();
+        while !d.exists() && d != self.root {
+            created.push(d.to_path_buf());
+            match d.parent() {
+                Some(p) => d = p,
+                None => break,
+            }
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| from_io("create", &self.dir, &e))?;
+        let name = format!("{}/{}", self.dir, new_segment_name());
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(self.root.join(&name))
+            .map_err(|e| from_io("create", &name, &e))?;
+        sync_dir(&dir).map_err(|e| from_io("sync", &self.dir, &e))?;
+        for new_dir in &created {
+            if let Some(parent) = new_dir.parent() {
+                sync_dir(parent).map_err(|e| from_io("sync directory of", &self.dir, &e))?;
+            }
+        }
+        Ok((file, name))
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[async_trait]
+impl Storage for FsStorage {
+    fn kind(&self) -> &'static str {
+        "filesystem"
+    }
+
+    async fn append(&self, events: &[Event]) -> Result<(), StorageError> {
+        let groups = layout::encode_by_segment(events);
+        let waits = groups.iter().map(|((exchange, day), bytes)| {
+            let segment = self.segment(exchange, *day);
+            async move { segment.submit(bytes).await }
+        });
+        futures::future::try_join_all(waits).await.map(drop)
+    }
+
+    async fn create_member(&self, member: &Member) -> Result<(), StorageError> {
+        self.inner.members.put(member, PutMode::Create).await
+    }
+
+    async fn replace_member(&self, member: &Member) -> Result<(), StorageError> {
+        self.inner.members.put(member, PutMode::Overwrite).await
+    }
+
+    async fn load(&self) -> Result<Loaded, StorageError> {
+        let members = self.inner.members.load().await?;
+        let root = self.inner.root.clone();
+        let (events, skipped_lines) = tokio::task::spawn_blocking(move || load_events(&root))
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("replay: {e}")))??;
+        Ok(Loaded {
+            members,
+            events,
+            skipped_lines,
+        })
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        let root = self.inner.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let meta =
+                std::fs::metadata(&root).map_err(|e| from_io("stat", "the data directory", &e))?;
+            if !meta.is_dir() {
+                return Err(StorageError::Unavailable(
+                    "the data directory is not a directory".into(),
+                ));
+            }
+            // The only sure test of "writable": write. Beside `events/`, never inside it.
+            let probe = root.join(format!(".write-check-{}", uuid::Uuid::new_v4()));
+            File::create(&probe).map_err(|e| from_io("write in", "the data directory", &e))?;
+            std::fs::remove_file(&probe).map_err(|e| from_io("remove", "a write check", &e))
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("check: {e}")))?
+    }
+}
+
+/// Segments are read in pieces of about this size, so one big segment still spreads over
+/// every reader thread.
+const PIECE: u64 = 4 << 20;
+
+/// A piece's events and how many of its lines were skipped.
+type PieceResult = Result<(Vec<Event>, usize), StorageError>;
+
+/// One piece of one segment: the lines that start in `start..end`.
+struct Piece {
+    file: usize,
+    start: u64,
+    end: u64,
+}
+
+/// Reads every event line under `root/events`, in parallel, then orders them.
+fn load_events(root: &Path) -> Result<(Vec<Event>, usize), StorageError> {
+    let files = segment_files(root)?;
+    let mut pieces = Vec::new();
+    for (i, (_, _, len)) in files.iter().enumerate() {
+        let mut start = 0;
+        while start < *len {
+            let end = (start + PIECE).min(*len);
+            pieces.push(Piece {
+                file: i,
+                start,
+                end,
+            });
+            start = end;
+        }
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<PieceResult>>> =
+        pieces.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers.min(pieces.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(piece) = pieces.get(i) else { break };
+                    let (path, name, _) = &files[piece.file];
+                    let r = read_piece(path, name, piece.start, piece.end);
+                    *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    let mut parts = Vec::with_capacity(results.len());
+    for r in results {
+        match r.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(r) => parts.push(r?),
+            None => return Err(StorageError::Unavailable("replay: a reader stopped".into())),
+        }
+    }
+    let total = parts.iter().map(|(e, _)| e.len()).sum();
+    let mut events = Vec::with_capacity(total);
+    let mut skipped = 0;
+    for (mut e, s) in parts {
+        events.append(&mut e);
+        skipped += s;
+    }
+    layout::order(&mut events);
+    Ok((events, skipped))
+}
+
+/// Every `events/exchange=*/**/*.jsonl` regular file: (absolute path, relative name,
+/// length), in path order. Anything else under `events/` is foreign and ignored.
+fn segment_files(root: &Path) -> Result<Vec<(PathBuf, String, u64)>, StorageError> {
+    let events = root.join(EVENTS);
+    let mut out = Vec::new();
+    let top = match std::fs::read_dir(&events) {
+        Ok(top) => top,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(from_io("list", EVENTS, &e)),
+    };
+    let mut dirs = Vec::new();
+    for entry in top {
+        let entry = entry.map_err(|e| from_io("list", EVENTS, &e))?;
+        let name = entry.file_name();
+        let is_dir = entry
+            .file_type()
+            .map_err(|e| from_io("stat", EVENTS, &e))?
+            .is_dir();
+        if let Some(name) = name.to_str()
+            && is_dir
+            && name.starts_with("exchange=")
+        {
+            dirs.push((entry.path(), format!("{EVENTS}/{name}")));
+        }
+    }
+    while let Some((dir, rel)) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| from_io("list", &rel, &e))? {
+            let entry = entry.map_err(|e| from_io("list", &rel, &e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let kind = entry.file_type().map_err(|e| from_io("stat", &rel, &e))?;
+            let child = format!("{rel}/{name}");
+            if kind.is_dir() {
+                dirs.push((entry.path(), child));
+            } else if kind.is_file() && name.ends_with(".jsonl") {
+                let len = entry
+                    .metadata()
+                    .map_err(|e| from_io("stat", &child, &e))?
+                    .len();
+                out.push((entry.path(), child, len));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
+}
+
+/// Parses the lines of `path` that start in `start..end` (the last may run past `end`).
+fn read_piece(
+    path: &Path,
+    name: &str,
+    start: u64,
+    end: u64,
+) -> Result<(Vec<Event>, usize), StorageError> {
+    let mut file = File::open(path).map_err(|e| from_io("open", name, &e))?;
+    let mut pos = start.saturating_sub(1);
+    file.seek(SeekFrom::Start(pos))
+        .map_err(|e| from_io("read", name, &e))?;
+    let mut reader = BufReader::with_capacity(256 << 10, file);
+    let mut line = Vec::with_capacity(1024);
+    if start > 0 {
+        // The line running into this piece belongs to the previous one: skip to its end.
+        // (If the byte before `start` is a newline, this reads just that byte.)
+        pos += reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| from_io("read", name, &e))? as u64;
+    }
+    let mut events = Vec::with_capacity(((end - start) / 300) as usize);
+    let mut skipped = Skipped::default();
+    while pos < end {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| from_io("read", name, &e))?;
+        if n == 0 {
+            break;
+        }
+        match layout::parse_line(&line) {
+            Ok(Some(e)) => events.push(e),
+            Ok(None) => {}
+            Err(()) => skipped.record(pos),
+        }
+        pos += n as u64;
+    }
+    skipped.warn(name);
+    Ok((events, skipped.count))
+}

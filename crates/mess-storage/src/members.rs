@@ -1,0 +1,77 @@
+//! Member records, one object each, over any `object_store`: create-only registration and
+//! atomic replacement are the store's own guarantees.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use mess_core::{Member, StorageError};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::from_object_store;
+use crate::layout::{EXECUTORS, is_member_object, member_path};
+
+/// How many objects replay reads at once.
+pub(crate) const READ_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Members {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Members {
+    pub(crate) fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store }
+    }
+
+    pub(crate) async fn put(&self, member: &Member, mode: PutMode) -> Result<(), StorageError> {
+        let location = member_path(&member.exchange_id, &member.executor_id);
+        let body = serde_json::to_vec_pretty(member)
+            .map_err(|e| StorageError::Unavailable(format!("encode {location}: {e}")))?;
+        let opts = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        let op = match opts.mode {
+            PutMode::Create => "create",
+            _ => "replace",
+        };
+        self.store
+            .put_opts(&Path::from(location.as_str()), PutPayload::from(body), opts)
+            .await
+            .map(drop)
+            .map_err(|e| from_object_store(op, &location, e))
+    }
+
+    /// Every member record, in path order.
+    pub(crate) async fn load(&self) -> Result<Vec<Member>, StorageError> {
+        let prefix = Path::from(EXECUTORS);
+        let mut paths: Vec<Path> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_filter(|p| std::future::ready(is_member_object(p.as_ref())))
+            .try_collect()
+            .await
+            .map_err(|e| from_object_store("list", EXECUTORS, e))?;
+        paths.sort();
+        futures::stream::iter(paths)
+            .map(|path| {
+                let store = Arc::clone(&self.store);
+                async move {
+                    let bytes = store
+                        .get(&path)
+                        .await
+                        .map_err(|e| from_object_store("read", path.as_ref(), e))?
+                        .bytes()
+                        .await
+                        .map_err(|e| from_object_store("read", path.as_ref(), e))?;
+                    serde_json::from_slice::<Member>(&bytes)
+                        .map_err(|e| StorageError::Corrupt(format!("{path}: {e}")))
+                }
+            })
+            .buffered(READ_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+}
