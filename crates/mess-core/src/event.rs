@@ -4,6 +4,7 @@
 //! and a per-thread `seq` (0 for events not about a thread). These names are what
 //! DuckDB views depend on: fields may be added, never renamed.
 
+use serde::de::{DeserializeSeed, MapAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -140,23 +141,6 @@ impl EventKind {
             EventKind::Other { event_type, .. } => event_type,
         }
     }
-
-    fn from_parts(event_type: String, payload: Value) -> Result<Self, serde_json::Error> {
-        use serde_json::from_value as p;
-        Ok(match event_type.as_str() {
-            "executor_registered" => EventKind::ExecutorRegistered(p(payload)?),
-            "executor_updated" => EventKind::ExecutorUpdated(p(payload)?),
-            "thread_created" => EventKind::ThreadCreated(p(payload)?),
-            "status_changed" => EventKind::StatusChanged(p(payload)?),
-            "message_added" => EventKind::MessageAdded(p(payload)?),
-            "notification_delivered" => EventKind::NotificationDelivered(p(payload)?),
-            "notification_failed" => EventKind::NotificationFailed(p(payload)?),
-            _ => EventKind::Other {
-                event_type,
-                payload,
-            },
-        })
-    }
 }
 
 struct Payload<'a>(&'a EventKind);
@@ -191,34 +175,108 @@ impl Serialize for Event {
     }
 }
 
+/// The fields of a stored line.
 #[derive(Deserialize)]
-struct Line {
-    event_id: String,
-    ts: Timestamp,
-    exchange_id: ExchangeId,
-    thread_ref: Option<ThreadRef>,
-    event_type: String,
-    actor_id: String,
-    #[serde(default)]
-    payload: Value,
-    #[serde(default)]
-    seq: u64,
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Field {
+    EventId,
+    Ts,
+    ExchangeId,
+    ThreadRef,
+    EventType,
+    ActorId,
+    Payload,
+    Seq,
+    #[serde(other)]
+    Other,
+}
+
+/// Deserializes a payload straight into the type its `event_type` names.
+struct PayloadSeed<'a>(&'a str);
+
+impl<'de> DeserializeSeed<'de> for PayloadSeed<'_> {
+    type Value = EventKind;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<EventKind, D::Error> {
+        Ok(match self.0 {
+            "executor_registered" => EventKind::ExecutorRegistered(Deserialize::deserialize(d)?),
+            "executor_updated" => EventKind::ExecutorUpdated(Deserialize::deserialize(d)?),
+            "thread_created" => EventKind::ThreadCreated(Deserialize::deserialize(d)?),
+            "status_changed" => EventKind::StatusChanged(Deserialize::deserialize(d)?),
+            "message_added" => EventKind::MessageAdded(Deserialize::deserialize(d)?),
+            "notification_delivered" => {
+                EventKind::NotificationDelivered(Deserialize::deserialize(d)?)
+            }
+            "notification_failed" => EventKind::NotificationFailed(Deserialize::deserialize(d)?),
+            other => EventKind::Other {
+                event_type: other.to_owned(),
+                payload: Deserialize::deserialize(d)?,
+            },
+        })
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = Event;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+        use serde::de::Error;
+        let (mut event_id, mut ts, mut exchange_id, mut thread_ref) = (None, None, None, None);
+        let (mut event_type, mut actor_id, mut seq) = (None::<String>, None, None);
+        let (mut kind, mut early_payload) = (None, None::<Value>);
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::EventId => event_id = Some(map.next_value::<String>()?),
+                Field::Ts => ts = Some(map.next_value::<Timestamp>()?),
+                Field::ExchangeId => exchange_id = Some(map.next_value::<ExchangeId>()?),
+                Field::ThreadRef => thread_ref = Some(map.next_value::<Option<ThreadRef>>()?),
+                Field::EventType => event_type = Some(map.next_value()?),
+                Field::ActorId => actor_id = Some(map.next_value::<String>()?),
+                Field::Seq => seq = Some(map.next_value::<u64>()?),
+                // We write `event_type` before `payload`: then the payload is parsed once,
+                // straight into its type. Other writers' order still works, through a Value.
+                Field::Payload => match &event_type {
+                    Some(t) => kind = Some(map.next_value_seed(PayloadSeed(t))?),
+                    None => early_payload = Some(map.next_value()?),
+                },
+                Field::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        let event_type = event_type.ok_or_else(|| A::Error::missing_field("event_type"))?;
+        let kind = match (kind, early_payload) {
+            (Some(k), _) => k,
+            // Re-read from text: block bodies are raw JSON, which only a text parser yields.
+            (None, payload) => {
+                let text = payload.unwrap_or(Value::Null).to_string();
+                let mut de = serde_json::Deserializer::from_str(&text);
+                PayloadSeed(&event_type)
+                    .deserialize(&mut de)
+                    .map_err(A::Error::custom)?
+            }
+        };
+        Ok(Event {
+            event_id: event_id.ok_or_else(|| A::Error::missing_field("event_id"))?,
+            ts: ts.ok_or_else(|| A::Error::missing_field("ts"))?,
+            exchange_id: exchange_id.ok_or_else(|| A::Error::missing_field("exchange_id"))?,
+            thread_ref: thread_ref.flatten(),
+            actor_id: actor_id.ok_or_else(|| A::Error::missing_field("actor_id"))?,
+            seq: seq.unwrap_or(0),
+            kind,
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let l = Line::deserialize(d)?;
-        let kind =
-            EventKind::from_parts(l.event_type, l.payload).map_err(serde::de::Error::custom)?;
-        Ok(Event {
-            event_id: l.event_id,
-            ts: l.ts,
-            exchange_id: l.exchange_id,
-            thread_ref: l.thread_ref,
-            actor_id: l.actor_id,
-            seq: l.seq,
-            kind,
-        })
+        d.deserialize_map(EventVisitor)
     }
 }
 

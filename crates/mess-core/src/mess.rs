@@ -1,8 +1,10 @@
 //! MESS blocks: a message's `mess` is a list of single-key objects, stored verbatim.
 
+use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::DomainError;
 use crate::ids::ThreadRef;
@@ -64,16 +66,25 @@ impl BlockKind {
     }
 }
 
-/// One block: its kind and its contents exactly as the client sent them.
-#[derive(Debug, Clone, PartialEq)]
+/// One block: its kind and its contents exactly as the client sent them. The contents are
+/// kept as compact JSON text: a thread's messages cost little memory and serialize without
+/// being rebuilt.
+#[derive(Debug, Clone)]
 pub struct Block {
     kind: BlockKind,
-    body: Value,
+    body: Box<RawValue>,
+}
+
+impl PartialEq for Block {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.body.get() == other.body.get()
+    }
 }
 
 impl Block {
     /// A block of `kind` with `body`.
     pub fn new(kind: BlockKind, body: Value) -> Self {
+        let body = serde_json::value::to_raw_value(&body).expect("a JSON value always serializes");
         Self { kind, body }
     }
 
@@ -124,17 +135,28 @@ impl Block {
         self.kind
     }
 
-    /// The block's contents.
-    pub fn body(&self) -> &Value {
-        &self.body
+    /// The block's contents, parsed.
+    pub fn body(&self) -> Value {
+        serde_json::from_str(self.body.get()).unwrap_or(Value::Null)
+    }
+
+    /// The block's contents as compact JSON text.
+    pub fn raw_body(&self) -> &str {
+        self.body.get()
     }
 
     /// For a status block, its `code` parsed as a status.
     pub fn status_code(&self) -> Option<Status> {
+        #[derive(Deserialize)]
+        struct Code<'a> {
+            #[serde(borrow)]
+            code: Option<std::borrow::Cow<'a, str>>,
+        }
         if self.kind != BlockKind::Status {
             return None;
         }
-        Status::parse(self.body.get("code")?.as_str()?).ok()
+        let c: Code<'_> = serde_json::from_str(self.body.get()).ok()?;
+        Status::parse(&c.code?).ok()
     }
 }
 
@@ -148,25 +170,43 @@ impl Serialize for Block {
 
 impl<'de> Deserialize<'de> for Block {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        Block::parse(&v).map_err(serde::de::Error::custom)
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Block;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a MESS block: an object with exactly one known key")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Block, A::Error> {
+                let key: std::borrow::Cow<'de, str> = map
+                    .next_key()?
+                    .ok_or_else(|| serde::de::Error::custom("a MESS block needs one key"))?;
+                let kind = BlockKind::parse(&key)
+                    .ok_or_else(|| serde::de::Error::custom("unknown MESS block"))?;
+                let body: Box<RawValue> = map.next_value()?;
+                if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(serde::de::Error::custom("a MESS block has exactly one key"));
+                }
+                Ok(Block { kind, body })
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
 /// Finds `data:` URIs in a list of blocks, walking every nested value. Returns each with
 /// the key it was found under (`image`, `file`...) or `attachment`, in order.
-pub fn data_uris(blocks: &[Block]) -> Vec<(String, &str)> {
-    fn walk<'a>(key: &str, v: &'a Value, out: &mut Vec<(String, &'a str)>) {
+pub fn data_uris(blocks: &[Block]) -> Vec<(String, String)> {
+    fn walk(key: &str, v: Value, out: &mut Vec<(String, String)>) {
         match v {
             Value::String(s) if s.starts_with("data:") => out.push((key.to_owned(), s)),
-            Value::Array(items) => items.iter().for_each(|i| walk(key, i, out)),
-            Value::Object(map) => map.iter().for_each(|(k, i)| walk(k, i, out)),
+            Value::Array(items) => items.into_iter().for_each(|i| walk(key, i, out)),
+            Value::Object(map) => map.into_iter().for_each(|(k, i)| walk(&k, i, out)),
             _ => {}
         }
     }
     let mut out = Vec::new();
-    for b in blocks {
-        walk("attachment", &b.body, &mut out);
+    for b in blocks.iter().filter(|b| b.raw_body().contains("data:")) {
+        walk("attachment", b.body(), &mut out);
     }
     out
 }
