@@ -223,7 +223,14 @@ struct Piece {
 
 /// Reads every event line under `root/events`, in parallel, then orders them.
 fn load_events(root: &Path) -> Result<(Vec<Event>, usize), StorageError> {
-    let files = segment_files(root)?;
+    let mut files = segment_files(root)?;
+    let mut repaired = 0;
+    for (path, name, len) in &mut files {
+        if let Some(kept) = cut_torn_tail(path, name, *len)? {
+            *len = kept;
+            repaired += 1;
+        }
+    }
     let mut pieces = Vec::new();
     for (i, (_, _, len)) in files.iter().enumerate() {
         let mut start = 0;
@@ -271,7 +278,55 @@ fn load_events(root: &Path) -> Result<(Vec<Event>, usize), StorageError> {
         skipped += s;
     }
     layout::order(&mut events);
-    Ok((events, skipped))
+    Ok((events, skipped + repaired))
+}
+
+/// A crash mid-write can leave a segment ending in part of a line. That write was never
+/// acknowledged (acknowledgement waits for the sync), so the partial line is cut off, made
+/// durable, and counted as skipped: the segment then holds whole lines only, which is what
+/// DuckDB needs to read the directory. Returns the new length when it cut.
+fn cut_torn_tail(path: &Path, name: &str, len: u64) -> Result<Option<u64>, StorageError> {
+    use std::io::{Read, Seek, SeekFrom};
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| from_io("open", name, &e))?;
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::End(-1))
+        .and_then(|_| file.read_exact(&mut last))
+        .map_err(|e| from_io("read", name, &e))?;
+    if last[0] == b'\n' {
+        return Ok(None);
+    }
+    // Find the last newline, reading backwards in blocks.
+    let mut end = len;
+    let mut keep = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))
+            .and_then(|_| file.read_exact(&mut buf[..n]))
+            .map_err(|e| from_io("read", name, &e))?;
+        if let Some(i) = buf[..n].iter().rposition(|b| *b == b'\n') {
+            keep = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    tracing::warn!(
+        segment = name,
+        cut_bytes = len - keep,
+        "cut a torn last line left by a crash"
+    );
+    file.set_len(keep)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| from_io("truncate", name, &e))?;
+    Ok(Some(keep))
 }
 
 /// Every `events/exchange=*/**/*.jsonl` regular file: (absolute path, relative name,

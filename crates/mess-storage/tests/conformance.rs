@@ -365,9 +365,12 @@ async fn a_torn_last_line_is_skipped_and_never_glued_to(b: Backend) {
     let next = event(&home, Some(&t), 3, T0 + 3, message_added());
     s.append(std::slice::from_ref(&next)).await.unwrap();
     let files = b.files().await;
-    assert_eq!(
-        files[torn_path],
-        torn.as_bytes(),
+    // Object stores keep the torn object as it is; the filesystem cuts the partial line
+    // off at start-up (DuckDB reads only whole lines). Either way nothing is glued on.
+    let cut = format!("{}\n{}\n", good[0].to_line(), good[1].to_line());
+    let was_cut = files[torn_path] == cut.as_bytes();
+    assert!(
+        was_cut || files[torn_path] == torn.as_bytes(),
         "the torn segment was written to"
     );
     let holder: Vec<_> = files
@@ -379,7 +382,7 @@ async fn a_torn_last_line_is_skipped_and_never_glued_to(b: Backend) {
     assert_ne!(holder[0], torn_path);
 
     let loaded = b.open().await.load().await.unwrap();
-    assert_eq!(loaded.skipped_lines, 1);
+    assert_eq!(loaded.skipped_lines, usize::from(!was_cut));
     assert_eq!(loaded.events, [good[0].clone(), good[1].clone(), next]);
 }
 
