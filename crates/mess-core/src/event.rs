@@ -108,6 +108,10 @@ pub enum EventKind {
     ExecutorRegistered(MemberSnapshot),
     /// `executor_updated`.
     ExecutorUpdated(MemberSnapshot),
+    /// `executor_key_rotated`: the member replaced its key; the old one stopped working.
+    ExecutorKeyRotated(MemberSnapshot),
+    /// `executor_removed`: the member left the exchange.
+    ExecutorRemoved(MemberSnapshot),
     /// `thread_created`.
     ThreadCreated(ThreadCreated),
     /// `status_changed`.
@@ -133,6 +137,8 @@ impl EventKind {
         match self {
             EventKind::ExecutorRegistered(_) => "executor_registered",
             EventKind::ExecutorUpdated(_) => "executor_updated",
+            EventKind::ExecutorKeyRotated(_) => "executor_key_rotated",
+            EventKind::ExecutorRemoved(_) => "executor_removed",
             EventKind::ThreadCreated(_) => "thread_created",
             EventKind::StatusChanged(_) => "status_changed",
             EventKind::MessageAdded(_) => "message_added",
@@ -148,7 +154,10 @@ struct Payload<'a>(&'a EventKind);
 impl Serialize for Payload<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            EventKind::ExecutorRegistered(p) | EventKind::ExecutorUpdated(p) => p.serialize(s),
+            EventKind::ExecutorRegistered(p)
+            | EventKind::ExecutorUpdated(p)
+            | EventKind::ExecutorKeyRotated(p)
+            | EventKind::ExecutorRemoved(p) => p.serialize(s),
             EventKind::ThreadCreated(p) => p.serialize(s),
             EventKind::StatusChanged(p) => p.serialize(s),
             EventKind::MessageAdded(p) => p.serialize(s),
@@ -201,6 +210,8 @@ impl<'de> DeserializeSeed<'de> for PayloadSeed<'_> {
         Ok(match self.0 {
             "executor_registered" => EventKind::ExecutorRegistered(Deserialize::deserialize(d)?),
             "executor_updated" => EventKind::ExecutorUpdated(Deserialize::deserialize(d)?),
+            "executor_key_rotated" => EventKind::ExecutorKeyRotated(Deserialize::deserialize(d)?),
+            "executor_removed" => EventKind::ExecutorRemoved(Deserialize::deserialize(d)?),
             "thread_created" => EventKind::ThreadCreated(Deserialize::deserialize(d)?),
             "status_changed" => EventKind::StatusChanged(Deserialize::deserialize(d)?),
             "message_added" => EventKind::MessageAdded(Deserialize::deserialize(d)?),

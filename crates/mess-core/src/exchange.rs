@@ -71,6 +71,16 @@ pub enum Command {
         /// Blocks to append, if any.
         mess: Option<Vec<Block>>,
     },
+    /// Replace one's own API key; the old one stops working at once.
+    RotateKey {
+        /// The member (must be the actor).
+        executor: ExecutorId,
+    },
+    /// Leave the exchange (one's own membership only).
+    Remove {
+        /// The member (must be the actor).
+        executor: ExecutorId,
+    },
     /// Expire a thread whose deadline has passed (the exchange's own command).
     Expire {
         /// The thread.
@@ -90,6 +100,16 @@ pub enum Outcome {
     },
     /// A profile changed: replace the stored record with `member`.
     ProfileUpdated(Box<Member>),
+    /// A member rotated its key: replace the stored record with `member` and hand out
+    /// `api_key` once.
+    KeyRotated {
+        /// The record with the new key's hash.
+        member: Box<Member>,
+        /// The new key.
+        api_key: ApiKey,
+    },
+    /// A member left: delete its record and forget it.
+    Removed(Box<Member>),
     /// A thread was created.
     Created(ThreadRef),
     /// A thread was updated (or the update was a no-op); its status now.
@@ -267,6 +287,13 @@ impl Exchange {
         self.members.insert(m.executor_id.clone(), m);
     }
 
+    /// Forgets a member and its key.
+    pub fn remove_member(&mut self, id: &ExecutorId) {
+        if let Some(old) = self.members.remove(id) {
+            self.keys.remove(&old.key_hash);
+        }
+    }
+
     /// Sets (or with `None`, removes) a thread, keeping every index right.
     pub fn put_thread(&mut self, r: &ThreadRef, t: Option<Arc<Thread>>) {
         if let Some(old) = self.threads.remove(r) {
@@ -327,6 +354,8 @@ impl Exchange {
             Command::UpdateProfile { executor, profile } => {
                 self.update_profile(actor, &executor, profile, now, env)
             }
+            Command::RotateKey { executor } => self.rotate_key(actor, &executor, now, env),
+            Command::Remove { executor } => self.remove(actor, &executor, now, env),
             Command::Create(req) => self.create(actor, req, now, env),
             Command::Update {
                 thread,
@@ -422,16 +451,7 @@ impl Exchange {
         now: Timestamp,
         env: Env<'_>,
     ) -> Result<Decision, DomainError> {
-        let current = self
-            .members
-            .get(target)
-            .ok_or_else(|| DomainError::NotFound("Executor not found".into()))?;
-        if *actor != Actor::Member(target.clone()) {
-            return Err(DomainError::Forbidden(
-                "you can only update your own profile".into(),
-            ));
-        }
-        let mut member = Member::clone(current);
+        let mut member = Member::clone(self.own_member(actor, target)?);
         member.apply_profile(&profile);
         member.updated_at = now;
         member.last_seen = now;
@@ -445,6 +465,68 @@ impl Exchange {
         Ok(Decision {
             events: vec![e],
             outcome: Outcome::ProfileUpdated(Box::new(member)),
+        })
+    }
+
+    fn own_member(&self, actor: &Actor, target: &ExecutorId) -> Result<&Arc<Member>, DomainError> {
+        let current = self
+            .members
+            .get(target)
+            .ok_or_else(|| DomainError::NotFound("Executor not found".into()))?;
+        if *actor != Actor::Member(target.clone()) {
+            return Err(DomainError::Forbidden(
+                "you can only change your own membership".into(),
+            ));
+        }
+        Ok(current)
+    }
+
+    fn rotate_key(
+        &self,
+        actor: &Actor,
+        target: &ExecutorId,
+        now: Timestamp,
+        env: Env<'_>,
+    ) -> Result<Decision, DomainError> {
+        let mut member = Member::clone(self.own_member(actor, target)?);
+        let api_key = ApiKey::generate(&self.id, env.entropy);
+        member.key_hash = api_key.hash();
+        member.updated_at = now;
+        member.last_seen = now;
+        let e = self.event(
+            env,
+            now,
+            None,
+            actor.id(),
+            EventKind::ExecutorKeyRotated(Self::snapshot(&member)),
+        );
+        Ok(Decision {
+            events: vec![e],
+            outcome: Outcome::KeyRotated {
+                member: Box::new(member),
+                api_key,
+            },
+        })
+    }
+
+    fn remove(
+        &self,
+        actor: &Actor,
+        target: &ExecutorId,
+        now: Timestamp,
+        env: Env<'_>,
+    ) -> Result<Decision, DomainError> {
+        let member = Member::clone(self.own_member(actor, target)?);
+        let e = self.event(
+            env,
+            now,
+            None,
+            actor.id(),
+            EventKind::ExecutorRemoved(Self::snapshot(&member)),
+        );
+        Ok(Decision {
+            events: vec![e],
+            outcome: Outcome::Removed(Box::new(member)),
         })
     }
 

@@ -54,6 +54,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Replaces a member record atomically (readers see the old or the new, never a mix).
     async fn replace_member(&self, member: &Member) -> Result<(), StorageError>;
 
+    /// Deletes a member record (the member removed itself). Deleting a record that is not
+    /// there is not an error.
+    async fn delete_member(&self, member: &Member) -> Result<(), StorageError>;
+
     /// Reads every member and every event back, for start-up.
     async fn load(&self) -> Result<Loaded, StorageError>;
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 use actix_web::web;
 use clap::{Parser, Subcommand, ValueEnum};
 use mess_core::{ExchangeId, OsEntropy, SystemClock};
+use mess_http::limits::{Guard, RateLimiter, RegistrationPolicy};
 use mess_http::middleware::CorsOrigins;
 use mess_http::{AppState, HttpConfig, Hub};
 use serde_json::Value;
@@ -78,6 +79,18 @@ struct ServeArgs {
     /// A YAML capability catalog served at .../capabilities.
     #[arg(long, env = "CAPABILITIES_FILE")]
     capabilities_file: Option<PathBuf>,
+    /// When set, `/register` requires this token (`X-Registration-Token` header).
+    #[arg(long, env = "REGISTRATION_TOKEN", hide_env_values = true)]
+    registration_token: Option<String>,
+    /// Per-exchange registration tokens: `home=abc,office=def`.
+    #[arg(long, env = "REGISTRATION_TOKENS", hide_env_values = true)]
+    registration_tokens: Option<String>,
+    /// Registrations per client IP per minute (0: no limit).
+    #[arg(long, env = "RATE_LIMIT_REGISTER_PER_MIN", default_value_t = 300)]
+    rate_limit_register_per_min: u32,
+    /// Failed authentications per client IP per minute before 429 (0: no limit).
+    #[arg(long, env = "RATE_LIMIT_AUTH_FAILURES_PER_MIN", default_value_t = 1000)]
+    rate_limit_auth_failures_per_min: u32,
     /// Seconds to wait for in-flight requests and notifications at shutdown.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     shutdown_timeout_secs: u64,
@@ -225,6 +238,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         hub: Arc::clone(&hub),
         capabilities: Arc::new(capabilities),
         default_exchange,
+        guard: Guard {
+            registration: RegistrationPolicy::new(
+                args.registration_token.clone(),
+                args.registration_tokens.as_deref(),
+            ),
+            registrations: RateLimiter::new(args.rate_limit_register_per_min),
+            auth_failures: RateLimiter::new(args.rate_limit_auth_failures_per_min),
+        },
         metrics: Some(metrics),
     });
     let shutdown_timeout = Duration::from_secs(args.shutdown_timeout_secs);

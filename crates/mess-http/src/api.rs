@@ -5,6 +5,132 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema,
+    SchemaType, Type,
+};
+use utoipa::openapi::{Ref, RefOr};
+
+/// An exchange id (path parameter).
+pub const EXCHANGE_ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
+/// An executor id: a letter or digit first, then letters, digits, `.`, `_`, `-`, never `..`
+/// (at most 64 characters).
+pub const EXECUTOR_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$";
+/// A thread ref: `YYYY-MM-DD-` then 4 to 16 of `[A-Z0-9]`.
+pub const THREAD_REF_PATTERN: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$";
+/// Not blank, no control characters.
+pub const LINE_PATTERN: &str =
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+/// Not blank, no control characters other than tab, newline and carriage return.
+pub const TEXT_PATTERN: &str = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$";
+/// A notification URL: http or https, a host name (labels start with a letter), an optional
+/// port and path. Link-local addresses and cloud metadata hosts are refused.
+pub const URL_PATTERN: &str = r"^https?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?(/[A-Za-z0-9._~/-]*)?$";
+/// An IANA time zone name.
+pub const TIMEZONE_PATTERN: &str = "^[A-Za-z][A-Za-z0-9_+/-]{0,63}$";
+/// The kinds of MESS block.
+/// An RFC 3339 date-time.
+pub const DATE_TIME_PATTERN: &str = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+/// The kinds of MESS block.
+pub const BLOCK_KINDS: [&str; 11] = [
+    "request",
+    "reply",
+    "answer",
+    "cancel",
+    "status",
+    "response",
+    "query",
+    "ack",
+    "suggestion",
+    "followup",
+    "v",
+];
+
+fn string_or_null() -> SchemaType {
+    SchemaType::from_iter([Type::String, Type::Null])
+}
+
+/// A capability name: not blank, no control characters, at most 128 characters.
+fn capability() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(128))
+        .pattern(Some(LINE_PATTERN))
+}
+
+/// A list of capabilities (at most 256), or null.
+pub fn capability_list() -> ArrayBuilder {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(capability())
+        .max_items(Some(256))
+}
+
+/// A MESS block: an object with exactly one key, the block's kind.
+pub fn mess_block() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "A MESS block: an object with exactly one key (request, reply, answer, cancel, \
+             status, response, query, ack, suggestion, followup, v); its value is stored verbatim.",
+        ))
+        .min_properties(Some(1))
+        .max_properties(Some(1))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(BLOCK_KINDS)),
+        ))
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+}
+
+fn mess_list() -> ArrayBuilder {
+    ArrayBuilder::new().items(mess_block())
+}
+
+fn nullable_mess_list() -> ArrayBuilder {
+    mess_list().schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+}
+
+fn url_string(nullable: bool) -> ObjectBuilder {
+    let t = if nullable {
+        string_or_null()
+    } else {
+        Type::String.into()
+    };
+    ObjectBuilder::new()
+        .schema_type(t)
+        .format(Some(utoipa::openapi::SchemaFormat::Custom("uri".into())))
+        .max_length(Some(2048))
+        .pattern(Some(URL_PATTERN))
+}
+
+fn url_required() -> ObjectBuilder {
+    url_string(false)
+}
+
+fn url_or_null() -> ObjectBuilder {
+    url_string(true)
+}
+
+/// Hook headers: at most 32, token names, one-line values.
+fn hook_headers() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .max_properties(Some(32))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")),
+        ))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^[^\x00-\x1f\x7f-\x9f]*$"))
+                .build(),
+        )))))
+}
 
 /// A thread status. Aliases accepted on input: received, in-progress, needs-input,
 /// needs-confirmation, rejected, canceled.
@@ -89,29 +215,108 @@ pub enum PriorityName {
     Urgent,
 }
 
-/// A notification channel.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct ChannelDoc {
-    /// `ntfy`, `slack`, `google_chat` or `webhook`.
-    #[serde(rename = "type")]
-    #[schema(pattern = "^(ntfy|slack|google_chat|webhook)$")]
-    pub kind: String,
-    /// ntfy: the topic.
-    pub topic: Option<String>,
-    /// ntfy: the server (default https://ntfy.sh).
-    pub server: Option<String>,
-    /// slack, google_chat: the incoming webhook URL.
-    pub webhook_url: Option<String>,
-    /// webhook: where to POST.
-    pub url: Option<String>,
-    /// webhook: HMAC-SHA256 signing secret (X-Mess-Signature header).
-    pub secret: Option<String>,
+/// A notification channel: one of four shapes, no other fields.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ChannelDoc {
+    /// ntfy: `POST {server}/{topic}`.
+    Ntfy {
+        /// 1 to 64 letters, digits, `-` or `_`.
+        topic: String,
+        /// The ntfy server (default https://ntfy.sh).
+        server: Option<String>,
+    },
+    /// A Slack incoming webhook.
+    Slack {
+        /// The incoming webhook URL.
+        webhook_url: String,
+    },
+    /// A Google Chat incoming webhook.
+    GoogleChat {
+        /// The incoming webhook URL.
+        webhook_url: String,
+    },
+    /// A generic JSON webhook.
+    Webhook {
+        /// Where to POST.
+        url: String,
+        /// HMAC-SHA256 signing secret (X-Mess-Signature header).
+        secret: Option<String>,
+    },
 }
 
-/// Quiet hours, in the member's time zone.
+/// One channel shape: `type` is `kind`, the `fields` are its properties, no others.
+fn channel(kind: &str, description: &str, fields: Vec<(&str, ObjectBuilder, bool)>) -> Schema {
+    let mut o = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(description))
+        .property(
+            "type",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([kind])),
+        )
+        .required("type")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    for (name, schema, required) in fields {
+        o = o.property(name, schema);
+        if required {
+            o = o.required(name);
+        }
+    }
+    o.build().into()
+}
+
+impl utoipa::PartialSchema for ChannelDoc {
+    fn schema() -> RefOr<Schema> {
+        let topic = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("1 to 64 letters, digits, `-` or `_`."))
+            .pattern(Some("^[A-Za-z0-9_-]{1,64}$"));
+        let secret = ObjectBuilder::new()
+            .schema_type(string_or_null())
+            .description(Some(
+                "HMAC-SHA256 signing secret (X-Mess-Signature header).",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(2048))
+            .pattern(Some(LINE_PATTERN));
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .description(Some(
+                "A notification channel: one of four shapes, no other fields.",
+            ))
+            .item(channel(
+                "ntfy",
+                "ntfy: `POST {server}/{topic}` (server default https://ntfy.sh).",
+                vec![("topic", topic, true), ("server", url_or_null(), false)],
+            ))
+            .item(channel(
+                "slack",
+                "A Slack incoming webhook.",
+                vec![("webhook_url", url_required(), true)],
+            ))
+            .item(channel(
+                "google_chat",
+                "A Google Chat incoming webhook.",
+                vec![("webhook_url", url_required(), true)],
+            ))
+            .item(channel(
+                "webhook",
+                "A generic JSON webhook.",
+                vec![("url", url_required(), true), ("secret", secret, false)],
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ChannelDoc {}
+
+/// Quiet hours, in the member's time zone. Other fields are ignored.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct QuietHoursDoc {
-    pub enabled: Option<bool>,
+    /// Default true.
+    #[serde(default)]
+    pub enabled: bool,
     /// HH:MM
     #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub start: String,
@@ -120,27 +325,99 @@ pub struct QuietHoursDoc {
     pub end: String,
 }
 
-/// Notification preferences.
+/// Notification preferences. Other fields are kept.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct PreferencesDoc {
     pub min_priority: Option<PriorityName>,
     pub quiet_hours: Option<QuietHoursDoc>,
     /// IANA time zone (default UTC).
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_+/-]{0,63}$")]
     pub timezone: Option<String>,
 }
 
-/// Registration.
+/// An HTTP method for a hook (case-insensitive; default POST).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HookMethod {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+/// A hook: where and how to call, with `{{variable}}` templates (not in the host).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HookRequest {
+    #[schema(schema_with = url_required)]
+    pub url: String,
+    pub method: Option<HookMethod>,
+    /// At most 32 headers; values are one line.
+    #[schema(schema_with = hook_headers)]
+    pub headers: Option<serde_json::Map<String, Value>>,
+    /// The JSON body (at most 64 KiB), templated.
+    pub body: Option<Value>,
+}
+
+/// A hook: a URL (POST) or a full request.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HookDoc {
+    Url(String),
+    Request(HookRequest),
+}
+
+impl utoipa::PartialSchema for HookDoc {
+    fn schema() -> RefOr<Schema> {
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .description(Some("A hook: a URL (POST) or a full request."))
+            .item(url_required())
+            .item(RefOr::Ref(Ref::from_schema_name("HookRequest")))
+            .into()
+    }
+}
+
+impl ToSchema for HookDoc {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            "HookRequest".into(),
+            <HookRequest as utoipa::PartialSchema>::schema(),
+        ));
+    }
+}
+
+/// Lifecycle hooks: templated webhooks called at these moments. No other keys.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HooksDoc {
+    pub on_request_created: Option<HookDoc>,
+    pub on_request_claimed: Option<HookDoc>,
+    pub on_request_started: Option<HookDoc>,
+    pub on_request_completed: Option<HookDoc>,
+    pub on_request_cancelled: Option<HookDoc>,
+}
+
+/// Registration. Other fields are ignored.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct RegisterBody {
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub executor_id: String,
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub display_name: Option<String>,
+    #[schema(schema_with = capability_list)]
     pub capabilities: Option<Vec<String>>,
+    #[schema(max_items = 16)]
     pub notifications: Option<Vec<ChannelDoc>>,
     pub preferences: Option<PreferencesDoc>,
-    /// Lifecycle hooks: `on_request_created`, `on_request_claimed`, ... to templated webhooks.
-    pub hooks: Option<serde_json::Map<String, Value>>,
+    pub hooks: Option<HooksDoc>,
 }
 
 /// The key, shown once.
@@ -151,15 +428,21 @@ pub struct RegisterResponse {
     pub message: String,
 }
 
-/// A profile update: any subset of the fields.
+/// A profile update: any subset of the fields. Other fields are ignored.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ProfileBody {
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub display_name: Option<String>,
+    #[schema(schema_with = capability_list)]
     pub capabilities: Option<Vec<String>>,
+    #[schema(max_items = 16)]
     pub notifications: Option<Vec<ChannelDoc>>,
     pub preferences: Option<PreferencesDoc>,
-    pub hooks: Option<serde_json::Map<String, Value>>,
+    pub hooks: Option<HooksDoc>,
 }
 
 /// A member as others see it.
@@ -190,19 +473,48 @@ pub struct ExecutorResponse {
 /// fields not listed here.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct CreateBody {
-    #[schema(min_length = 1, max_length = 8192, pattern = "\\S")]
+    /// At most 8 KiB (UTF-8); no control characters other than tab and newline.
+    #[schema(
+        min_length = 1,
+        max_length = 8192,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub intent: String,
     pub context: Option<Vec<Value>>,
     pub priority: Option<PriorityName>,
+    /// `response_hints` is accepted as an alias.
     pub response_hint: Option<Vec<Value>>,
     /// When it expires if unclaimed (RFC 3339).
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")]
     pub needed_by: Option<String>,
     /// Capabilities a member needs to be notified.
+    #[schema(schema_with = capability_list)]
     pub requires: Option<Vec<String>>,
     /// When true, completion waits for the requestor's confirmation.
     pub confirm_before: Option<bool>,
+    #[schema(schema_with = constraints)]
     pub constraints: Option<serde_json::Map<String, Value>>,
+}
+
+fn constraints() -> ObjectBuilder {
+    // `timing` is only read when it is an object: `properties` constrain it only then.
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property(
+            "timing",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::AnyValue)
+                .property(
+                    "expires",
+                    ObjectBuilder::new()
+                        .schema_type(string_or_null())
+                        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                            utoipa::openapi::KnownFormat::DateTime,
+                        )))
+                        .pattern(Some(DATE_TIME_PATTERN)),
+                ),
+        )
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
 }
 
 /// The new thread's ref.
@@ -213,16 +525,62 @@ pub struct CreateResponse {
     pub status: StatusName,
 }
 
-/// A status change and/or a message.
-#[derive(Serialize, Deserialize, ToSchema)]
+/// A status change and/or a message: `status` or `mess` (or both) must be sent. Other
+/// fields go into the status block (with `message`).
+#[derive(Serialize, Deserialize)]
 pub struct UpdateBody {
     pub status: Option<StatusInput>,
-    /// MESS blocks: single-key objects (request, reply, answer, cancel, status, response,
-    /// query, ack, suggestion, followup, v).
     pub mess: Option<Vec<serde_json::Map<String, Value>>>,
-    /// Goes into the status block.
     pub message: Option<Value>,
 }
+
+impl utoipa::PartialSchema for UpdateBody {
+    fn schema() -> RefOr<Schema> {
+        let status_ref = || RefOr::Ref(Ref::from_schema_name("StatusInput"));
+        let fields = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "status",
+                utoipa::openapi::schema::OneOfBuilder::new()
+                    .item(status_ref())
+                    .item(ObjectBuilder::new().schema_type(Type::Null)),
+            )
+            .property(
+                "mess",
+                nullable_mess_list().description(Some(
+                    "MESS blocks: single-key objects (request, reply, answer, cancel, status, \
+                 response, query, ack, suggestion, followup, v).",
+                )),
+            )
+            .property(
+                "message",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .description(Some("Goes into the status block.")),
+            );
+        let one_of_them = AnyOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .required("status")
+                    .property("status", status_ref()),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .required("mess")
+                    .property("mess", mess_list().min_items(Some(1))),
+            );
+        AllOfBuilder::new()
+            .description(Some(
+                "A status change and/or a message: `status` or `mess` (or both) must be sent. \
+                 Other fields go into the status block (with `message`).",
+            ))
+            .item(fields)
+            .item(one_of_them)
+            .into()
+    }
+}
+
+impl ToSchema for UpdateBody {}
 
 /// A thread in a list.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -306,4 +664,11 @@ pub struct Health {
     pub storage: String,
     /// The default exchange.
     pub exchange_id: String,
+}
+
+/// A member that left.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RemovedResponse {
+    pub executor_id: String,
+    pub removed: bool,
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Route, web};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -15,8 +15,8 @@ use crate::body::BodyLimit;
 use crate::error::ApiError;
 use crate::middleware::{self, CorsOrigins};
 use crate::openapi::ApiDoc;
-use crate::routes;
 use crate::state::AppState;
+use crate::{membership, routes};
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
@@ -43,8 +43,9 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("Not found".into()))
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// 405 with `Allow: allow`, for a resource outside an exchange (or `/register`).
+fn method_not_allowed(allow: &'static str) -> Route {
+    web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) })
 }
 
 /// Under an exchange, authentication comes first: 401 before 404 or 405.
@@ -56,12 +57,14 @@ async fn authed_not_found(
     Err(ApiError::NotFound("Not found".into()))
 }
 
-async fn authed_method_not_allowed(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    authenticate(&req, &state)?;
-    Err(ApiError::MethodNotAllowed)
+/// 405 with `Allow: allow` under an exchange, after authentication (401 first).
+fn authed_method_not_allowed(allow: &'static str) -> Route {
+    web::to(
+        move |req: HttpRequest, state: web::Data<AppState>| async move {
+            authenticate(&req, &state)?;
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow))
+        },
+    )
 }
 
 async fn openapi_json() -> HttpResponse {
@@ -72,61 +75,75 @@ async fn openapi_json() -> HttpResponse {
 
 /// Registers every route on `cfg` (without middleware).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(routes::health))
-        .route("/health", web::head().to(routes::health))
-        .route("/metrics", web::get().to(routes::metrics))
-        .route("/api/v1/openapi.json", web::get().to(openapi_json))
-        .route(
-            "/docs",
-            web::get().to(|| async {
-                HttpResponse::PermanentRedirect()
-                    .insert_header(("Location", "/docs/"))
-                    .finish()
-            }),
-        )
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", ApiDoc::openapi()))
-        .service(
-            web::scope("/api/v1/exchanges/{exchange_id}")
-                .service(
-                    web::resource("/register")
-                        .route(web::post().to(routes::register))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/requests")
-                        .route(web::get().to(routes::list_requests))
-                        .route(web::post().to(routes::create_request))
-                        .default_service(web::to(authed_method_not_allowed)),
-                )
-                .service(
-                    web::resource("/requests/{ref}")
-                        .route(web::get().to(routes::get_request))
-                        .route(web::patch().to(routes::update_request))
-                        .default_service(web::to(authed_method_not_allowed)),
-                )
-                .service(
-                    web::resource("/requests/{ref}/attachments/{name}")
-                        .route(web::get().to(routes::get_attachment))
-                        .default_service(web::to(authed_method_not_allowed)),
-                )
-                .service(
-                    web::resource("/executors")
-                        .route(web::get().to(routes::list_executors))
-                        .default_service(web::to(authed_method_not_allowed)),
-                )
-                .service(
-                    web::resource("/executors/{executor_id}")
-                        .route(web::patch().to(routes::update_executor))
-                        .default_service(web::to(authed_method_not_allowed)),
-                )
-                .service(
-                    web::resource("/capabilities")
-                        .route(web::get().to(routes::capabilities))
-                        .default_service(web::to(authed_method_not_allowed)),
-                )
-                .default_service(web::to(authed_not_found)),
-        )
-        .default_service(web::to(not_found));
+    cfg.service(
+        web::resource("/health")
+            .route(web::get().to(routes::health))
+            .route(web::head().to(routes::health))
+            .default_service(method_not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(routes::metrics))
+            .default_service(method_not_allowed("GET")),
+    )
+    .route("/api/v1/openapi.json", web::get().to(openapi_json))
+    .route(
+        "/docs",
+        web::get().to(|| async {
+            HttpResponse::PermanentRedirect()
+                .insert_header(("Location", "/docs/"))
+                .finish()
+        }),
+    )
+    .service(SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", ApiDoc::openapi()))
+    .service(
+        web::scope("/api/v1/exchanges/{exchange_id}")
+            .service(
+                web::resource("/register")
+                    .route(web::post().to(routes::register))
+                    .default_service(method_not_allowed("POST")),
+            )
+            .service(
+                web::resource("/requests")
+                    .route(web::get().to(routes::list_requests))
+                    .route(web::post().to(routes::create_request))
+                    .default_service(authed_method_not_allowed("GET, POST")),
+            )
+            .service(
+                web::resource("/requests/{ref}")
+                    .route(web::get().to(routes::get_request))
+                    .route(web::patch().to(routes::update_request))
+                    .default_service(authed_method_not_allowed("GET, PATCH")),
+            )
+            .service(
+                web::resource("/requests/{ref}/attachments/{name}")
+                    .route(web::get().to(routes::get_attachment))
+                    .default_service(authed_method_not_allowed("GET")),
+            )
+            .service(
+                web::resource("/executors")
+                    .route(web::get().to(routes::list_executors))
+                    .default_service(authed_method_not_allowed("GET")),
+            )
+            .service(
+                web::resource("/executors/{executor_id}")
+                    .route(web::patch().to(routes::update_executor))
+                    .route(web::delete().to(membership::remove))
+                    .default_service(authed_method_not_allowed("PATCH, DELETE")),
+            )
+            .service(
+                web::resource("/executors/{executor_id}/rotate-key")
+                    .route(web::post().to(membership::rotate_key))
+                    .default_service(authed_method_not_allowed("POST")),
+            )
+            .service(
+                web::resource("/capabilities")
+                    .route(web::get().to(routes::capabilities))
+                    .default_service(authed_method_not_allowed("GET")),
+            )
+            .default_service(web::to(authed_not_found)),
+    )
+    .default_service(web::to(not_found));
 }
 
 /// The whole application: routes, shared state and middleware.

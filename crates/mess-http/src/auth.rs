@@ -23,6 +23,17 @@ pub struct Authed {
 /// Checks the request's key against the exchange named in its path: 401 without a valid
 /// key, 403 for a valid key of another exchange, 400 for a malformed exchange id.
 pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Authed, ApiError> {
+    let ip = crate::limits::client_ip(req);
+    state.guard.auth_failures.check(ip)?;
+    let result = check_key(req, state);
+    if matches!(result, Err(ApiError::Unauthorized(_))) {
+        // Count the failure; the next attempt past the limit gets 429.
+        let _ = state.guard.auth_failures.take(ip);
+    }
+    result
+}
+
+fn check_key(req: &HttpRequest, state: &AppState) -> Result<Authed, ApiError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)

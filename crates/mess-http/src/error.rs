@@ -22,9 +22,9 @@ pub enum ApiError {
     /// 404: no such thing.
     #[error("{0}")]
     NotFound(String),
-    /// 405: the path exists, the method does not.
+    /// 405: the path exists, the method does not. Holds the `Allow` header's value.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     /// 409: a taken executor id.
     #[error("{0}")]
     AlreadyRegistered(String),
@@ -41,6 +41,9 @@ pub enum ApiError {
     /// 413: the body is over the limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// 429: too many registrations or failed authentications from this client.
+    #[error("too many requests: retry after {0} s")]
+    TooManyRequests(u64),
     /// 503: storage is unreachable; nothing was written.
     #[error("storage is unavailable; nothing was written, try again")]
     Unavailable,
@@ -76,9 +79,10 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::AlreadyRegistered(_) | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -93,8 +97,14 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unauthorized(_)) {
             res.insert_header(("WWW-Authenticate", "Bearer"));
         }
+        if let ApiError::MethodNotAllowed(allow) = self {
+            res.insert_header(("Allow", *allow));
+        }
         if matches!(self, ApiError::Unavailable) {
             res.insert_header(("Retry-After", "5"));
+        }
+        if let ApiError::TooManyRequests(wait) = self {
+            res.insert_header(("Retry-After", wait.to_string()));
         }
         res.json(ErrorBody {
             error: self.to_string(),

@@ -52,6 +52,15 @@ pub enum Written {
     },
     /// A profile changed.
     ProfileUpdated(Arc<Member>),
+    /// A key was replaced; the new one is shown once.
+    KeyRotated {
+        /// The member.
+        member: Arc<Member>,
+        /// Its new key.
+        api_key: ApiKey,
+    },
+    /// A member left.
+    Removed(Arc<Member>),
     /// A thread was created or updated; here it is as published.
     Thread(Arc<Thread>),
 }
@@ -331,7 +340,8 @@ type Reply = oneshot::Sender<Result<Written, WriteError>>;
 
 enum Pending {
     Thread(Reply, ThreadRef),
-    Member(Reply, Arc<Member>, Option<ApiKey>),
+    /// A member change: its record is already stored, so it stands whatever the log does.
+    Member(Reply, Written),
 }
 
 impl Writer {
@@ -400,9 +410,8 @@ impl Writer {
                         Pending::Thread(reply, _) => {
                             let _ = reply.send(Err(WriteError::Unavailable(err.clone())));
                         }
-                        // The member record itself is stored: the registration stands.
-                        Pending::Member(reply, member, key) => {
-                            let _ = reply.send(Ok(member_written(member, key)));
+                        Pending::Member(reply, written) => {
+                            let _ = reply.send(Ok(written));
                         }
                     }
                 }
@@ -420,8 +429,8 @@ impl Writer {
                     });
                     let _ = reply.send(result);
                 }
-                Pending::Member(reply, member, key) => {
-                    let _ = reply.send(Ok(member_written(member, key)));
+                Pending::Member(reply, written) => {
+                    let _ = reply.send(Ok(written));
                 }
             }
         }
@@ -448,34 +457,6 @@ impl Writer {
             }
         };
         match decision.outcome {
-            Outcome::Registered { member, api_key } => {
-                let member = Arc::new(*member);
-                if let Err(e) = self.hub.storage.create_member(&member).await {
-                    let _ = reply.send(Err(match e {
-                        StorageError::AlreadyExists => {
-                            WriteError::Domain(DomainError::AlreadyRegistered(format!(
-                                "executor {} is already registered",
-                                member.executor_id
-                            )))
-                        }
-                        other => WriteError::Unavailable(other),
-                    }));
-                    return None;
-                }
-                self.put_member(&member);
-                events.extend(decision.events);
-                Some(Pending::Member(reply, member, Some(api_key)))
-            }
-            Outcome::ProfileUpdated(member) => {
-                let member = Arc::new(*member);
-                if let Err(e) = self.hub.storage.replace_member(&member).await {
-                    let _ = reply.send(Err(WriteError::Unavailable(e)));
-                    return None;
-                }
-                self.put_member(&member);
-                events.extend(decision.events);
-                Some(Pending::Member(reply, member, None))
-            }
             Outcome::Created(r) | Outcome::Updated(r, _) => {
                 for e in &decision.events {
                     self.working.apply(e);
@@ -484,18 +465,83 @@ impl Writer {
                 touched.insert(r.clone());
                 Some(Pending::Thread(reply, r))
             }
+            member_change => match self.store_member(member_change).await {
+                Ok(written) => {
+                    events.extend(decision.events);
+                    Some(Pending::Member(reply, written))
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    None
+                }
+            },
         }
     }
 
-    /// Members are durable once their record is written: publish them at once.
-    fn put_member(&mut self, member: &Arc<Member>) {
-        self.working.put_member(Arc::clone(member));
+    /// Stores a member change (its record first: that is what makes it stand), then
+    /// applies it to both states at once: members are durable once their record is.
+    async fn store_member(&mut self, outcome: Outcome) -> Result<Written, WriteError> {
+        let storage = &self.hub.storage;
+        let written = match outcome {
+            Outcome::Registered { member, api_key } => {
+                let member = Arc::new(*member);
+                storage.create_member(&member).await.map_err(|e| match e {
+                    StorageError::AlreadyExists => DomainError::AlreadyRegistered(format!(
+                        "executor {} is already registered",
+                        member.executor_id
+                    ))
+                    .into(),
+                    other => WriteError::Unavailable(other),
+                })?;
+                Written::Registered { member, api_key }
+            }
+            Outcome::ProfileUpdated(member) => {
+                let member = Arc::new(*member);
+                storage
+                    .replace_member(&member)
+                    .await
+                    .map_err(WriteError::Unavailable)?;
+                Written::ProfileUpdated(member)
+            }
+            Outcome::KeyRotated { member, api_key } => {
+                let member = Arc::new(*member);
+                storage
+                    .replace_member(&member)
+                    .await
+                    .map_err(WriteError::Unavailable)?;
+                Written::KeyRotated { member, api_key }
+            }
+            Outcome::Removed(member) => {
+                let member = Arc::new(*member);
+                storage
+                    .delete_member(&member)
+                    .await
+                    .map_err(WriteError::Unavailable)?;
+                Written::Removed(member)
+            }
+            Outcome::Created(_) | Outcome::Updated(..) => {
+                unreachable!("thread outcomes are handled by decide")
+            }
+        };
         let mut published = self
             .handle
             .published
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        published.put_member(Arc::clone(member));
+        match &written {
+            Written::Removed(m) => {
+                self.working.remove_member(&m.executor_id);
+                published.remove_member(&m.executor_id);
+            }
+            Written::Registered { member, .. }
+            | Written::ProfileUpdated(member)
+            | Written::KeyRotated { member, .. } => {
+                self.working.put_member(Arc::clone(member));
+                published.put_member(Arc::clone(member));
+            }
+            Written::Thread(_) => {}
+        }
+        Ok(written)
     }
 
     fn publish(&self, touched: &HashSet<ThreadRef>) {
@@ -546,13 +592,6 @@ impl Writer {
                 }),
             });
         }
-    }
-}
-
-fn member_written(member: Arc<Member>, key: Option<ApiKey>) -> Written {
-    match key {
-        Some(api_key) => Written::Registered { member, api_key },
-        None => Written::ProfileUpdated(member),
     }
 }
 

@@ -10,8 +10,9 @@
 //! # Layout
 //! - [`hub`]: every exchange in memory and the per-exchange writer that sequences
 //!   commands, appends their events durably (one append per batch), then publishes.
-//! - [`routes`]: the handlers; [`api`]: their documented shapes; [`openapi`]: the spec.
-//! - [`auth`]: the bearer-key extractor; [`body`]: JSON bodies within limits.
+//! - [`routes`], [`membership`]: the handlers; [`api`]: their documented shapes; [`openapi`]: the spec.
+//! - [`auth`]: the bearer-key extractor; [`body`]: JSON bodies within limits;
+//!   [`limits`]: registration token and per-IP rate limits.
 //! - [`error`]: the one error enum and its status mapping.
 //! - [`middleware`]: CORS, headers, JSON for every error, metrics.
 //! - [`app`]: the actix application shared by the server and the tests.
@@ -24,6 +25,8 @@ pub mod body;
 mod datauri;
 pub mod error;
 pub mod hub;
+pub mod limits;
+pub mod membership;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;

@@ -46,7 +46,7 @@ impl CorsOrigins {
     }
 }
 
-const ALLOW_METHODS: &str = "GET, HEAD, POST, PATCH, OPTIONS";
+const ALLOW_METHODS: &str = "GET, HEAD, POST, PATCH, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type";
 
 /// Answers every `OPTIONS` (a CORS preflight) with 204 and the allowed origins, methods and

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api, error, routes};
+use crate::{api, error, membership, routes};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -22,6 +22,8 @@ use crate::{api, error, routes};
         routes::get_attachment,
         routes::list_executors,
         routes::update_executor,
+        membership::rotate_key,
+        membership::remove,
         routes::capabilities,
         routes::health,
         routes::metrics,
@@ -34,12 +36,17 @@ use crate::{api, error, routes};
         api::ChannelDoc,
         api::PreferencesDoc,
         api::QuietHoursDoc,
+        api::HookMethod,
+        api::HookRequest,
+        api::HookDoc,
+        api::HooksDoc,
         api::RegisterBody,
         api::RegisterResponse,
         api::ProfileBody,
         api::ExecutorView,
         api::ExecutorList,
         api::ExecutorResponse,
+        api::RemovedResponse,
         api::CreateBody,
         api::CreateResponse,
         api::UpdateBody,

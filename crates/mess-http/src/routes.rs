@@ -31,6 +31,28 @@ fn thread_ref(raw: &str) -> Result<ThreadRef, ApiError> {
     ThreadRef::parse(raw).map_err(|_| ApiError::NotFound("Thread not found".into()))
 }
 
+/// Time zones are IANA names (`Europe/Paris`, `UTC`, `Etc/GMT+2`): ASCII letters, digits,
+/// `_`, `+`, `-` and `/`, at most 64 characters (what the OpenAPI document promises).
+fn check_timezone(profile: &Profile) -> Result<(), ApiError> {
+    let tz = profile
+        .preferences
+        .as_ref()
+        .and_then(|p| p.timezone.as_deref());
+    match tz {
+        Some(tz)
+            if tz.is_empty()
+                || tz.len() > 64
+                || !tz.as_bytes()[0].is_ascii_alphabetic()
+                || !tz.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'/')
+                }) =>
+        {
+            Err(ApiError::bad("timezone must be an IANA time zone name"))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn executor_view(member: &Member, last_seen: mess_core::Timestamp) -> Value {
     json!({
         "id": member.executor_id,
@@ -54,6 +76,7 @@ fn executor_view(member: &Member, last_seen: mess_core::Timestamp) -> Value {
         (status = 409, description = "Executor already registered", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
+        (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
     ),
     security(())
 )]
@@ -63,7 +86,9 @@ pub async fn register(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let exchange = ExchangeId::parse(req.match_info().get("exchange_id").unwrap_or_default())?;
+    state.guard.admit_registration(&req, exchange.as_str())?;
     let reg = Registration::parse(&body.0)?;
+    check_timezone(&reg.profile)?;
     state.hub.notifier().validate(&reg.profile)?;
     let actor = Actor::Member(reg.executor_id.clone());
     let handle = state.hub.exchange_or_create(&exchange);
@@ -82,9 +107,10 @@ pub async fn register(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only threads with this status (aliases accepted).
+    #[param(value_type = Option<api::StatusInput>)]
     status: Option<String>,
     /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -95,12 +121,13 @@ pub struct ListQuery {
     get,
     path = "/api/v1/exchanges/{exchange_id}/requests",
     tag = "requests",
-    params(("exchange_id" = String, Path, description = "The exchange"), ListQuery),
+    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ListQuery),
     responses(
         (status = 200, description = "A page of threads", body = api::ThreadList),
         (status = 400, description = "Invalid status, limit or cursor", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Key of another exchange", body = ErrorBody),
+        (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -108,14 +135,10 @@ pub async fn list_requests(
     auth: Authed,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = query
-        .status
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(Status::parse)
-        .transpose()?;
+    // An empty `status=` or `limit=` is not a status or an integer: 400, as documented.
+    let status = query.status.as_deref().map(Status::parse).transpose()?;
     let limit = match query.limit.as_deref() {
-        None | Some("") => DEFAULT_LIMIT,
+        None => DEFAULT_LIMIT,
         Some(l) => l
             .parse::<usize>()
             .ok()
@@ -145,7 +168,7 @@ pub async fn list_requests(
     post,
     path = "/api/v1/exchanges/{exchange_id}/requests",
     tag = "requests",
-    params(("exchange_id" = String, Path, description = "The exchange")),
+    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$")),
     request_body = api::CreateBody,
     responses(
         (status = 201, description = "Created", body = api::CreateResponse),
@@ -154,6 +177,7 @@ pub async fn list_requests(
         (status = 403, description = "Key of another exchange", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
+        (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -174,13 +198,14 @@ pub async fn create_request(auth: Authed, body: JsonBody) -> Result<HttpResponse
     get,
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}",
     tag = "requests",
-    params(("exchange_id" = String, Path, description = "The exchange"), ("ref" = String, Path, description = "The thread ref")),
+    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("ref" = String, Path, description = "The thread ref", pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$")),
     responses(
         (status = 200, description = "The thread", body = api::ThreadResponse),
         (status = 400, description = "Invalid ref", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Key of another exchange", body = ErrorBody),
         (status = 404, description = "Thread not found", body = ErrorBody),
+        (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -198,7 +223,7 @@ pub async fn get_request(auth: Authed, req: HttpRequest) -> Result<HttpResponse,
     patch,
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}",
     tag = "requests",
-    params(("exchange_id" = String, Path, description = "The exchange"), ("ref" = String, Path, description = "The thread ref")),
+    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("ref" = String, Path, description = "The thread ref", pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$")),
     request_body = api::UpdateBody,
     responses(
         (status = 200, description = "Updated (or an allowed no-op)", body = api::UpdateResponse),
@@ -209,6 +234,7 @@ pub async fn get_request(auth: Authed, req: HttpRequest) -> Result<HttpResponse,
         (status = 409, description = "Transition not allowed (from/to), or claimed by another", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
+        (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -265,16 +291,17 @@ pub async fn update_request(
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}/attachments/{name}",
     tag = "requests",
     params(
-        ("exchange_id" = String, Path, description = "The exchange"),
-        ("ref" = String, Path, description = "The thread ref"),
+        ("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"),
+        ("ref" = String, Path, description = "The thread ref", pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$"),
         ("name" = String, Path, description = "Position (1-based) or name of the attachment"),
     ),
     responses(
-        (status = 200, description = "The decoded bytes, with their MIME type", content_type = "application/octet-stream"),
+        (status = 200, description = "The decoded bytes, with their own MIME type (the data: URI's)", content_type = "*/*"),
         (status = 400, description = "Invalid ref", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Key of another exchange", body = ErrorBody),
         (status = 404, description = "No such thread or attachment", body = ErrorBody),
+        (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -313,11 +340,13 @@ pub async fn get_attachment(auth: Authed, req: HttpRequest) -> Result<HttpRespon
     get,
     path = "/api/v1/exchanges/{exchange_id}/executors",
     tag = "executors",
-    params(("exchange_id" = String, Path, description = "The exchange")),
+    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$")),
     responses(
         (status = 200, description = "The members", body = api::ExecutorList),
+        (status = 400, description = "Invalid exchange id", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Key of another exchange", body = ErrorBody),
+        (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -336,7 +365,7 @@ pub async fn list_executors(auth: Authed) -> Result<HttpResponse, ApiError> {
     patch,
     path = "/api/v1/exchanges/{exchange_id}/executors/{executor_id}",
     tag = "executors",
-    params(("exchange_id" = String, Path, description = "The exchange"), ("executor_id" = String, Path, description = "Your executor id")),
+    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("executor_id" = String, Path, description = "Your executor id", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*\\.?$", max_length = 64)),
     request_body = api::ProfileBody,
     responses(
         (status = 200, description = "The updated profile", body = api::ExecutorResponse),
@@ -346,6 +375,7 @@ pub async fn list_executors(auth: Authed) -> Result<HttpResponse, ApiError> {
         (status = 404, description = "Executor not found", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
+        (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -357,6 +387,7 @@ pub async fn update_executor(
 ) -> Result<HttpResponse, ApiError> {
     let target = ExecutorId::parse(req.match_info().get("executor_id").unwrap_or_default())?;
     let profile = Profile::parse(&body.0)?;
+    check_timezone(&profile)?;
     state.hub.notifier().validate(&profile)?;
     let actor = Actor::Member(auth.member.executor_id.clone());
     let cmd = Command::UpdateProfile {
@@ -383,11 +414,13 @@ pub struct CapabilityQuery {
     get,
     path = "/api/v1/exchanges/{exchange_id}/capabilities",
     tag = "executors",
-    params(("exchange_id" = String, Path, description = "The exchange"), CapabilityQuery),
+    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), CapabilityQuery),
     responses(
         (status = 200, description = "The catalog", body = api::CapabilityList),
+        (status = 400, description = "Invalid exchange id", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Key of another exchange", body = ErrorBody),
+        (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -15,6 +15,8 @@ pub struct AppState {
     pub capabilities: Arc<Vec<Value>>,
     /// The exchange a single-exchange client uses (`DEFAULT_EXCHANGE`).
     pub default_exchange: ExchangeId,
+    /// Registration token and rate limits.
+    pub guard: crate::limits::Guard,
     /// Renders `/metrics`, when a recorder is installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }

@@ -60,6 +60,12 @@ impl Storage for MemStorage {
         self.members.lock().unwrap().insert(key, m.clone());
         Ok(())
     }
+    async fn delete_member(&self, m: &Member) -> Result<(), StorageError> {
+        self.check_up()?;
+        let key = format!("{}/{}", m.exchange_id, m.executor_id);
+        self.members.lock().unwrap().remove(&key);
+        Ok(())
+    }
     async fn load(&self) -> Result<Loaded, StorageError> {
         Ok(Loaded {
             members: self.members.lock().unwrap().values().cloned().collect(),
@@ -93,7 +99,10 @@ async fn to_res<B: MessageBody>(r: ServiceResponse<B>) -> Res {
 }
 
 macro_rules! app {
-    ($storage:expr) => {{
+    ($storage:expr) => {
+        app!($storage, mess_http::limits::Guard::default())
+    };
+    ($storage:expr, $guard:expr) => {{
         let storage: Arc<MemStorage> = $storage;
         let hub = Hub::load(storage.clone(), Arc::new(NoNotifier), Arc::new(SystemClock), Arc::new(OsEntropy))
             .await
@@ -105,6 +114,7 @@ macro_rules! app {
                 json!({"id": "location:indoor", "tags": ["location"]}),
             ]),
             default_exchange: ExchangeId::parse("home").unwrap(),
+            guard: $guard,
             metrics: None,
         });
         let config = HttpConfig { body_limit: 64 * 1024, ..HttpConfig::default() };
@@ -978,5 +988,211 @@ async fn a_storage_outage_refuses_writes_keeps_reads_and_recovers() {
             .filter(|e| e.kind.event_type() == "thread_created")
             .count(),
         2
+    );
+}
+
+#[actix_web::test]
+async fn a_rotated_key_replaces_the_old_one_at_once() {
+    let app = app!(Arc::new(MemStorage::default()));
+    let old = register(&app, "home", "phone").await;
+    let other = register(&app, "home", "other").await;
+    let path = format!("{HOME}/executors/phone/rotate-key");
+    let theirs = call(&app, Method::POST, &path, Some(&other), None).await;
+    assert_eq!(theirs.status, StatusCode::FORBIDDEN);
+    let r = call(&app, Method::POST, &path, Some(&old), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let new = r.body["api_key"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    let with_old = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests"),
+        Some(&old),
+        None,
+    )
+    .await;
+    assert_eq!(with_old.status, StatusCode::UNAUTHORIZED);
+    let with_new = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests"),
+        Some(&new),
+        None,
+    )
+    .await;
+    assert_eq!(with_new.status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_member_can_remove_itself_and_only_itself() {
+    let storage = Arc::new(MemStorage::default());
+    let app = app!(storage.clone());
+    let key = register(&app, "home", "phone").await;
+    let other = register(&app, "home", "other").await;
+    let r = create(&app, &key, json!({"intent": "stays"})).await;
+    let theirs = call(
+        &app,
+        Method::DELETE,
+        &format!("{HOME}/executors/phone"),
+        Some(&other),
+        None,
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::FORBIDDEN);
+    let gone = call(
+        &app,
+        Method::DELETE,
+        &format!("{HOME}/executors/phone"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::OK);
+    assert_eq!(gone.body["removed"], true);
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            &format!("{HOME}/requests"),
+            Some(&key),
+            None
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let list = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/executors"),
+        Some(&other),
+        None,
+    )
+    .await;
+    assert_eq!(list.body["executors"].as_array().unwrap().len(), 1);
+    let thread = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests/{r}"),
+        Some(&other),
+        None,
+    )
+    .await;
+    assert_eq!(thread.status, StatusCode::OK, "threads stay");
+    assert!(
+        !storage.members.lock().unwrap().contains_key("home/phone"),
+        "the record is deleted"
+    );
+    register(&app, "home", "phone").await;
+}
+
+#[actix_web::test]
+async fn a_registration_token_is_required_when_configured() {
+    let guard = mess_http::limits::Guard {
+        registration: mess_http::limits::RegistrationPolicy::new(
+            Some("s3cret".into()),
+            Some("office=other"),
+        ),
+        ..Default::default()
+    };
+    let app = app!(Arc::new(MemStorage::default()), guard);
+    let body = json!({"executor_id": "phone"});
+    let none = call(
+        &app,
+        Method::POST,
+        &format!("{HOME}/register"),
+        None,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert!(none.body["error"].is_string());
+    let wrong = call(
+        &app,
+        Method::POST,
+        &format!("{HOME}/register"),
+        Some("nope"),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let req = test::TestRequest::post()
+        .uri(&format!("{HOME}/register"))
+        .insert_header(("X-Registration-Token", "s3cret"))
+        .set_json(&body)
+        .to_request();
+    assert_eq!(
+        test::call_service(&app, req).await.status(),
+        StatusCode::CREATED
+    );
+    let office = call(
+        &app,
+        Method::POST,
+        "/api/v1/exchanges/office/register",
+        Some("s3cret"),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(
+        office.status,
+        StatusCode::UNAUTHORIZED,
+        "office has its own token"
+    );
+    let office = call(
+        &app,
+        Method::POST,
+        "/api/v1/exchanges/office/register",
+        Some("other"),
+        Some(body),
+    )
+    .await;
+    assert_eq!(office.status, StatusCode::CREATED);
+}
+
+#[actix_web::test]
+async fn registrations_and_failed_authentications_are_rate_limited_per_client() {
+    let guard = mess_http::limits::Guard {
+        registrations: mess_http::limits::RateLimiter::new(3),
+        auth_failures: mess_http::limits::RateLimiter::new(2),
+        ..Default::default()
+    };
+    let app = app!(Arc::new(MemStorage::default()), guard);
+    let peer = "10.1.2.3:4000".parse::<std::net::SocketAddr>().unwrap();
+    let reg = |id: &str| {
+        test::TestRequest::post()
+            .uri(&format!("{HOME}/register"))
+            .peer_addr(peer)
+            .set_json(json!({"executor_id": id}))
+            .to_request()
+    };
+    let mut key = String::new();
+    for id in ["a", "b", "c"] {
+        let r = to_res(test::call_service(&app, reg(id)).await).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        key = r.body["api_key"].as_str().unwrap().to_owned();
+    }
+    let limited = to_res(test::call_service(&app, reg("d")).await).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.body["error"].is_string());
+    assert!(limited.headers.get("retry-after").is_some());
+
+    let bad = |k: &str| {
+        test::TestRequest::get()
+            .uri(&format!("{HOME}/requests"))
+            .peer_addr(peer)
+            .insert_header(("Authorization", format!("Bearer {k}")))
+            .to_request()
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            test::call_service(&app, bad("wrong")).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let blocked = to_res(test::call_service(&app, bad(&key)).await).await;
+    assert_eq!(
+        blocked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even a good key waits once the limit is spent"
     );
 }

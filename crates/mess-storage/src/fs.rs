@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use mess_core::{Event, ExchangeId, Loaded, Member, Storage, StorageError};
@@ -33,6 +34,21 @@ struct Inner {
     /// created but not yet made durable.
     creating: Arc<Mutex<()>>,
     members: Members,
+    /// See [`SYNC_DELAY_ENV`].
+    sync_delay: Duration,
+}
+
+/// Benchmark aid: `MESS_FS_SYNC_DELAY_MS=N` makes every segment `fdatasync` take `N`
+/// milliseconds longer (the writer sleeps after it), to simulate a slow disk such as this
+/// machine's under load (4 ms). Read once by [`FsStorage::new`]; default 0 (off). It never
+/// weakens durability, only delays acknowledgements; do not set it in production.
+pub const SYNC_DELAY_ENV: &str = "MESS_FS_SYNC_DELAY_MS";
+
+fn sync_delay_from_env() -> Duration {
+    std::env::var(SYNC_DELAY_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_millis)
 }
 
 impl std::fmt::Debug for FsStorage {
@@ -46,7 +62,8 @@ impl std::fmt::Debug for FsStorage {
 impl FsStorage {
     /// Opens (creating it if needed) the data directory `root`.
     ///
-    /// Nothing is read yet: call [`Storage::load`] for that.
+    /// Nothing is read yet: call [`Storage::load`] for that. Reads [`SYNC_DELAY_ENV`] (a
+    /// benchmark aid that simulates a slow disk) once, here.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(|e| from_io("create", "the data directory", &e))?;
@@ -59,6 +76,7 @@ impl FsStorage {
                 segments: Mutex::default(),
                 creating: Arc::default(),
                 members: Members::new(Arc::new(local)),
+                sync_delay: sync_delay_from_env(),
             }),
         })
     }
@@ -74,6 +92,7 @@ impl FsStorage {
             dir: day_dir(exchange, day),
             creating: Arc::clone(&self.inner.creating),
             file: Mutex::new(None),
+            sync_delay: self.inner.sync_delay,
         })
     }
 }
@@ -87,6 +106,8 @@ struct Segment {
     creating: Arc<Mutex<()>>,
     /// The open segment, and its name relative to `root` (for messages).
     file: Mutex<Option<(File, String)>>,
+    /// Extra time each sync takes (see [`SYNC_DELAY_ENV`]); zero unless benchmarking.
+    sync_delay: Duration,
 }
 
 impl Sink for Segment {
@@ -105,7 +126,14 @@ impl Segment {
         }
         let (file, name) = slot.as_mut().expect("created above");
         match file.write_all(bytes).and_then(|()| file.sync_data()) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if !self.sync_delay.is_zero() {
+                    // A slow disk: the sync (and so this batch's acknowledgement) takes
+                    // longer, while the next batch queues behind it.
+                    std::thread::sleep(self.sync_delay);
+                }
+                Ok(())
+            }
             Err(e) => {
                 let err = from_io("append to", name, &e);
                 // The file may now end in a partial line, and after a failed fdatasync its
@@ -172,6 +200,10 @@ impl Storage for FsStorage {
 
     async fn replace_member(&self, member: &Member) -> Result<(), StorageError> {
         self.inner.members.put(member, PutMode::Overwrite).await
+    }
+
+    async fn delete_member(&self, member: &Member) -> Result<(), StorageError> {
+        self.inner.members.delete(member).await
     }
 
     async fn load(&self) -> Result<Loaded, StorageError> {

@@ -62,6 +62,6 @@ mod members;
 mod object;
 
 pub use config::{OpenError, StorageConfig, StorageKind, open};
-pub use fs::FsStorage;
+pub use fs::{FsStorage, SYNC_DELAY_ENV};
 pub use mess_core::{Loaded, Storage, StorageError};
 pub use object::ObjectStorage;

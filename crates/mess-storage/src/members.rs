@@ -43,6 +43,14 @@ impl Members {
             .map_err(|e| from_object_store(op, &location, e))
     }
 
+    pub(crate) async fn delete(&self, member: &Member) -> Result<(), StorageError> {
+        let location = member_path(&member.exchange_id, &member.executor_id);
+        match self.store.delete(&Path::from(location.as_str())).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(from_object_store("delete", &location, e)),
+        }
+    }
+
     /// Every member record, in path order.
     pub(crate) async fn load(&self) -> Result<Vec<Member>, StorageError> {
         let prefix = Path::from(EXECUTORS);

@@ -119,6 +119,10 @@ impl Storage for ObjectStorage {
         self.inner.members.put(member, PutMode::Overwrite).await
     }
 
+    async fn delete_member(&self, member: &Member) -> Result<(), StorageError> {
+        self.inner.members.delete(member).await
+    }
+
     async fn load(&self) -> Result<Loaded, StorageError> {
         let members = self.inner.members.load().await?;
         let store = &self.inner.store;

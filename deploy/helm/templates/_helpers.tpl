@@ -125,3 +125,24 @@ Refuse settings that cannot work. Included by the Deployment.
 {{- fail (printf "config.logFormat must be \"text\" or \"json\", not %q" (toString .Values.config.logFormat)) }}
 {{- end }}
 {{- end }}
+
+{{/*
+Name of the Secret holding REGISTRATION_TOKEN / REGISTRATION_TOKENS: the user's existing
+one or ours.
+*/}}
+{{- define "mess-exchange.registrationSecretName" -}}
+{{- if .Values.registration.existingSecret }}
+{{- .Values.registration.existingSecret }}
+{{- else }}
+{{- printf "%s-registration" (include "mess-exchange.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+True ("true") when the chart itself creates the registration Secret (a token is set and
+no existing Secret is named). Without a token and an existing Secret the server gets
+neither variable and registration stays open.
+*/}}
+{{- define "mess-exchange.createRegistrationSecret" -}}
+{{- if and (not .Values.registration.existingSecret) (or .Values.registration.token .Values.registration.tokens) }}true{{ end }}
+{{- end }}

@@ -73,6 +73,34 @@ fn golden_executor_updated() {
 }
 
 #[test]
+fn golden_executor_key_rotated() {
+    golden(
+        "executor_key_rotated",
+        event(
+            7,
+            1,
+            false,
+            "my-phone",
+            EventKind::ExecutorKeyRotated(member("my-phone", "My Phone")),
+        ),
+    );
+}
+
+#[test]
+fn golden_executor_removed() {
+    golden(
+        "executor_removed",
+        event(
+            7,
+            1,
+            false,
+            "my-phone",
+            EventKind::ExecutorRemoved(member("my-phone", "My Phone")),
+        ),
+    );
+}
+
+#[test]
 fn golden_thread_created() {
     let request = json!({
         "intent": "Check if the garage door is closed",

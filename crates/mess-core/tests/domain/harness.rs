@@ -141,9 +141,12 @@ impl World {
     /// Records a decision the way the server does: member records first, then the events.
     pub fn record(&mut self, d: &Decision) {
         match &d.outcome {
-            Outcome::Registered { member, .. } | Outcome::ProfileUpdated(member) => {
+            Outcome::Registered { member, .. }
+            | Outcome::ProfileUpdated(member)
+            | Outcome::KeyRotated { member, .. } => {
                 self.exchange.put_member(Arc::new(Member::clone(member)));
             }
+            Outcome::Removed(member) => self.exchange.remove_member(&member.executor_id),
             Outcome::Created(_) | Outcome::Updated(..) => {}
         }
         for e in &d.events {

@@ -165,3 +165,66 @@ fn another_key_authenticates_nobody() {
     let forged = ApiKey::parse(&format!("mess_home_{}", "0".repeat(64))).expect("well-formed");
     assert!(w.exchange.authenticate(&forged).is_none());
 }
+
+fn rotate(id: &str) -> mess_core::Command {
+    mess_core::Command::RotateKey {
+        executor: ExecutorId::parse(id).expect("id"),
+    }
+}
+
+fn remove(id: &str) -> mess_core::Command {
+    mess_core::Command::Remove {
+        executor: ExecutorId::parse(id).expect("id"),
+    }
+}
+
+#[test]
+fn rotating_ones_own_key_replaces_it_at_once() {
+    let mut w = given();
+    let old = w.register(ALICE);
+    let (w, d) = w.when(ALICE, rotate(ALICE)).then_ok();
+    let Outcome::KeyRotated { api_key, .. } = &d.outcome else {
+        panic!("rotated")
+    };
+    assert!(matches!(d.events[0].kind, EventKind::ExecutorKeyRotated(_)));
+    assert!(
+        w.exchange.authenticate(&old).is_none(),
+        "the old key stops working"
+    );
+    assert_eq!(
+        w.exchange
+            .authenticate(api_key)
+            .map(|m| m.executor_id.as_str()),
+        Some(ALICE)
+    );
+}
+
+#[test]
+fn rotating_someone_elses_key_is_forbidden() {
+    given()
+        .members(&[ALICE, BOB])
+        .when(BOB, rotate(ALICE))
+        .then_error(Refusal::Forbidden);
+}
+
+#[test]
+fn removing_oneself_forgets_the_member_and_its_key() {
+    let mut w = given();
+    let key = w.register(ALICE);
+    let (w, d) = w.when(ALICE, remove(ALICE)).then_ok();
+    assert!(matches!(d.events[0].kind, EventKind::ExecutorRemoved(_)));
+    assert!(
+        w.exchange
+            .member(&ExecutorId::parse(ALICE).expect("id"))
+            .is_none()
+    );
+    assert!(w.exchange.authenticate(&key).is_none());
+}
+
+#[test]
+fn removing_someone_else_is_forbidden() {
+    given()
+        .members(&[ALICE, BOB])
+        .when(BOB, remove(ALICE))
+        .then_error(Refusal::Forbidden);
+}

@@ -104,6 +104,20 @@ pub fn every_kind(x: &ExchangeId, t: &ThreadRef, t0: i64) -> Vec<Event> {
             t0 + 1,
             EventKind::ExecutorUpdated(snapshot("my-phone")),
         ),
+        event(
+            x,
+            None,
+            0,
+            t0 + 1,
+            EventKind::ExecutorKeyRotated(snapshot("my-phone")),
+        ),
+        event(
+            x,
+            None,
+            0,
+            t0 + 1,
+            EventKind::ExecutorRemoved(snapshot("my-phone")),
+        ),
         event(x, Some(t), 1, t0 + 2, thread_created()),
         event(
             x,

@@ -1,0 +1,79 @@
+//! A member's own key and membership: rotate the key, or leave the exchange.
+
+use actix_web::{HttpRequest, HttpResponse};
+use mess_core::{Actor, Command, ExecutorId};
+use serde_json::json;
+
+use crate::api;
+use crate::auth::Authed;
+use crate::error::{ApiError, ErrorBody};
+use crate::hub::Written;
+
+fn target(req: &HttpRequest) -> Result<ExecutorId, ApiError> {
+    Ok(ExecutorId::parse(
+        req.match_info().get("executor_id").unwrap_or_default(),
+    )?)
+}
+
+/// Replace your own API key. The old key stops working at once; the new one is shown once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/exchanges/{exchange_id}/executors/{executor_id}/rotate-key",
+    tag = "executors",
+    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("executor_id" = String, Path, description = "Your executor id", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*\\.?$", max_length = 64)),
+    responses(
+        (status = 200, description = "The new key; save it", body = api::RegisterResponse),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "Not your key, or key of another exchange", body = ErrorBody),
+        (status = 404, description = "Executor not found", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn rotate_key(auth: Authed, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let executor = target(&req)?;
+    let actor = Actor::Member(auth.member.executor_id.clone());
+    match auth.exchange.submit(actor, Command::RotateKey { executor }).await? {
+        Written::KeyRotated { member, api_key } => Ok(HttpResponse::Ok().json(json!({
+            "executor_id": member.executor_id,
+            "api_key": api_key.expose(),
+            "message": "Save this API key - it cannot be retrieved again. The old key no longer works.",
+        }))),
+        _ => Err(ApiError::Internal),
+    }
+}
+
+/// Leave the exchange: your record and key are deleted; threads you took part in stay.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/exchanges/{exchange_id}/executors/{executor_id}",
+    tag = "executors",
+    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("executor_id" = String, Path, description = "Your executor id", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*\\.?$", max_length = 64)),
+    responses(
+        (status = 200, description = "Removed", body = api::RemovedResponse),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "Not yourself, or key of another exchange", body = ErrorBody),
+        (status = 404, description = "Executor not found", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn remove(auth: Authed, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let executor = target(&req)?;
+    let actor = Actor::Member(auth.member.executor_id.clone());
+    match auth
+        .exchange
+        .submit(actor, Command::Remove { executor })
+        .await?
+    {
+        Written::Removed(member) => Ok(HttpResponse::Ok().json(json!({
+            "executor_id": member.executor_id,
+            "removed": true,
+        }))),
+        _ => Err(ApiError::Internal),
+    }
+}
