@@ -453,19 +453,25 @@ impl Exchange {
     ) -> Result<Decision, DomainError> {
         let mut member = Member::clone(self.own_member(actor, target)?);
         member.apply_profile(&profile);
-        member.updated_at = now;
-        member.last_seen = now;
-        let e = self.event(
-            env,
-            now,
-            None,
-            actor.id(),
-            EventKind::ExecutorUpdated(Self::snapshot(&member)),
-        );
+        let e = self.member_changed(actor, &mut member, now, env, EventKind::ExecutorUpdated);
         Ok(Decision {
             events: vec![e],
             outcome: Outcome::ProfileUpdated(Box::new(member)),
         })
+    }
+
+    /// Stamps a changed member and records the change as an event of `kind`.
+    fn member_changed(
+        &self,
+        actor: &Actor,
+        member: &mut Member,
+        now: Timestamp,
+        env: Env<'_>,
+        kind: fn(MemberSnapshot) -> EventKind,
+    ) -> Event {
+        member.updated_at = now;
+        member.last_seen = now;
+        self.event(env, now, None, actor.id(), kind(Self::snapshot(member)))
     }
 
     fn own_member(&self, actor: &Actor, target: &ExecutorId) -> Result<&Arc<Member>, DomainError> {
@@ -475,7 +481,7 @@ impl Exchange {
             .ok_or_else(|| DomainError::NotFound("Executor not found".into()))?;
         if *actor != Actor::Member(target.clone()) {
             return Err(DomainError::Forbidden(
-                "you can only change your own membership".into(),
+                "you can only change your own profile and key".into(),
             ));
         }
         Ok(current)
@@ -491,15 +497,7 @@ impl Exchange {
         let mut member = Member::clone(self.own_member(actor, target)?);
         let api_key = ApiKey::generate(&self.id, env.entropy);
         member.key_hash = api_key.hash();
-        member.updated_at = now;
-        member.last_seen = now;
-        let e = self.event(
-            env,
-            now,
-            None,
-            actor.id(),
-            EventKind::ExecutorKeyRotated(Self::snapshot(&member)),
-        );
+        let e = self.member_changed(actor, &mut member, now, env, EventKind::ExecutorKeyRotated);
         Ok(Decision {
             events: vec![e],
             outcome: Outcome::KeyRotated {
