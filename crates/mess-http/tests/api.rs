@@ -379,6 +379,12 @@ async fn registration_errors() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let req = test::TestRequest::post()
         .uri(&format!("{HOME}/register"))
+        .set_payload(r#"{"executor_id": "no-content-type"}"#)
+        .to_request();
+    let r = to_res(test::call_service(&app, req).await).await;
+    assert_eq!(r.status, StatusCode::CREATED, "JSON without a Content-Type is read as JSON");
+    let req = test::TestRequest::post()
+        .uri(&format!("{HOME}/register"))
         .insert_header(("Content-Type", "application/json"))
         .set_payload("{not json")
         .to_request();
