@@ -1,0 +1,125 @@
+//! # mess-worker
+//!
+//! The MESS exchange on Cloudflare Workers, with the binary's routes, bodies and status
+//! codes, and every rule from `mess-core` (compiled to wasm32 unchanged).
+//!
+//! - The Worker ([`fetch`]) answers `/health`, CORS preflights and what needs no state
+//!   (404 outside the API, 401 without a well-formed key, 405 on `/register`), and sends
+//!   everything else to the exchange's Durable Object: the path's exchange for a
+//!   registration, the key's exchange otherwise (so a key of another exchange gets 403 from
+//!   the object that knows it).
+//! - [`object::ExchangeObject`]: one per exchange; holds its state, serialises its writes,
+//!   stores events and member records in R2 (the `BUCKET` binding, bucket `mess-exchange`)
+//!   in the same layout as the filesystem and S3, and rebuilds from R2 when it starts.
+//!
+//! Build with `scripts/build-worker.sh`; run with `npm run worker:dev`; see
+//! docs/deployment.md ("Cloudflare Workers").
+
+mod error;
+mod http;
+mod notify;
+mod object;
+mod store;
+
+use mess_core::ExchangeId;
+use serde_json::json;
+use worker::{Env, Method, Request, Response, event};
+
+pub use object::ExchangeObject;
+
+use crate::error::ApiError;
+
+/// The Worker's entry point.
+#[event(fetch)]
+pub async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> worker::Result<Response> {
+    let cors = http::cors_origins(&env);
+    if req.method() == Method::Options {
+        return Ok(http::preflight(&req, &cors));
+    }
+    let origin = req.headers().get("Origin").ok().flatten();
+    match route(req, &env).await {
+        // The object's responses already carry the common headers.
+        Ok(Routed::Object(res)) => Ok(res),
+        Ok(Routed::Here(res)) => Ok(http::finish(res, origin.as_deref(), &cors)),
+        Err(e) => Ok(http::finish(e.into_response(), origin.as_deref(), &cors)),
+    }
+}
+
+enum Routed {
+    Here(Response),
+    Object(Response),
+}
+
+async fn route(req: Request, env: &Env) -> Result<Routed, ApiError> {
+    let url = req.url().map_err(|_| ApiError::bad("invalid URL"))?;
+    let path = url.path();
+    if path == "/health" {
+        return health(&req, env).await.map(Routed::Here);
+    }
+    let Some(rest) = path.strip_prefix("/api/v1/exchanges/") else {
+        return Err(ApiError::NotFound("Not found".into()));
+    };
+    let (exchange, sub) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if exchange.is_empty() {
+        return Err(ApiError::NotFound("Not found".into()));
+    }
+    let target = if sub == "/register" {
+        let id = ExchangeId::parse(exchange)?;
+        if req.method() != Method::Post {
+            return Err(ApiError::MethodNotAllowed("POST"));
+        }
+        id
+    } else {
+        // Authentication first; the object checks the key itself.
+        object::bearer(&req)?.exchange()
+    };
+    let stub = env
+        .durable_object("EXCHANGES")
+        .and_then(|ns| ns.get_by_name(target.as_str()))
+        .map_err(|e| {
+            worker::console_error!("Durable Object binding: {}", e);
+            ApiError::Internal
+        })?;
+    let res = stub.fetch_with_request(req).await.map_err(|e| {
+        worker::console_error!("Durable Object {}: {}", target, e);
+        ApiError::Unavailable
+    })?;
+    Ok(Routed::Object(res))
+}
+
+/// `GET`/`HEAD /health`: the binary's body, with `"storage": "r2"`; 503 `degraded` when
+/// R2 does not answer.
+async fn health(req: &Request, env: &Env) -> Result<Response, ApiError> {
+    let method = req.method();
+    if method != Method::Get && method != Method::Head {
+        return Err(ApiError::MethodNotAllowed("GET, HEAD"));
+    }
+    let ok = match env.bucket("BUCKET") {
+        Ok(b) => b.head("health-check").await.is_ok(),
+        Err(_) => false,
+    };
+    let default_exchange = env
+        .var("DEFAULT_EXCHANGE")
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| "home".into());
+    let body = json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "service": "mess-exchange",
+        "version": env!("CARGO_PKG_VERSION"),
+        "storage": "r2",
+        "exchange_id": default_exchange,
+    });
+    let status = if ok { 200 } else { 503 };
+    let res = http::json(status, &body);
+    if method == Method::Head {
+        let headers = res.headers().clone();
+        return Ok(Response::builder()
+            .with_status(status)
+            .with_headers(headers)
+            .empty());
+    }
+    Ok(res)
+}

@@ -1,0 +1,732 @@
+//! `ExchangeObject`: one Durable Object per exchange (named by its id). It holds that
+//! exchange's `mess_core::Exchange` in memory, rebuilt from R2 when the object starts, and
+//! is the only writer of the exchange's objects in R2.
+//!
+//! Writes follow the binary's hub (`mess-http`'s `hub.rs`), one at a time: under an async
+//! lock, `Exchange::decide` against the acknowledged state, the member record (create-only
+//! for a registration: checked here, where nothing else writes it) and then the events
+//! written to R2, and only then `apply`, the answer and the notifications. Readers see only
+//! acknowledged state; a second concurrent claim is decided after the first is stored, so
+//! it gets 409: claims are exactly-once.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures::lock::Mutex;
+use mess_core::mess::data_uris;
+use mess_core::{
+    Actor, ApiKey, Block, Clock, Command, Cursor, Env, Event, Exchange, ExchangeId, ExecutorId,
+    Member, NewRequest, OsEntropy, Outcome, Profile, Registration, Status, StatusUpdate, Thread,
+    ThreadRef, Timestamp,
+};
+use serde_json::{Value, json};
+use worker::{Bucket, Method, Request, Response, State, durable_object};
+
+use crate::error::ApiError;
+use crate::http::{self, json};
+use crate::{notify, store};
+
+/// Where the object keeps its exchange's id (its only use of Durable Object storage), for
+/// an alarm that wakes a restarted object.
+const EXCHANGE_KEY: &str = "exchange_id";
+/// The default page size of a listing.
+const DEFAULT_LIMIT: usize = 50;
+/// The largest page size of a listing.
+const MAX_LIMIT: usize = 500;
+
+/// Now, from the JavaScript clock (the `time` crate's clock is not available on
+/// wasm32-unknown-unknown without its `wasm-bindgen` feature).
+pub struct JsClock;
+
+impl Clock for JsClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_millis(js_sys::Date::now() as i64)
+    }
+}
+
+/// What a write returns to its handler.
+enum Written {
+    Registered {
+        member: Arc<Member>,
+        api_key: ApiKey,
+    },
+    ProfileUpdated(Arc<Member>),
+    KeyRotated {
+        member: Arc<Member>,
+        api_key: ApiKey,
+    },
+    Removed(Arc<Member>),
+    Thread(Arc<Thread>),
+}
+
+/// The exchange's state and what it needs, shared with the work that outlives a request
+/// (notifications).
+struct Core {
+    state: State,
+    bucket: Bucket,
+    public_url: Option<String>,
+    cors: String,
+    /// The acknowledged state, once loaded.
+    exchange: RefCell<Option<Exchange>>,
+    last_seen: RefCell<HashMap<ExecutorId, Timestamp>>,
+    /// Held by every write and by the rebuild.
+    lock: Mutex<()>,
+}
+
+/// The Durable Object class (`EXCHANGES` binding in wrangler.toml).
+#[durable_object]
+pub struct ExchangeObject {
+    core: Rc<Core>,
+}
+
+impl worker::DurableObject for ExchangeObject {
+    fn new(state: State, env: worker::Env) -> Self {
+        let bucket = env.bucket("BUCKET").expect("the BUCKET R2 binding");
+        let public_url = env
+            .var("PUBLIC_URL")
+            .ok()
+            .map(|v| v.to_string())
+            .filter(|s| !s.is_empty());
+        let cors = http::cors_origins(&env);
+        Self {
+            core: Rc::new(Core {
+                state,
+                bucket,
+                public_url,
+                cors,
+                exchange: RefCell::new(None),
+                last_seen: RefCell::new(HashMap::new()),
+                lock: Mutex::new(()),
+            }),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        let origin = req.headers().get("Origin").ok().flatten();
+        let res = match Rc::clone(&self.core).handle(req).await {
+            Ok(res) => res,
+            Err(e) => {
+                if matches!(e, ApiError::Internal | ApiError::Unavailable) {
+                    worker::console_error!("request failed: {:?}", e);
+                }
+                e.into_response()
+            }
+        };
+        Ok(http::finish(res, origin.as_deref(), &self.core.cors))
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        // A restarted object learns its exchange from what `schedule_expiry` stored.
+        let core = Rc::clone(&self.core);
+        let mut id = core.exchange.borrow().as_ref().map(|x| x.id().clone());
+        if id.is_none() {
+            let stored: Option<String> =
+                core.state.storage().get(EXCHANGE_KEY).await.ok().flatten();
+            id = stored.and_then(|s| ExchangeId::parse(&s).ok());
+        }
+        if let Some(id) = id {
+            let _ = core.ensure_loaded(&id).await;
+            core.expire_due().await;
+        }
+        Response::empty()
+    }
+}
+
+/// The exchange id a request to the object is about: the path's for a registration, the
+/// key's otherwise (the Worker sends each request to the object its key names).
+fn parse_path(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("/api/v1/exchanges/")?;
+    let (ex, sub) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    (!ex.is_empty()).then_some((ex, sub))
+}
+
+/// The bearer key: 401 without a well-formed one.
+pub fn bearer(req: &Request) -> Result<ApiKey, ApiError> {
+    let header =
+        req.headers()
+            .get("Authorization")
+            .ok()
+            .flatten()
+            .ok_or(ApiError::Unauthorized(
+                "missing API key: send Authorization: Bearer <key>",
+            ))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .ok_or(ApiError::Unauthorized(
+            "send the API key as Authorization: Bearer <key>",
+        ))?;
+    ApiKey::parse(token).ok_or(ApiError::Unauthorized("invalid API key"))
+}
+
+fn thread_ref(raw: &str) -> Result<ThreadRef, ApiError> {
+    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || raw.len() > 64 {
+        return Err(ApiError::bad("invalid thread ref"));
+    }
+    ThreadRef::parse(raw).map_err(|_| ApiError::NotFound("Thread not found".into()))
+}
+
+fn check_timezone(profile: &Profile) -> Result<(), ApiError> {
+    let tz = profile
+        .preferences
+        .as_ref()
+        .and_then(|p| p.timezone.as_deref());
+    match tz {
+        Some(tz)
+            if tz.is_empty()
+                || tz.len() > 64
+                || !tz.as_bytes()[0].is_ascii_alphabetic()
+                || !tz.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'/')
+                }) =>
+        {
+            Err(ApiError::bad("timezone must be an IANA time zone name"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn executor_view(member: &Member, last_seen: Timestamp) -> Value {
+    json!({
+        "id": member.executor_id,
+        "display_name": member.display_name,
+        "capabilities": member.capabilities,
+        "last_seen": last_seen,
+        "created_at": member.created_at,
+    })
+}
+
+fn env() -> Env<'static> {
+    Env {
+        clock: &JsClock,
+        entropy: &OsEntropy,
+    }
+}
+
+fn unavailable(e: store::StoreError) -> ApiError {
+    worker::console_error!("R2: {}", e.0);
+    ApiError::Unavailable
+}
+
+impl Core {
+    /// Rebuilds the state from R2 the first time it is needed.
+    async fn ensure_loaded(&self, id: &ExchangeId) -> Result<(), ApiError> {
+        if self.exchange.borrow().is_some() {
+            return Ok(());
+        }
+        let _guard = self.lock.lock().await;
+        if self.exchange.borrow().is_some() {
+            return Ok(());
+        }
+        let loaded = store::load(&self.bucket, id).await.map_err(unavailable)?;
+        let mut x = Exchange::new(id.clone());
+        for m in loaded.members {
+            if m.exchange_id == *id {
+                x.put_member(Arc::new(m));
+            }
+        }
+        for e in &loaded.events {
+            x.apply(e);
+        }
+        if loaded.skipped > 0 {
+            worker::console_warn!("{}: skipped {} unreadable event lines", id, loaded.skipped);
+        }
+        worker::console_log!(
+            "{}: rebuilt from R2: {} members, {} events",
+            id,
+            x.members().count(),
+            loaded.events.len()
+        );
+        *self.exchange.borrow_mut() = Some(x);
+        drop(_guard);
+        self.schedule_expiry().await;
+        Ok(())
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Exchange) -> R) -> Result<R, ApiError> {
+        let guard = self.exchange.borrow();
+        guard.as_ref().map(f).ok_or(ApiError::Internal)
+    }
+
+    fn last_seen(&self, m: &Member) -> Timestamp {
+        self.last_seen
+            .borrow()
+            .get(&m.executor_id)
+            .copied()
+            .unwrap_or(m.last_seen)
+            .max(m.last_seen)
+    }
+
+    async fn handle(self: Rc<Self>, mut req: Request) -> Result<Response, ApiError> {
+        let url = req.url().map_err(|_| ApiError::bad("invalid URL"))?;
+        let path = url.path().to_owned();
+        let (path_ex, sub) = parse_path(&path).ok_or(ApiError::NotFound("Not found".into()))?;
+        let method = req.method();
+        if sub == "/register" {
+            let exchange = ExchangeId::parse(path_ex)?;
+            if method != Method::Post {
+                return Err(ApiError::MethodNotAllowed("POST"));
+            }
+            self.ensure_loaded(&exchange).await?;
+            self.expire_due().await;
+            return self.register(&mut req).await;
+        }
+        // Authentication first: 401 before 400, 404 or 405.
+        let key = bearer(&req)?;
+        let me = key.exchange();
+        self.ensure_loaded(&me).await?;
+        let member = self
+            .read(|x| x.authenticate(&key).cloned())?
+            .ok_or(ApiError::Unauthorized("invalid API key"))?;
+        let path_ex = ExchangeId::parse(path_ex)?;
+        if path_ex != me {
+            return Err(ApiError::Forbidden(
+                "this API key belongs to another exchange".into(),
+            ));
+        }
+        let now = JsClock.now();
+        self.last_seen
+            .borrow_mut()
+            .insert(member.executor_id.clone(), now);
+        self.expire_due().await;
+        let segs: Vec<&str> = sub.split('/').skip(1).collect();
+        let actor = Actor::Member(member.executor_id.clone());
+        match (segs.as_slice(), method) {
+            (["requests"], Method::Get) => self.list_requests(&url),
+            (["requests"], Method::Post) => {
+                let body = http::json_body(&mut req).await?;
+                let new = NewRequest::parse(&body)?;
+                match self.submit(actor, Command::Create(new)).await? {
+                    Written::Thread(t) => Ok(json(
+                        201,
+                        &json!({ "ref": t.thread_ref, "status": t.status }),
+                    )),
+                    _ => Err(ApiError::Internal),
+                }
+            }
+            (["requests"], _) => Err(ApiError::MethodNotAllowed("GET, POST")),
+            (["requests", r], Method::Get) if !r.is_empty() => {
+                let r = thread_ref(r)?;
+                let t = self
+                    .read(|x| x.thread(&r).cloned())?
+                    .ok_or_else(|| ApiError::NotFound("Thread not found".into()))?;
+                Ok(json(200, &json!({ "thread": &*t })))
+            }
+            (["requests", r], Method::Patch) if !r.is_empty() => {
+                let r = thread_ref(r)?;
+                let body = http::json_body(&mut req).await?;
+                self.update_request(actor, r, body).await
+            }
+            (["requests", r], _) if !r.is_empty() => Err(ApiError::MethodNotAllowed("GET, PATCH")),
+            (["requests", r, "attachments", name], Method::Get)
+                if !r.is_empty() && !name.is_empty() =>
+            {
+                let r = thread_ref(r)?;
+                self.attachment(&r, name)
+            }
+            (["requests", r, "attachments", name], _) if !r.is_empty() && !name.is_empty() => {
+                Err(ApiError::MethodNotAllowed("GET"))
+            }
+            (["executors"], Method::Get) => {
+                let mut members: Vec<Arc<Member>> =
+                    self.read(|x| x.members().cloned().collect())?;
+                members.sort_by(|a, b| a.executor_id.cmp(&b.executor_id));
+                let views: Vec<Value> = members
+                    .iter()
+                    .map(|m| executor_view(m, self.last_seen(m)))
+                    .collect();
+                Ok(json(200, &json!({ "executors": views })))
+            }
+            (["executors"], _) => Err(ApiError::MethodNotAllowed("GET")),
+            (["executors", id], Method::Patch) if !id.is_empty() => {
+                let target = ExecutorId::parse(id)?;
+                let body = http::json_body(&mut req).await?;
+                let profile = Profile::parse(&body)?;
+                check_timezone(&profile)?;
+                notify::validate(&profile)?;
+                let cmd = Command::UpdateProfile {
+                    executor: target,
+                    profile,
+                };
+                match self.submit(actor, cmd).await? {
+                    Written::ProfileUpdated(m) => Ok(json(
+                        200,
+                        &json!({ "executor": executor_view(&m, self.last_seen(&m)) }),
+                    )),
+                    _ => Err(ApiError::Internal),
+                }
+            }
+            (["executors", id], Method::Delete) if !id.is_empty() => {
+                let executor = ExecutorId::parse(id)?;
+                match self.submit(actor, Command::Remove { executor }).await? {
+                    Written::Removed(m) => Ok(json(
+                        200,
+                        &json!({ "executor_id": m.executor_id, "removed": true }),
+                    )),
+                    _ => Err(ApiError::Internal),
+                }
+            }
+            (["executors", id], _) if !id.is_empty() => {
+                Err(ApiError::MethodNotAllowed("PATCH, DELETE"))
+            }
+            (["executors", id, "rotate-key"], Method::Post) if !id.is_empty() => {
+                let executor = ExecutorId::parse(id)?;
+                match self.submit(actor, Command::RotateKey { executor }).await? {
+                    Written::KeyRotated { member, api_key } => Ok(json(
+                        200,
+                        &json!({
+                            "executor_id": member.executor_id,
+                            "api_key": api_key.expose(),
+                            "message": "Save this API key - it cannot be retrieved again. The old key no longer works.",
+                        }),
+                    )),
+                    _ => Err(ApiError::Internal),
+                }
+            }
+            (["executors", id, "rotate-key"], _) if !id.is_empty() => {
+                Err(ApiError::MethodNotAllowed("POST"))
+            }
+            // The binary's catalog comes from CAPABILITIES_FILE; a Worker has none.
+            (["capabilities"], Method::Get) => Ok(json(200, &json!({ "capabilities": [] }))),
+            (["capabilities"], _) => Err(ApiError::MethodNotAllowed("GET")),
+            _ => Err(ApiError::NotFound("Not found".into())),
+        }
+    }
+
+    async fn register(self: &Rc<Self>, req: &mut Request) -> Result<Response, ApiError> {
+        let body = http::json_body(req).await?;
+        let reg = Registration::parse(&body)?;
+        check_timezone(&reg.profile)?;
+        notify::validate(&reg.profile)?;
+        let actor = Actor::Member(reg.executor_id.clone());
+        match self.submit(actor, Command::Register(reg)).await? {
+            Written::Registered { member, api_key } => Ok(json(
+                201,
+                &json!({
+                    "executor_id": member.executor_id,
+                    "api_key": api_key.expose(),
+                    "message": "Save this API key - it cannot be retrieved again.",
+                }),
+            )),
+            _ => Err(ApiError::Internal),
+        }
+    }
+
+    fn list_requests(&self, url: &worker::Url) -> Result<Response, ApiError> {
+        let (mut status, mut limit, mut cursor) = (None, None, None);
+        for (k, v) in url.query_pairs() {
+            let slot = match &*k {
+                "status" => &mut status,
+                "limit" => &mut limit,
+                "cursor" => &mut cursor,
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(ApiError::bad(format!(
+                    "invalid query string: duplicate field `{k}`"
+                )));
+            }
+            *slot = Some(v.into_owned());
+        }
+        let status = status.as_deref().map(Status::parse).transpose()?;
+        let limit = match limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad(format!("limit must be an integer from 1 to {MAX_LIMIT}"))
+                })?,
+        };
+        let cursor = cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(Cursor::decode)
+            .transpose()?;
+        let (page, next) = self.read(|x| x.list(status, cursor.as_ref(), limit))?;
+        let threads: Vec<_> = page.iter().map(|t| t.summary()).collect();
+        Ok(json(
+            200,
+            &json!({ "threads": threads, "next_cursor": next.map(|c| c.encode()) }),
+        ))
+    }
+
+    async fn update_request(
+        self: &Rc<Self>,
+        actor: Actor,
+        r: ThreadRef,
+        body: Value,
+    ) -> Result<Response, ApiError> {
+        let mut fields = match body {
+            Value::Object(m) => m,
+            _ => return Err(ApiError::bad("the body must be a JSON object")),
+        };
+        let status = match fields.remove("status") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(Status::parse(&s)?),
+            Some(_) => return Err(ApiError::bad("status must be a string")),
+        };
+        let mess = match fields.remove("mess") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(Block::parse_list(&v)?),
+        };
+        if status.is_none() && mess.is_none() {
+            return Err(ApiError::bad("send status and/or mess"));
+        }
+        let status = status.map(|to| StatusUpdate { to, extra: fields });
+        let cmd = Command::Update {
+            thread: r,
+            status,
+            mess,
+        };
+        match self.submit(actor, cmd).await? {
+            Written::Thread(t) => Ok(json(
+                200,
+                &json!({ "ref": t.thread_ref, "status": t.status, "thread": &*t }),
+            )),
+            _ => Err(ApiError::Internal),
+        }
+    }
+
+    fn attachment(&self, r: &ThreadRef, name: &str) -> Result<Response, ApiError> {
+        let t = self
+            .read(|x| x.thread(r).cloned())?
+            .ok_or_else(|| ApiError::NotFound("Thread not found".into()))?;
+        let not_found = || ApiError::NotFound("Attachment not found".into());
+        let mut found = None;
+        let mut n = 0usize;
+        'outer: for m in &t.messages {
+            for (label, uri) in data_uris(&m.mess) {
+                n += 1;
+                if name == n.to_string() || name == label {
+                    found = Some(uri.to_owned());
+                    break 'outer;
+                }
+            }
+        }
+        let uri = found.ok_or_else(not_found)?;
+        let (mime, bytes) = http::decode_data_uri(&uri).ok_or_else(not_found)?;
+        let headers = worker::Headers::new();
+        let _ = headers.set("Content-Type", &mime);
+        let _ = headers.set("Content-Disposition", "attachment");
+        Ok(Response::builder()
+            .with_status(200)
+            .with_headers(headers)
+            .fixed(bytes))
+    }
+
+    /// Decides, stores and applies one command, then schedules its notifications.
+    async fn submit(self: &Rc<Self>, actor: Actor, cmd: Command) -> Result<Written, ApiError> {
+        let guard = self.lock.lock().await;
+        let decision = self.read(|x| x.decide(&actor, cmd, env()))??;
+        let events = decision.events;
+        let written = match decision.outcome {
+            Outcome::Created(r) | Outcome::Updated(r, _) => {
+                if !events.is_empty() {
+                    store::append(&self.bucket, &events)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                let t = {
+                    let mut g = self.exchange.borrow_mut();
+                    let x = g.as_mut().ok_or(ApiError::Internal)?;
+                    for e in &events {
+                        x.apply(e);
+                    }
+                    x.thread(&r).cloned()
+                };
+                let t = t.ok_or_else(|| ApiError::NotFound("Thread not found".into()))?;
+                Written::Thread(t)
+            }
+            member_change => {
+                let written = self.store_member(member_change).await?;
+                // The record stands once stored, whatever happens to its events (as the
+                // binary's hub does).
+                if let Err(e) = store::append(&self.bucket, &events).await {
+                    worker::console_error!("R2: member events not stored: {}", e.0);
+                }
+                written
+            }
+        };
+        drop(guard);
+        self.notify(&events);
+        if matches!(written, Written::Thread(ref t) if t.deadline.is_some()) {
+            self.schedule_expiry().await;
+        }
+        Ok(written)
+    }
+
+    async fn store_member(&self, outcome: Outcome) -> Result<Written, ApiError> {
+        let b = &self.bucket;
+        let written = match outcome {
+            Outcome::Registered { member, api_key } => {
+                let member = Arc::new(*member);
+                // Create-only: nothing else writes this exchange's records, and this runs
+                // under the object's write lock.
+                if store::member_exists(b, &member)
+                    .await
+                    .map_err(unavailable)?
+                {
+                    return Err(ApiError::AlreadyRegistered(format!(
+                        "executor {} is already registered",
+                        member.executor_id
+                    )));
+                }
+                store::put_member(b, &member).await.map_err(unavailable)?;
+                Written::Registered { member, api_key }
+            }
+            Outcome::ProfileUpdated(member) => {
+                let member = Arc::new(*member);
+                store::put_member(b, &member).await.map_err(unavailable)?;
+                Written::ProfileUpdated(member)
+            }
+            Outcome::KeyRotated { member, api_key } => {
+                let member = Arc::new(*member);
+                store::put_member(b, &member).await.map_err(unavailable)?;
+                Written::KeyRotated { member, api_key }
+            }
+            Outcome::Removed(member) => {
+                let member = Arc::new(*member);
+                store::delete_member(b, &member)
+                    .await
+                    .map_err(unavailable)?;
+                Written::Removed(member)
+            }
+            Outcome::Created(_) | Outcome::Updated(..) => return Err(ApiError::Internal),
+        };
+        let mut g = self.exchange.borrow_mut();
+        let x = g.as_mut().ok_or(ApiError::Internal)?;
+        match &written {
+            Written::Removed(m) => x.remove_member(&m.executor_id),
+            Written::Registered { member, .. }
+            | Written::ProfileUpdated(member)
+            | Written::KeyRotated { member, .. } => x.put_member(Arc::clone(member)),
+            Written::Thread(_) => {}
+        }
+        Ok(written)
+    }
+
+    /// Queues the notifications `events` call for, to run after the response.
+    fn notify(self: &Rc<Self>, events: &[Event]) {
+        let mut jobs = Vec::new();
+        {
+            let g = self.exchange.borrow();
+            let Some(x) = g.as_ref() else { return };
+            let members: Vec<Arc<Member>> = x.members().cloned().collect();
+            let now = JsClock.now();
+            for e in events {
+                let Some(thread) = e.thread_ref.as_ref().and_then(|r| x.thread(r)) else {
+                    continue;
+                };
+                for m in notify::recipients(e, thread, &members, now) {
+                    for c in &m.notifications {
+                        let ctx = notify::Context::new(e, thread, self.public_url.as_deref());
+                        jobs.push((
+                            e.thread_ref.clone(),
+                            m.executor_id.to_string(),
+                            c.clone(),
+                            ctx,
+                        ));
+                    }
+                }
+            }
+        }
+        if jobs.is_empty() {
+            return;
+        }
+        let core = Rc::clone(self);
+        self.state.wait_until(async move {
+            let sends = jobs
+                .into_iter()
+                .map(|(r, executor, channel, ctx)| async move {
+                    let out = notify::channel_request(&channel, &ctx);
+                    let kind = notify::deliver(&executor, &channel, &ctx, out).await;
+                    (r, kind)
+                });
+            let outcomes = futures::future::join_all(sends).await;
+            core.record_outcomes(outcomes).await;
+        });
+    }
+
+    /// Stores notification outcomes as events of their threads (actor `@exchange`).
+    async fn record_outcomes(&self, outcomes: Vec<(Option<ThreadRef>, mess_core::EventKind)>) {
+        let _guard = self.lock.lock().await;
+        let mut events = Vec::new();
+        {
+            let g = self.exchange.borrow();
+            let Some(x) = g.as_ref() else { return };
+            let mut seqs: HashMap<ThreadRef, u64> = HashMap::new();
+            for (r, kind) in outcomes {
+                let seq = match r.as_ref() {
+                    Some(r) => {
+                        let base = x.thread(r).map_or(0, |t| t.seq);
+                        let s = seqs.entry(r.clone()).or_insert(base);
+                        *s += 1;
+                        *s
+                    }
+                    None => 0,
+                };
+                events.push(Event {
+                    event_id: mess_core::clock::new_uuid(&OsEntropy),
+                    ts: JsClock.now(),
+                    exchange_id: x.id().clone(),
+                    thread_ref: r,
+                    actor_id: mess_core::event::EXCHANGE_ACTOR.to_owned(),
+                    seq,
+                    kind,
+                });
+            }
+        }
+        if let Err(e) = store::append(&self.bucket, &events).await {
+            worker::console_error!("R2: notification outcomes not stored: {}", e.0);
+            return;
+        }
+        if let Some(x) = self.exchange.borrow_mut().as_mut() {
+            for e in &events {
+                x.apply(e);
+            }
+        }
+    }
+
+    /// Expires every thread whose deadline has passed (the binary does it every second; a
+    /// Durable Object does it on each request and on its alarm).
+    async fn expire_due(self: &Rc<Self>) {
+        let due = match self.read(|x| x.due_for_expiry(JsClock.now())) {
+            Ok(d) => d,
+            Err(_) => return,
+        };
+        for r in due {
+            // A conflict means the thread moved on meanwhile: nothing to do.
+            let _ = self
+                .submit(Actor::Exchange, Command::Expire { thread: r })
+                .await;
+        }
+    }
+
+    /// Sets the object's alarm to the next deadline of a thread that may still expire.
+    async fn schedule_expiry(&self) {
+        let next = self.read(|x| {
+            let (all, _) = x.list(None, None, usize::MAX);
+            all.iter()
+                .filter(|t| matches!(t.status, Status::Pending | Status::Waiting | Status::Held))
+                .filter_map(|t| t.deadline)
+                .min()
+        });
+        if let Ok(Some(at)) = next {
+            let ms = (at.unix_millis() - JsClock.now().unix_millis()).max(0);
+            let storage = self.state.storage();
+            let id = self.read(|x| x.id().to_string()).unwrap_or_default();
+            if let Err(e) = storage.put(EXCHANGE_KEY, id).await {
+                worker::console_warn!("could not store the exchange id: {}", e);
+            }
+            if let Err(e) = storage.set_alarm(ms).await {
+                worker::console_warn!("could not set the expiry alarm: {}", e);
+            }
+        }
+    }
+}

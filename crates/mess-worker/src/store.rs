@@ -1,0 +1,216 @@
+//! The R2 layout, the same as the filesystem's and S3's (`mess-storage`'s `layout.rs`), so
+//! DuckDB reads a bucket sync like a data directory:
+//!
+//! - `events/exchange={id}/{YYYY}/{MM}/{DD}/{uuid}.jsonl`: one object per write (a command
+//!   and its events, or a batch of notification outcomes), one `Event::to_line` per line,
+//!   split by the UTC day of the events' `ts`;
+//! - `executors/exchange={id}/{executor}.json`: one member record each (the key only as its
+//!   hash), pretty JSON as `mess-storage` writes it.
+//!
+//! Only the exchange's Durable Object writes under its prefixes, one write at a time, so a
+//! create-only check (`head`, then `put`) inside it cannot race.
+
+use futures::future::join_all;
+use mess_core::clock::new_uuid;
+use mess_core::{Event, ExchangeId, ExecutorId, Member, OsEntropy};
+use worker::{Bucket, HttpMetadata};
+
+/// How many objects a rebuild reads at once.
+const READ_CONCURRENCY: usize = 16;
+
+/// The prefix of every event object of `exchange`.
+pub fn events_prefix(exchange: &ExchangeId) -> String {
+    format!("events/exchange={exchange}/")
+}
+
+/// The prefix of every member record of `exchange`.
+pub fn members_prefix(exchange: &ExchangeId) -> String {
+    format!("executors/exchange={exchange}/")
+}
+
+/// `executors/exchange={id}/{executor}.json`.
+pub fn member_key(exchange: &ExchangeId, executor: &ExecutorId) -> String {
+    format!("executors/exchange={exchange}/{executor}.json")
+}
+
+/// `events/exchange={id}/{YYYY}/{MM}/{DD}/{uuid}.jsonl` for the UTC day of `event`.
+fn segment_key(event: &Event) -> String {
+    let day = event.ts.date();
+    format!(
+        "events/exchange={}/{:04}/{:02}/{:02}/{}.jsonl",
+        event.exchange_id,
+        day.year(),
+        u8::from(day.month()),
+        day.day(),
+        new_uuid(&OsEntropy)
+    )
+}
+
+/// Why R2 failed: the message goes to the log, the client gets a 503.
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+fn err(op: &str, key: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("{op} {key}: {e}"))
+}
+
+/// Appends `events` (all of one exchange): one new object per UTC day they fall on.
+pub async fn append(bucket: &Bucket, events: &[Event]) -> Result<(), StoreError> {
+    let mut groups: Vec<(time::Date, String, Vec<u8>)> = Vec::new();
+    for e in events {
+        let day = e.ts.date();
+        let i = match groups.iter().position(|(d, _, _)| *d == day) {
+            Some(i) => i,
+            None => {
+                groups.push((day, segment_key(e), Vec::with_capacity(512)));
+                groups.len() - 1
+            }
+        };
+        let buf = &mut groups[i].2;
+        buf.extend_from_slice(e.to_line().as_bytes());
+        buf.push(b'\n');
+    }
+    for (_, key, body) in groups {
+        bucket
+            .put(&key, body)
+            .http_metadata(HttpMetadata {
+                content_type: Some("application/x-ndjson".into()),
+                ..Default::default()
+            })
+            .execute()
+            .await
+            .map_err(|e| err("put", &key, e))?;
+    }
+    Ok(())
+}
+
+/// Whether a member record exists.
+pub async fn member_exists(bucket: &Bucket, member: &Member) -> Result<bool, StoreError> {
+    let key = member_key(&member.exchange_id, &member.executor_id);
+    bucket
+        .head(&key)
+        .await
+        .map(|o| o.is_some())
+        .map_err(|e| err("head", &key, e))
+}
+
+/// Writes (creates or replaces) a member record.
+pub async fn put_member(bucket: &Bucket, member: &Member) -> Result<(), StoreError> {
+    let key = member_key(&member.exchange_id, &member.executor_id);
+    let body = serde_json::to_vec_pretty(member).map_err(|e| err("encode", &key, e))?;
+    bucket
+        .put(&key, body)
+        .http_metadata(HttpMetadata {
+            content_type: Some("application/json".into()),
+            ..Default::default()
+        })
+        .execute()
+        .await
+        .map(drop)
+        .map_err(|e| err("put", &key, e))
+}
+
+/// Deletes a member record (a missing one is not an error).
+pub async fn delete_member(bucket: &Bucket, member: &Member) -> Result<(), StoreError> {
+    let key = member_key(&member.exchange_id, &member.executor_id);
+    bucket
+        .delete(&key)
+        .await
+        .map_err(|e| err("delete", &key, e))
+}
+
+/// Every key under `prefix`, in key order.
+async fn list(bucket: &Bucket, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let mut keys = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = bucket.list().prefix(prefix);
+        if let Some(c) = cursor.take() {
+            q = q.cursor(c);
+        }
+        let page = q.execute().await.map_err(|e| err("list", prefix, e))?;
+        keys.extend(page.objects().iter().map(|o| o.key()));
+        match page.cursor() {
+            Some(c) if page.truncated() => cursor = Some(c),
+            _ => break,
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
+/// Reads objects, [`READ_CONCURRENCY`] at a time; a key gone meanwhile is skipped.
+async fn read_all(bucket: &Bucket, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(READ_CONCURRENCY) {
+        let reads = chunk.iter().map(|key| async move {
+            let obj = bucket
+                .get(key)
+                .execute()
+                .await
+                .map_err(|e| err("get", key, e))?;
+            let Some(obj) = obj else {
+                return Ok(None);
+            };
+            let Some(body) = obj.body() else {
+                return Ok(None);
+            };
+            let bytes = body.bytes().await.map_err(|e| err("read", key, e))?;
+            Ok::<_, StoreError>(Some((key.clone(), bytes)))
+        });
+        for r in join_all(reads).await {
+            if let Some(pair) = r? {
+                out.push(pair);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a rebuild reads back.
+pub struct Loaded {
+    /// Every member record of the exchange.
+    pub members: Vec<Member>,
+    /// Every event of the exchange, each thread's in `seq` order.
+    pub events: Vec<Event>,
+    /// Lines that did not parse (foreign, or of a type this version does not know).
+    pub skipped: usize,
+}
+
+/// Reads everything of `exchange` back: its member records and its event objects.
+pub async fn load(bucket: &Bucket, exchange: &ExchangeId) -> Result<Loaded, StoreError> {
+    let member_keys: Vec<String> = list(bucket, &members_prefix(exchange))
+        .await?
+        .into_iter()
+        .filter(|k| k.ends_with(".json"))
+        .collect();
+    let mut members = Vec::with_capacity(member_keys.len());
+    for (key, bytes) in read_all(bucket, &member_keys).await? {
+        let m: Member = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError(format!("corrupt member record {key}: {e}")))?;
+        members.push(m);
+    }
+    let event_keys: Vec<String> = list(bucket, &events_prefix(exchange))
+        .await?
+        .into_iter()
+        .filter(|k| k.ends_with(".jsonl"))
+        .collect();
+    let mut events = Vec::new();
+    let mut skipped = 0;
+    for (_, bytes) in read_all(bucket, &event_keys).await? {
+        let text = String::from_utf8_lossy(&bytes);
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match Event::from_line(line) {
+                Ok(e) if e.exchange_id == *exchange => events.push(e),
+                _ => skipped += 1,
+            }
+        }
+    }
+    // Threads are independent; within one, `seq` is the order of its history.
+    events.sort_by(|a, b| (&a.thread_ref, a.seq, a.ts).cmp(&(&b.thread_ref, b.seq, b.ts)));
+    Ok(Loaded {
+        members,
+        events,
+        skipped,
+    })
+}

@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""End-to-end scenarios against the Worker under `wrangler dev` (scripts/test-worker.sh).
+
+    worker-e2e.py api BASE_URL STATE_FILE     the API scenarios; saves what phase 2 needs
+    worker-e2e.py after-restart BASE_URL STATE_FILE PERSIST_DIR
+                                              the same answers after a restart (the Durable
+                                              Objects rebuild from R2), and the R2 objects'
+                                              keys and lines in wrangler's local state
+
+Prints one line per check and `N passed, M failed`; exits non-zero on a failure.
+Standard library only.
+"""
+
+import glob
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+PASSED = 0
+FAILED = 0
+
+
+def check(name, ok, detail=""):
+    global PASSED, FAILED
+    if ok:
+        PASSED += 1
+        print(f"ok   {name}")
+    else:
+        FAILED += 1
+        print(f"FAIL {name} {detail}")
+
+
+def call(base, method, path, key=None, body=None, headers=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method)
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as res:
+            raw, status, hdrs = res.read(), res.status, res.headers
+    except urllib.error.HTTPError as e:
+        raw, status, hdrs = e.read(), e.code, e.headers
+    ctype = hdrs.get("Content-Type", "")
+    if ctype.startswith("application/json"):
+        return status, json.loads(raw or b"null"), hdrs
+    return status, raw, hdrs
+
+
+def api(base, state_file):
+    home = "/api/v1/exchanges/home"
+
+    s, b, h = call(base, "GET", "/health")
+    check("health is 200 with storage r2", s == 200 and b.get("storage") == "r2"
+          and b.get("status") == "ok" and b.get("service") == "mess-exchange", f"{s} {b}")
+
+    s, phone, _ = call(base, "POST", f"{home}/register", body={
+        "executor_id": "my-phone", "display_name": "My Phone",
+        "capabilities": ["photo:capture", "location:indoor"],
+        "notifications": [{"type": "webhook", "url": "http://127.0.0.1:9/hook"}]})
+    check("register my-phone: 201 with a key and the seed's message",
+          s == 201 and phone.get("executor_id") == "my-phone"
+          and phone.get("api_key", "").startswith("mess_home_")
+          and phone.get("message") == "Save this API key - it cannot be retrieved again.",
+          f"{s} {phone}")
+    phone = phone.get("api_key", "")
+    s, agent, _ = call(base, "POST", f"{home}/register", body={"executor_id": "claude-agent"})
+    check("register claude-agent: 201", s == 201, f"{s} {agent}")
+    agent = agent.get("api_key", "")
+    s, tablet, _ = call(base, "POST", f"{home}/register", body={"executor_id": "tablet"})
+    tablet = tablet.get("api_key", "")
+    s, b, _ = call(base, "POST", f"{home}/register", body={"executor_id": "my-phone"})
+    check("registering a taken id: 409 JSON", s == 409 and "error" in b, f"{s} {b}")
+    s, b, _ = call(base, "POST", "/api/v1/exchanges/Bad_Id/register", body={"executor_id": "x"})
+    check("registering in an invalid exchange id: 400 JSON", s == 400 and "error" in b, f"{s} {b}")
+    s, b, _ = call(base, "POST", f"{home}/register", body={"display_name": "no id"})
+    check("registering without executor_id: 400 JSON", s == 400 and "error" in b, f"{s} {b}")
+    s, b, h = call(base, "GET", f"{home}/register")
+    check("GET /register: 405 with Allow: POST", s == 405 and h.get("Allow") == "POST", f"{s} {b}")
+
+    s, b, h = call(base, "GET", f"{home}/requests")
+    check("no key: 401 JSON with WWW-Authenticate",
+          s == 401 and "error" in b and h.get("WWW-Authenticate") == "Bearer", f"{s} {b}")
+    s, b, _ = call(base, "GET", f"{home}/requests", key="mess_home_" + "0" * 64)
+    check("an unknown key: 401 JSON", s == 401 and "error" in b, f"{s} {b}")
+    s, b, _ = call(base, "GET", f"{home}/no-such-route")
+    check("unknown route without a key: 401 (authentication first)", s == 401, f"{s} {b}")
+    s, b, _ = call(base, "GET", f"{home}/no-such-route", key=phone)
+    check("unknown route with a key: 404 JSON", s == 404 and "error" in b, f"{s} {b}")
+    s, b, _ = call(base, "GET", "/nowhere")
+    check("unknown route outside the API: 404 JSON", s == 404 and "error" in b, f"{s} {b}")
+    s, b, h = call(base, "DELETE", f"{home}/requests", key=phone)
+    check("wrong method with a key: 405 with Allow",
+          s == 405 and h.get("Allow") == "GET, POST" and "error" in b, f"{s} {b}")
+    s, b, h = call(base, "OPTIONS", f"{home}/requests",
+                   headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    check("CORS preflight: 204", s == 204 and h.get("Access-Control-Allow-Origin") == "*", f"{s}")
+
+    s, office, _ = call(base, "POST", "/api/v1/exchanges/office/register",
+                        body={"executor_id": "office-bot"})
+    office = office.get("api_key", "")
+    s, b, _ = call(base, "GET", f"{home}/requests", key=office)
+    check("a key of another exchange: 403 JSON", s == 403 and "error" in b, f"{s} {b}")
+
+    s, b, _ = call(base, "GET", f"{home}/requests", key=phone)
+    check("list: empty at first", s == 200 and b.get("threads") == [] and b.get("next_cursor") is None,
+          f"{s} {b}")
+
+    s, created, _ = call(base, "POST", f"{home}/requests", key=agent, body={
+        "intent": "Check if the garage door is closed", "context": ["Getting ready for bed"],
+        "priority": "normal", "response_hint": ["image"], "requires": ["photo:capture"]})
+    ref = created.get("ref", "")
+    check("create: 201 pending with a ref", s == 201 and created.get("status") == "pending"
+          and re.fullmatch(r"\d{4}-\d{2}-\d{2}-[A-Z0-9]{4,16}", ref) is not None, f"{s} {created}")
+    s, b, _ = call(base, "POST", f"{home}/requests", key=agent, body={"intent": "   "})
+    check("create with a blank intent: 400 JSON", s == 400 and "error" in b, f"{s} {b}")
+    s, b, _ = call(base, "POST", f"{home}/requests", key=agent, body={"intent": "x", "priority": "asap"})
+    check("create with an unknown priority: 400 JSON", s == 400 and "error" in b, f"{s} {b}")
+
+    s, b, _ = call(base, "GET", f"{home}/requests/{ref}", key=phone)
+    t = b.get("thread", {}) if isinstance(b, dict) else {}
+    check("get: 200, the request message with every field sent",
+          s == 200 and t.get("status") == "pending" and t.get("requestor_id") == "claude-agent"
+          and t.get("messages", [{}])[0].get("mess", [{}])[0].get("request", {}).get("requires")
+          == ["photo:capture"], f"{s} {b}")
+    s, b, _ = call(base, "GET", f"{home}/requests/2026-01-01-ZZZZ", key=phone)
+    check("get an unknown ref: 404 JSON", s == 404 and b.get("error") == "Thread not found", f"{s} {b}")
+
+    # Two concurrent claims: exactly one wins.
+    results = {}
+
+    def claim(who, key):
+        results[who] = call(base, "PATCH", f"{home}/requests/{ref}", key=key,
+                            body={"status": "claimed"})
+
+    threads = [threading.Thread(target=claim, args=(w, k)) for w, k in
+               (("my-phone", phone), ("tablet", tablet))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    codes = sorted(r[0] for r in results.values())
+    check("two concurrent claims: exactly one 200, the other 409", codes == [200, 409],
+          f"{ {w: (r[0], r[1]) for w, r in results.items()} }")
+    winner = next((w for w, r in results.items() if r[0] == 200), "my-phone")
+    loser_body = next((r[1] for r in results.values() if r[0] == 409), {})
+    check("the losing claim's 409 says from/to",
+          loser_body.get("from") == "claimed" and loser_body.get("to") == "claimed", f"{loser_body}")
+    wkey = phone if winner == "my-phone" else tablet
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{ref}", key=wkey, body={"status": "claimed"})
+    check("a repeated claim by the assignee: 200 no-op", s == 200 and b.get("status") == "claimed",
+          f"{s} {b}")
+
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{ref}", key=wkey, body={
+        "status": "completed",
+        "mess": [{"response": {"content": ["Door is locked",
+                                           {"image": "data:image/png;base64,aGVsbG8="}]}}]})
+    msgs = b.get("thread", {}).get("messages", []) if isinstance(b, dict) else []
+    last = msgs[-1]["mess"] if msgs else []
+    check("complete with a response: 200, a status block then the response",
+          s == 200 and b.get("status") == "completed" and len(last) == 2
+          and last[0] == {"status": {"re": ref, "code": "completed"}} and "response" in last[1],
+          f"{s} {b}")
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{ref}", key=wkey, body={"status": "in_progress"})
+    check("a forbidden move: 409 with from and to",
+          s == 409 and b.get("from") == "completed" and b.get("to") == "in_progress"
+          and "error" in b, f"{s} {b}")
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{ref}", key=wkey, body={"status": "done"})
+    check("an unknown status: 400 JSON", s == 400 and "error" in b, f"{s} {b}")
+
+    s, raw, h = call(base, "GET", f"{home}/requests/{ref}/attachments/1", key=agent)
+    check("attachment 1: the decoded bytes with their MIME type",
+          s == 200 and raw == b"hello" and h.get("Content-Type") == "image/png", f"{s} {raw!r}")
+    s, raw, h = call(base, "GET", f"{home}/requests/{ref}/attachments/image", key=agent)
+    check("attachment by name", s == 200 and raw == b"hello", f"{s}")
+    s, b, _ = call(base, "GET", f"{home}/requests/{ref}/attachments/9", key=agent)
+    check("an unknown attachment: 404 JSON", s == 404 and "error" in b, f"{s} {b}")
+
+    # More threads for the filter and pagination.
+    refs = [ref]
+    for i in range(3):
+        s, c, _ = call(base, "POST", f"{home}/requests", key=agent,
+                       body={"intent": f"Task {i}", "priority": "background"})
+        refs.append(c.get("ref"))
+    s, b, _ = call(base, "GET", f"{home}/requests?status=completed", key=agent)
+    check("list ?status=completed: only the completed thread",
+          s == 200 and [t["ref"] for t in b.get("threads", [])] == [ref], f"{s} {b}")
+    s, b, _ = call(base, "GET", f"{home}/requests?status=received", key=agent)
+    check("list ?status=received (alias of pending): the three new ones",
+          s == 200 and len(b.get("threads", [])) == 3
+          and all(t["status"] == "pending" for t in b["threads"]), f"{s} {b}")
+    s, b, _ = call(base, "GET", f"{home}/requests?status=bogus", key=agent)
+    check("list ?status=bogus: 400", s == 400, f"{s} {b}")
+    s, b, _ = call(base, "GET", f"{home}/requests?limit=0", key=agent)
+    check("list ?limit=0: 400", s == 400, f"{s} {b}")
+    seen, cursor, pages = [], None, 0
+    while pages < 10:
+        q = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        s, b, _ = call(base, "GET", f"{home}/requests{q}", key=agent)
+        if s != 200:
+            break
+        pages += 1
+        seen += [t["ref"] for t in b["threads"]]
+        cursor = b.get("next_cursor")
+        if not cursor:
+            break
+    check("pagination: limit=2 pages through all 4, newest-updated first, once each",
+          pages == 2 and len(seen) == 4 and sorted(seen) == sorted(refs)
+          and seen[-1] == ref is not None and len(set(seen)) == 4, f"{pages} {seen}")
+
+    s, b, _ = call(base, "GET", f"{home}/executors", key=phone)
+    ids = [e["id"] for e in b.get("executors", [])] if isinstance(b, dict) else []
+    check("executors: the three of home, without secrets",
+          s == 200 and ids == ["claude-agent", "my-phone", "tablet"]
+          and "notifications" not in json.dumps(b), f"{s} {b}")
+    s, b, _ = call(base, "PATCH", f"{home}/executors/my-phone", key=phone, body={
+        "display_name": "Teague Phone",
+        "capabilities": ["photo:capture", "location:indoor", "location:outdoor"],
+        "preferences": {"min_priority": "normal",
+                        "quiet_hours": {"enabled": True, "start": "22:00", "end": "07:00"}}})
+    check("patch own profile: 200", s == 200 and b.get("executor", {}).get("display_name")
+          == "Teague Phone", f"{s} {b}")
+    s, b, _ = call(base, "PATCH", f"{home}/executors/tablet", key=phone, body={"display_name": "x"})
+    check("patch another's profile: 403", s == 403 and "error" in b, f"{s} {b}")
+    s, b, _ = call(base, "PATCH", f"{home}/executors/my-phone", key=phone, body={
+        "notifications": [{"type": "webhook", "url": "http://169.254.169.254/latest"}]})
+    check("a metadata-address channel: 400", s == 400 and "error" in b, f"{s} {b}")
+    s, b, _ = call(base, "GET", f"{home}/capabilities", key=phone)
+    check("capabilities: 200, an empty catalog", s == 200 and b == {"capabilities": []}, f"{s} {b}")
+
+    s, b, _ = call(base, "POST", f"{home}/executors/tablet/rotate-key", key=tablet)
+    new_tablet = b.get("api_key", "") if isinstance(b, dict) else ""
+    check("rotate-key: 200 with a new key", s == 200 and new_tablet.startswith("mess_home_")
+          and new_tablet != tablet, f"{s} {b}")
+    s, _, _ = call(base, "GET", f"{home}/requests", key=tablet)
+    check("the old key stops working: 401", s == 401, f"{s}")
+    s, _, _ = call(base, "GET", f"{home}/requests", key=new_tablet)
+    check("the new key works: 200", s == 200, f"{s}")
+    s, b, _ = call(base, "DELETE", f"{home}/executors/tablet", key=new_tablet)
+    check("delete own membership: 200 removed", s == 200 and b.get("removed") is True, f"{s} {b}")
+    s, _, _ = call(base, "GET", f"{home}/requests", key=new_tablet)
+    check("a removed member's key: 401", s == 401, f"{s}")
+
+    s, before, _ = call(base, "GET", f"{home}/requests/{ref}", key=agent)
+    s, list_before, _ = call(base, "GET", f"{home}/requests", key=agent)
+    with open(state_file, "w") as f:
+        json.dump({"phone": phone, "agent": agent, "office": office, "ref": ref,
+                   "refs": refs, "before": before, "list_before": list_before,
+                   "keys": [phone, agent, office, tablet, new_tablet]}, f)
+
+
+def r2_objects(persist):
+    """(key, bytes) of every object in wrangler's local R2 state for bucket mess-exchange."""
+    out = []
+    for db in glob.glob(os.path.join(persist, "**", "*.sqlite"), recursive=True):
+        if "r2" not in db.lower():
+            continue
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            rows = con.execute("SELECT key, blob_id FROM _mf_objects").fetchall()
+        except sqlite3.Error:
+            continue
+        blobs = os.path.join(os.path.dirname(os.path.dirname(db)), "mess-exchange", "blobs")
+        for key, blob_id in rows:
+            path = os.path.join(blobs, blob_id) if blob_id else None
+            data = open(path, "rb").read() if path and os.path.exists(path) else None
+            out.append((key, data))
+    return out
+
+
+def wrangler_get(persist, config, key):
+    """The object through `wrangler r2 object get --local` (wrangler's own reader)."""
+    res = subprocess.run(
+        ["npx", "--no-install", "wrangler", "r2", "object", "get", f"mess-exchange/{key}",
+         "--local", "--persist-to", persist, "--config", config, "--pipe"],
+        capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    return res.returncode, res.stdout
+
+
+def after_restart(base, state_file, persist, config):
+    st = json.load(open(state_file))
+    home = "/api/v1/exchanges/home"
+    s, after, _ = call(base, "GET", f"{home}/requests/{st['ref']}", key=st["agent"])
+    check("after a restart: the same thread, rebuilt from R2", s == 200 and after == st["before"],
+          f"{s}")
+    s, lst, _ = call(base, "GET", f"{home}/requests", key=st["agent"])
+    check("after a restart: the same listing", s == 200 and lst == st["list_before"], f"{s}")
+    s, b, _ = call(base, "GET", f"{home}/executors", key=st["phone"])
+    me = [e for e in b.get("executors", []) if e["id"] == "my-phone"] if s == 200 else []
+    check("after a restart: keys work and the profile change stands",
+          me and me[0]["display_name"] == "Teague Phone", f"{s} {b}")
+    s, _, _ = call(base, "GET", f"{home}/requests", key=st["office"])
+    check("after a restart: another exchange's key still gets 403", s == 403, f"{s}")
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{st['refs'][1]}", key=st["phone"],
+                   body={"status": "claimed"})
+    check("after a restart: a claim still works (seq continues)", s == 200, f"{s} {b}")
+
+    objects = r2_objects(persist)
+    keys = sorted(k for k, _ in objects)
+    check("R2 holds objects (wrangler's local state)", len(keys) > 0, f"{persist}")
+    event_re = re.compile(
+        r"events/exchange=(home|office)/\d{4}/\d{2}/\d{2}/"
+        r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.jsonl")
+    member_re = re.compile(r"executors/exchange=(home|office)/[A-Za-z0-9._-]+\.json")
+    stray = [k for k in keys if not (event_re.fullmatch(k) or member_re.fullmatch(k))]
+    check("every R2 key is in the seed's layout", not stray, f"{stray}")
+    members = sorted(k for k in keys if member_re.fullmatch(k))
+    check("member records: one per current member (tablet removed)", members == [
+        "executors/exchange=home/claude-agent.json", "executors/exchange=home/my-phone.json",
+        "executors/exchange=office/office-bot.json"], f"{members}")
+    lines = []
+    for k, data in objects:
+        if event_re.fullmatch(k) and data is not None:
+            lines += [(k, l) for l in data.decode().splitlines() if l.strip()]
+    events = []
+    bad = []
+    for k, l in lines:
+        try:
+            e = json.loads(l)
+            if not (set(e) >= {"event_id", "ts", "exchange_id", "thread_ref", "event_type",
+                               "actor_id", "payload", "seq"}
+                    and f"exchange={e['exchange_id']}/" in k
+                    and k.split("/")[2:5] == e["ts"][:10].split("-")):
+                bad.append(l)
+            events.append(e)
+        except (ValueError, KeyError):
+            bad.append(l)
+    check("every event line parses, with its exchange and UTC day in its key",
+          lines and not bad, f"{len(lines)} lines, bad: {bad[:2]}")
+    thread = [e for e in events if e.get("thread_ref") == st["ref"]]
+    types = [e["event_type"] for e in sorted(thread, key=lambda e: e["seq"])
+             if not e["event_type"].startswith("notification_")]
+    check("the thread's events: created, claimed (once), completed",
+          types == ["thread_created", "status_changed", "message_added",
+                    "status_changed", "message_added"], f"{types}")
+    claims = [e for e in thread if e["event_type"] == "status_changed"
+              and e["payload"].get("new_status") == "claimed"]
+    check("exactly one claim is stored", len(claims) == 1, f"{len(claims)}")
+    reg = sorted(e["payload"]["executor_id"] for e in events
+                 if e["event_type"] == "executor_registered")
+    check("registrations are events", reg == ["claude-agent", "my-phone", "office-bot", "tablet"],
+          f"{reg}")
+    types_all = {e["event_type"] for e in events}
+    check("key rotation and removal are events",
+          {"executor_key_rotated", "executor_removed", "executor_updated"} <= types_all,
+          f"{types_all}")
+    outcomes = [e for e in events if e["event_type"].startswith("notification_")]
+    check("notification outcomes are recorded, without URLs",
+          outcomes and all("url" not in json.dumps(e["payload"]) and "127.0.0.1" not in
+                           json.dumps(e) for e in outcomes), f"{len(outcomes)}")
+    everything = b"".join(d or b"" for _, d in objects)
+    check("no API key in plaintext in R2",
+          not any(k.encode() in everything for k in st["keys"] if k))
+    member_key = "executors/exchange=home/my-phone.json"
+    rc, out = wrangler_get(persist, config, member_key)
+    try:
+        rec = json.loads(out)
+    except ValueError:
+        rec = {}
+    check("wrangler r2 object get --local reads a member record",
+          rc == 0 and rec.get("executor_id") == "my-phone" and "key_hash" in rec
+          and rec.get("display_name") == "Teague Phone", f"rc={rc} {out[:200]!r}")
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "api":
+        api(sys.argv[2], sys.argv[3])
+    elif mode == "after-restart":
+        after_restart(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
+    else:
+        sys.exit(f"unknown mode {mode}")
+    print(f"{mode}: {PASSED} passed, {FAILED} failed")
+    sys.exit(1 if FAILED else 0)
+
+
+if __name__ == "__main__":
+    main()
