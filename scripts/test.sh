@@ -2,7 +2,7 @@
 # The whole test suite, as the README runs it: unit, property, in-process and end-to-end
 # Rust tests; the storage suite against a real S3 server (moto); the DuckDB contract with
 # the real DuckDB; generated Python and TypeScript clients and schemathesis against the
-# live binary; the deployment checks. Installs what it needs (a Python venv at .venv,
+# live binary; the Cloudflare Worker under wrangler dev; the deployment checks. Installs what it needs (a Python venv at .venv,
 # npm packages under scripts/clients) and starts moto itself. Needs no input.
 set -euo pipefail
 
@@ -35,6 +35,9 @@ cargo test --workspace --doc
 
 step "generated clients and schemathesis against the live binary"
 bash scripts/test-clients.sh
+
+step "the Cloudflare Worker under wrangler dev (R2 and Durable Objects emulated)"
+bash scripts/test-worker.sh
 
 step "deployment artifacts"
 bash scripts/check-deploy.sh
