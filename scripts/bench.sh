@@ -66,7 +66,7 @@ cpu_idle() {
     n = split(a, x, " "); split(b, y, " ");
     for (i = 2; i <= n; i++) { t += y[i] - x[i] }
     idle = (y[5] - x[5]) + (y[6] - x[6]);
-    printf "%.0f", t > 0 ? 100 * idle / t : 0 }'
+    pct = 0; if (t > 0) pct = 100 * idle / t; printf "%.0f", pct }'
 }
 
 rss_mb() { awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
@@ -291,7 +291,7 @@ TABLE=$WORK/table.md
   big=$LAST_SCALE
   check() { # check NAME VALUE OP LIMIT
     local ok
-    ok=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { print ((op == ">=" && v >= l) || (op == "<=" && v <= l)) ? "met" : "missed" }')
+    ok=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { ok = (op == ">=" && v >= l) || (op == "<=" && v <= l); if (ok) print "met"; else print "missed" }')
     printf '| %s | %s | %s %s | %s |\n' "$1" "$2" "$3" "$4" "$ok"
   }
   echo "| target ($big threads) | measured | wanted | |"

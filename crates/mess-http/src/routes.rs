@@ -5,11 +5,12 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use mess_core::mess::data_uris;
+use mess_core::thread::Summary;
 use mess_core::{
     Actor, Block, Command, Cursor, ExchangeId, ExecutorId, Member, NewRequest, Profile,
-    Registration, Status, StatusUpdate, ThreadRef,
+    Registration, Status, StatusUpdate, Thread, ThreadRef,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api;
@@ -23,6 +24,39 @@ use crate::state::AppState;
 pub const DEFAULT_LIMIT: usize = 50;
 /// The largest page size of a listing.
 pub const MAX_LIMIT: usize = 500;
+
+// The hot responses are serialized straight to bytes from these, never through a
+// `serde_json::Value` (which copies every field, and parses every stored block again).
+
+/// `GET /requests`.
+#[derive(Serialize)]
+struct ListBody<'a> {
+    threads: Vec<Summary<'a>>,
+    next_cursor: Option<String>,
+}
+
+/// `POST /requests`.
+#[derive(Serialize)]
+struct CreatedBody<'a> {
+    #[serde(rename = "ref")]
+    thread_ref: &'a ThreadRef,
+    status: Status,
+}
+
+/// `GET /requests/{ref}`.
+#[derive(Serialize)]
+struct ThreadBody<'a> {
+    thread: &'a Thread,
+}
+
+/// `PATCH /requests/{ref}`.
+#[derive(Serialize)]
+struct UpdatedBody<'a> {
+    #[serde(rename = "ref")]
+    thread_ref: &'a ThreadRef,
+    status: Status,
+    thread: &'a Thread,
+}
 
 fn thread_ref(raw: &str) -> Result<ThreadRef, ApiError> {
     if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || raw.len() > 64 {
@@ -157,10 +191,10 @@ pub async fn list_requests(
         .exchange
         .read(|x| x.list(status, cursor.as_ref(), limit));
     let threads: Vec<_> = page.iter().map(|t| t.summary()).collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "threads": threads,
-        "next_cursor": next.map(|c| c.encode()),
-    })))
+    Ok(HttpResponse::Ok().json(ListBody {
+        threads,
+        next_cursor: next.map(|c| c.encode()),
+    }))
 }
 
 /// Create a request thread.
@@ -185,10 +219,10 @@ pub async fn create_request(auth: Authed, body: JsonBody) -> Result<HttpResponse
     let req = NewRequest::parse(&body.0)?;
     let actor = Actor::Member(auth.member.executor_id.clone());
     match auth.exchange.submit(actor, Command::Create(req)).await? {
-        Written::Thread(t) => Ok(HttpResponse::Created().json(json!({
-            "ref": t.thread_ref,
-            "status": t.status,
-        }))),
+        Written::Thread(t) => Ok(HttpResponse::Created().json(CreatedBody {
+            thread_ref: &t.thread_ref,
+            status: t.status,
+        })),
         _ => Err(ApiError::Internal),
     }
 }
@@ -215,7 +249,7 @@ pub async fn get_request(auth: Authed, req: HttpRequest) -> Result<HttpResponse,
         .exchange
         .read(|x| x.thread(&r).cloned())
         .ok_or_else(|| ApiError::NotFound("Thread not found".into()))?;
-    Ok(HttpResponse::Ok().json(json!({ "thread": &*t })))
+    Ok(HttpResponse::Ok().json(ThreadBody { thread: &t }))
 }
 
 /// Change a thread's status and/or append a message.
@@ -274,11 +308,11 @@ pub async fn update_request(
         )
         .await?
     {
-        Written::Thread(t) => Ok(HttpResponse::Ok().json(json!({
-            "ref": t.thread_ref,
-            "status": t.status,
-            "thread": &*t,
-        }))),
+        Written::Thread(t) => Ok(HttpResponse::Ok().json(UpdatedBody {
+            thread_ref: &t.thread_ref,
+            status: t.status,
+            thread: &t,
+        })),
         _ => Err(ApiError::Internal),
     }
 }
