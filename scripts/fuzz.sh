@@ -33,15 +33,23 @@ if [[ -n ${FUZZ_SECONDS:-} ]]; then
   LIMIT=(-max_total_time="$FUZZ_SECONDS")
 fi
 
+TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 cargo fuzz build -O
 for t in "${TARGETS[@]}"; do
-  mkdir -p "corpus/$t"
+  mkdir -p "corpus/$t" "artifacts/$t"
   printf '\n=== fuzz %s (%s)\n' "$t" "${LIMIT[*]}"
-  cargo fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
-    -dict=mess.dict -max_len=4096 -timeout=10 -print_final_stats=1 "${LIMIT[@]}" 2>&1 |
-    grep -E '^(#[0-9]+ +DONE|Done |stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY|thread .* panicked|Test unit written)' || true
-  if [[ ${PIPESTATUS[0]} -ne 0 ]]; then
+  log=$(mktemp)
+  rc=0
+  # The binary `cargo fuzz build` made, run directly: `cargo fuzz run` would take cargo's
+  # lock on target/ again for every target.
+  "$CARGO_TARGET_DIR/$TRIPLE/release/$t" "corpus/$t" "seeds/$t" \
+    -dict=mess.dict -max_len=4096 -timeout=10 -print_final_stats=1 \
+    -artifact_prefix="artifacts/$t/" "${LIMIT[@]}" >"$log" 2>&1 || rc=$?
+  grep -E '^(Done |stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY|thread .* panicked|Test unit written)' "$log" || true
+  if [[ $rc -ne 0 ]]; then
+    tail -40 "$log" >&2
     echo "fuzz target $t failed: see fuzz/artifacts/$t/" >&2
     exit 1
   fi
+  rm -f "$log"
 done

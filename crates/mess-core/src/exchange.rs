@@ -340,6 +340,31 @@ impl Exchange {
         }
     }
 
+    /// Applies many stored events at once, as start-up does: each thread is folded in place
+    /// and the indexes are built once at the end instead of after every event. The result
+    /// is the same as [`Exchange::apply`] on each event in turn.
+    pub fn apply_all<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) {
+        let mut threads = std::mem::take(&mut self.threads);
+        self.order.clear();
+        self.by_status.clear();
+        self.deadlines.clear();
+        for e in events {
+            let Some(r) = &e.thread_ref else { continue };
+            match (&e.kind, threads.get_mut(r)) {
+                (EventKind::ThreadCreated(_), _) => {
+                    if let Some(t) = Thread::from_created(e) {
+                        threads.insert(r.clone(), Arc::new(t));
+                    }
+                }
+                (_, Some(t)) => Arc::make_mut(t).apply(e),
+                (_, None) => {}
+            }
+        }
+        for (r, t) in threads {
+            self.put_thread(&r, Some(t));
+        }
+    }
+
     /// Decides a command: the events it causes, or why not. Pure: the state is untouched;
     /// apply the events (and put the outcome's member) once they are stored.
     pub fn decide(

@@ -128,10 +128,15 @@ impl NewRequest {
         let needed_by = timestamp(fields.get("needed_by"), "needed_by")?;
         let expires = match fields.get("constraints") {
             None | Some(Value::Null) => None,
-            Some(Value::Object(c)) => timestamp(
-                c.get("timing").and_then(|t| t.get("expires")),
-                "constraints.timing.expires",
-            )?,
+            Some(Value::Object(c)) => match c.get("timing") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(t)) => {
+                    timestamp(t.get("expires"), "constraints.timing.expires")?
+                }
+                Some(_) => {
+                    return Err(DomainError::invalid("constraints.timing must be an object"));
+                }
+            },
             Some(_) => return Err(DomainError::invalid("constraints must be an object")),
         };
         let deadline = match (needed_by, expires) {
@@ -180,6 +185,8 @@ mod tests {
             json!({"intent": "x", "response_hint": 1}),
             json!({"intent": "x", "needed_by": "tomorrow"}),
             json!({"intent": "x", "confirm_before": "yes"}),
+            json!({"intent": "x", "constraints": {"timing": "tomorrow"}}),
+            json!({"intent": "x", "constraints": {"timing": {"expires": 1}}}),
             json!({"intent": "x".repeat(MAX_INTENT_BYTES + 1)}),
             json!([1]),
         ] {

@@ -23,6 +23,11 @@ use mess_http::middleware::CorsOrigins;
 use mess_http::{AppState, HttpConfig, Hub};
 use serde_json::Value;
 
+/// mimalloc: cheaper small allocations under load, and the memory start-up's replay frees
+/// is returned to the OS.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A self-hosted exchange for the MESS protocol.
 #[derive(Debug, Parser)]
 #[command(version, about)]

@@ -34,12 +34,18 @@ pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Authed, ApiEr
 }
 
 fn check_key(req: &HttpRequest, state: &AppState) -> Result<Authed, ApiError> {
-    let header = req
+    let mut headers = req
         .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized(
-            "missing API key: send Authorization: Bearer <key>",
-        ))?;
+        .get_all(actix_web::http::header::AUTHORIZATION);
+    let header = headers.next().ok_or(ApiError::Unauthorized(
+        "missing API key: send Authorization: Bearer <key>",
+    ))?;
+    // Two keys are ambiguous (a proxy may check one, we the other): refuse both.
+    if headers.next().is_some() {
+        return Err(ApiError::Unauthorized(
+            "send exactly one Authorization header",
+        ));
+    }
     let token = header
         .to_str()
         .ok()

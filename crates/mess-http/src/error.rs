@@ -45,7 +45,7 @@ pub enum ApiError {
     #[error("too many requests: retry after {0} s")]
     TooManyRequests(u64),
     /// 503: storage is unreachable; nothing was written.
-    #[error("storage is unavailable; nothing was written, try again")]
+    #[error("storage is unavailable; the write was not acknowledged, try again")]
     Unavailable,
     /// 500: a bug. The body never says more than this; the cause goes to the log.
     #[error("internal server error")]

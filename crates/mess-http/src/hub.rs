@@ -161,12 +161,17 @@ impl Hub {
                 .put_member(Arc::new(m));
         }
         let events = loaded.events.len();
+        let mut by_exchange: HashMap<&ExchangeId, Vec<&Event>> = HashMap::new();
         for e in &loaded.events {
-            states
-                .entry(e.exchange_id.clone())
-                .or_insert_with(|| Exchange::new(e.exchange_id.clone()))
-                .apply(e);
+            by_exchange.entry(&e.exchange_id).or_default().push(e);
         }
+        for (id, list) in by_exchange {
+            states
+                .entry(id.clone())
+                .or_insert_with(|| Exchange::new(id.clone()))
+                .apply_all(list);
+        }
+        drop(loaded.events);
         tracing::info!(exchanges = states.len(), events, "replayed the event log");
         let hub = Arc::new(Self {
             exchanges: RwLock::new(HashMap::new()),

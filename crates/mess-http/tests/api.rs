@@ -382,7 +382,11 @@ async fn registration_errors() {
         .set_payload(r#"{"executor_id": "no-content-type"}"#)
         .to_request();
     let r = to_res(test::call_service(&app, req).await).await;
-    assert_eq!(r.status, StatusCode::CREATED, "JSON without a Content-Type is read as JSON");
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "JSON without a Content-Type is read as JSON"
+    );
     let req = test::TestRequest::post()
         .uri(&format!("{HOME}/register"))
         .insert_header(("Content-Type", "application/json"))

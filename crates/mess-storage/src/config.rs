@@ -167,8 +167,13 @@ pub enum OpenError {
 
 /// The S3 client's connect timeout: an endpoint that does not answer fails fast.
 pub const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The S3 client's timeout for a whole request.
-pub const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The S3 client's timeout for a whole request. Writes wait for it while the endpoint
+/// accepts connections but never answers (a partition): a write then answers 503 within
+/// about this long, or twice it when queued behind a failing batch (see
+/// docs/reliability.md). Event batches and member records are small; 10 s is ample.
+pub const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after its first attempt a request may still be retried.
+pub const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the configured backend and checks that it answers.
 pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> {
@@ -227,7 +232,7 @@ async fn open_s3(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> 
             base: 2.0,
         },
         max_retries: 3,
-        retry_timeout: Duration::from_secs(15),
+        retry_timeout: S3_RETRY_TIMEOUT,
     };
     // `new()`, not `from_env()`: only our settings count, never ambient AWS_* variables.
     let store = AmazonS3Builder::new()
