@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README runs it: unit, property, in-process and end-to-end
 # Rust tests; the storage suite against a real S3 server (moto); the DuckDB contract with
-# the real DuckDB; generated Python and TypeScript clients and schemathesis against the
-# live binary; the Cloudflare Worker under wrangler dev; the deployment checks. Installs what it needs (a Python venv at .venv,
+# the real DuckDB; generated Python and TypeScript clients and schemathesis (a smoke run and
+# a deeper one) against the
+# live binary; a short cargo-fuzz run; the Cloudflare Worker under wrangler dev; the
+# deployment checks. Installs what it needs (a Python venv at .venv,
 # npm packages under scripts/clients) and starts moto itself. Needs no input.
 set -euo pipefail
 
@@ -35,6 +37,13 @@ cargo test --workspace --doc
 
 step "generated clients and schemathesis against the live binary"
 bash scripts/test-clients.sh
+
+step "schemathesis, deeper: more examples and another seed (the hostile-input suite)"
+SCHEMATHESIS_EXAMPLES=100 SCHEMATHESIS_SEED=7 bash scripts/test-clients.sh
+
+step "fuzzing mess-core's parsers and the event-line reader (a short run; docs/reliability.md for long ones)"
+cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+FUZZ_RUNS=20000 bash scripts/fuzz.sh
 
 step "the Cloudflare Worker under wrangler dev (R2 and Durable Objects emulated)"
 bash scripts/test-worker.sh

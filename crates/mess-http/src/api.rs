@@ -497,13 +497,13 @@ pub struct CreateBody {
 }
 
 fn constraints() -> ObjectBuilder {
-    // `timing` is only read when it is an object: `properties` constrain it only then.
+    // `timing`, when sent, is an object (or null); its `expires` is the request's deadline.
     ObjectBuilder::new()
         .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
         .property(
             "timing",
             ObjectBuilder::new()
-                .schema_type(SchemaType::AnyValue)
+                .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
                 .property(
                     "expires",
                     ObjectBuilder::new()

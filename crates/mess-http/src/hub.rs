@@ -103,7 +103,13 @@ impl ExchangeHandle {
     /// Records that a member was seen now.
     pub fn touch(&self, member: &ExecutorId, now: Timestamp) {
         let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.insert(member.clone(), now);
+        // The hot path (every authenticated request) allocates only on a member's first.
+        match seen.get_mut(member) {
+            Some(t) => *t = now,
+            None => {
+                seen.insert(member.clone(), now);
+            }
+        }
     }
 
     /// When a member was last seen (falls back to its record).
