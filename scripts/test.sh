@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README runs it: unit, property, in-process and end-to-end
 # Rust tests; the storage suite against a real S3 server (moto); the DuckDB contract with
-# the real DuckDB; generated Python and TypeScript clients and schemathesis (a smoke run and
-# a deeper one) against the
-# live binary; a short cargo-fuzz run; the Cloudflare Worker under wrangler dev; the
-# deployment checks. Installs what it needs (a Python venv at .venv,
-# npm packages under scripts/clients) and starts moto itself. Needs no input.
+# the real DuckDB; generated Python and TypeScript clients and schemathesis (a smoke run
+# and a deeper one) against the live binary; a short cargo-fuzz run; the Cloudflare Worker
+# under wrangler dev; the deployment checks. Installs what it needs (a Python venv at
+# .venv, npm packages, cargo-fuzz, the wasm toolchain) and starts moto itself. Needs no
+# input.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
