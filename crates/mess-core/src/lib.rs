@@ -21,6 +21,7 @@
 //! - [`exchange`]: one exchange's state; commands in, events out.
 //! - [`clock`]: injected time and randomness.
 //! - [`ports`]: the traits storage and notification adapters implement.
+//! - [`wire`]: request-body rules and `data:` attachments, shared by every front end.
 //!
 //! # Reading a data directory
 //! Events are stored one per line under `events/exchange={id}/YYYY/MM/DD/{uuid}.jsonl`.
@@ -90,6 +91,7 @@ pub mod request;
 pub mod rules;
 pub mod status;
 pub mod thread;
+pub mod wire;
 
 pub use clock::{Clock, Entropy, OsEntropy, SystemClock, Timestamp};
 pub use error::DomainError;

@@ -8,8 +8,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
-/// The deepest nesting a body may have.
-pub const MAX_DEPTH: usize = 32;
+pub use mess_core::wire::MAX_DEPTH;
 
 /// The body limit, set once at start-up (`MAX_BODY_BYTES`).
 #[derive(Debug, Clone, Copy)]
@@ -19,65 +18,20 @@ pub struct BodyLimit(pub usize);
 #[derive(Debug)]
 pub struct JsonBody(pub Value);
 
-fn depth_ok(v: &Value, depth: usize) -> bool {
-    if depth > MAX_DEPTH {
-        return false;
-    }
-    match v {
-        Value::Array(a) => a.iter().all(|i| depth_ok(i, depth + 1)),
-        Value::Object(o) => o.values().all(|i| depth_ok(i, depth + 1)),
-        _ => true,
-    }
-}
-
-fn has_nul(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(a) => a.iter().any(has_nul),
-        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
-
 /// A body is read as JSON when it says so, or says nothing (some clients send JSON without
 /// a Content-Type); a body declared as anything else is refused.
 fn is_json(req: &HttpRequest) -> bool {
-    let Some(ct) = req.headers().get("content-type") else {
-        return true;
-    };
-    let Ok(ct) = ct.to_str() else {
-        return false;
-    };
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+    match req.headers().get("content-type") {
+        None => true,
+        Some(ct) => ct
+            .to_str()
+            .is_ok_and(|ct| mess_core::wire::is_json_content_type(Some(ct))),
+    }
 }
 
-/// Parses `bytes` as a JSON object body.
+/// Parses `bytes` as a JSON object body (mess-core's rules: depth, NUL, an object).
 pub fn parse(bytes: &[u8]) -> Result<Value, ApiError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            ApiError::bad(format!("malformed JSON: {e}"))
-        } else {
-            ApiError::bad("malformed JSON")
-        }
-    })?;
-    if !v.is_object() {
-        return Err(ApiError::bad("the body must be a JSON object"));
-    }
-    if !depth_ok(&v, 0) {
-        return Err(ApiError::bad(format!(
-            "JSON nested deeper than {MAX_DEPTH} levels"
-        )));
-    }
-    if has_nul(&v) {
-        return Err(ApiError::bad("strings must not contain NUL characters"));
-    }
-    Ok(v)
+    Ok(mess_core::wire::parse_body(bytes)?)
 }
 
 impl FromRequest for JsonBody {
@@ -112,20 +66,5 @@ impl FromRequest for JsonBody {
             }
             parse(&buf).map(JsonBody)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deep_nesting_and_nul_are_refused() {
-        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(40), "]".repeat(40));
-        assert!(parse(deep.as_bytes()).is_err());
-        assert!(parse(br#"{"intent":"a\u0000b"}"#).is_err());
-        assert!(parse(b"[1]").is_err());
-        assert!(parse(b"{").is_err());
-        assert!(parse(br#"{"intent":"ok"}"#).is_ok());
     }
 }

@@ -22,7 +22,6 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod body;
-mod datauri;
 pub mod error;
 pub mod hub;
 pub mod limits;

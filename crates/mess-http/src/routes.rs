@@ -362,7 +362,7 @@ pub async fn get_attachment(auth: Authed, req: HttpRequest) -> Result<HttpRespon
         }
     }
     let uri = found.ok_or_else(not_found)?;
-    let (mime, bytes) = crate::datauri::decode(&uri).ok_or_else(not_found)?;
+    let (mime, bytes) = mess_core::wire::decode_data_uri(&uri).ok_or_else(not_found)?;
     Ok(HttpResponse::Ok()
         .content_type(mime)
         .insert_header(("Content-Disposition", "attachment"))

@@ -510,7 +510,7 @@ impl Core {
             }
         }
         let uri = found.ok_or_else(not_found)?;
-        let (mime, bytes) = http::decode_data_uri(&uri).ok_or_else(not_found)?;
+        let (mime, bytes) = mess_core::wire::decode_data_uri(&uri).ok_or_else(not_found)?;
         let headers = worker::Headers::new();
         let _ = headers.set("Content-Type", &mime);
         let _ = headers.set("Content-Disposition", "attachment");
