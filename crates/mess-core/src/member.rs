@@ -7,7 +7,7 @@ use crate::clock::Timestamp;
 use crate::error::DomainError;
 use crate::ids::{ExchangeId, ExecutorId};
 use crate::key::KeyHash;
-use crate::request::{has_forbidden_controls, parse_capabilities};
+use crate::request::parse_capabilities;
 use crate::status::Priority;
 
 /// The most characters a display name may have.
@@ -112,6 +112,16 @@ impl QuietHours {
     pub fn minutes(&self) -> Option<(u16, u16)> {
         Some((hhmm(&self.start)?, hhmm(&self.end)?))
     }
+}
+
+/// Whether `tz` looks like an IANA time zone name (`Europe/Paris`, `UTC`, `Etc/GMT+2`):
+/// ASCII letters, digits, `_`, `+`, `-` and `/`, starting with a letter, at most 64 bytes.
+pub fn is_iana_name(tz: &str) -> bool {
+    tz.len() <= 64
+        && tz.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+        && tz
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'/'))
 }
 
 /// Parses `HH:MM` into minutes after midnight.
@@ -254,7 +264,7 @@ impl Profile {
                     ));
                 }
                 if let Some(tz) = &p.timezone
-                    && (tz.is_empty() || tz.len() > 64 || has_forbidden_controls(tz))
+                    && !is_iana_name(tz)
                 {
                     return Err(DomainError::invalid(
                         "timezone must be an IANA time zone name",
@@ -375,6 +385,18 @@ mod tests {
     }
 
     #[test]
+    fn iana_names_are_accepted() {
+        for tz in [
+            "UTC",
+            "Europe/Paris",
+            "America/Argentina/Buenos_Aires",
+            "Etc/GMT+2",
+        ] {
+            assert!(is_iana_name(tz), "{tz}");
+        }
+    }
+
+    #[test]
     fn bad_profiles_are_invalid() {
         for bad in [
             json!({"display_name": 5}),
@@ -386,6 +408,9 @@ mod tests {
             json!({"notifications": [{"type": "ntfy"}]}),
             json!({"preferences": {"quiet_hours": {"start": "25:00", "end": "07:00"}}}),
             json!({"preferences": {"min_priority": "high"}}),
+            json!({"preferences": {"timezone": "../etc/localtime"}}),
+            json!({"preferences": {"timezone": "Europe/Par\u{ed}s"}}),
+            json!({"preferences": {"timezone": ""}}),
         ] {
             assert!(Profile::parse(&bad).is_err(), "{bad}");
         }

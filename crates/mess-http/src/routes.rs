@@ -65,28 +65,6 @@ fn thread_ref(raw: &str) -> Result<ThreadRef, ApiError> {
     ThreadRef::parse(raw).map_err(|_| ApiError::NotFound("Thread not found".into()))
 }
 
-/// Time zones are IANA names (`Europe/Paris`, `UTC`, `Etc/GMT+2`): ASCII letters, digits,
-/// `_`, `+`, `-` and `/`, at most 64 characters (what the OpenAPI document promises).
-fn check_timezone(profile: &Profile) -> Result<(), ApiError> {
-    let tz = profile
-        .preferences
-        .as_ref()
-        .and_then(|p| p.timezone.as_deref());
-    match tz {
-        Some(tz)
-            if tz.is_empty()
-                || tz.len() > 64
-                || !tz.as_bytes()[0].is_ascii_alphabetic()
-                || !tz.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'/')
-                }) =>
-        {
-            Err(ApiError::bad("timezone must be an IANA time zone name"))
-        }
-        _ => Ok(()),
-    }
-}
-
 fn executor_view(member: &Member, last_seen: mess_core::Timestamp) -> Value {
     json!({
         "id": member.executor_id,
@@ -122,7 +100,6 @@ pub async fn register(
     let exchange = ExchangeId::parse(req.match_info().get("exchange_id").unwrap_or_default())?;
     state.guard.admit_registration(&req, exchange.as_str())?;
     let reg = Registration::parse(&body.0)?;
-    check_timezone(&reg.profile)?;
     state.hub.notifier().validate(&reg.profile)?;
     let actor = Actor::Member(reg.executor_id.clone());
     let handle = state.hub.exchange_or_create(&exchange);
@@ -421,7 +398,6 @@ pub async fn update_executor(
 ) -> Result<HttpResponse, ApiError> {
     let target = ExecutorId::parse(req.match_info().get("executor_id").unwrap_or_default())?;
     let profile = Profile::parse(&body.0)?;
-    check_timezone(&profile)?;
     state.hub.notifier().validate(&profile)?;
     let actor = Actor::Member(auth.member.executor_id.clone());
     let cmd = Command::UpdateProfile {

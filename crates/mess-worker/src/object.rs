@@ -170,26 +170,6 @@ fn thread_ref(raw: &str) -> Result<ThreadRef, ApiError> {
     ThreadRef::parse(raw).map_err(|_| ApiError::NotFound("Thread not found".into()))
 }
 
-fn check_timezone(profile: &Profile) -> Result<(), ApiError> {
-    let tz = profile
-        .preferences
-        .as_ref()
-        .and_then(|p| p.timezone.as_deref());
-    match tz {
-        Some(tz)
-            if tz.is_empty()
-                || tz.len() > 64
-                || !tz.as_bytes()[0].is_ascii_alphabetic()
-                || !tz.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'/')
-                }) =>
-        {
-            Err(ApiError::bad("timezone must be an IANA time zone name"))
-        }
-        _ => Ok(()),
-    }
-}
-
 fn executor_view(member: &Member, last_seen: Timestamp) -> Value {
     json!({
         "id": member.executor_id,
@@ -346,7 +326,6 @@ impl Core {
                 let target = ExecutorId::parse(id)?;
                 let body = http::json_body(&mut req).await?;
                 let profile = Profile::parse(&body)?;
-                check_timezone(&profile)?;
                 notify::validate(&profile)?;
                 let cmd = Command::UpdateProfile {
                     executor: target,
@@ -400,7 +379,6 @@ impl Core {
     async fn register(self: &Rc<Self>, req: &mut Request) -> Result<Response, ApiError> {
         let body = http::json_body(req).await?;
         let reg = Registration::parse(&body)?;
-        check_timezone(&reg.profile)?;
         notify::validate(&reg.profile)?;
         let actor = Actor::Member(reg.executor_id.clone());
         match self.submit(actor, Command::Register(reg)).await? {
