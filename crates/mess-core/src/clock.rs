@@ -51,8 +51,50 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Writes `YYYY-MM-DDTHH:MM:SS.mmmZ` into `buf` without going through `fmt` (every
+    /// response carries several of these); `None` outside years 0000-9999.
+    fn write_rfc3339(self, buf: &mut [u8; 24]) -> Option<&str> {
+        let ms = self.0.rem_euclid(1000);
+        let secs = self.0.div_euclid(1000);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        let put = |buf: &mut [u8; 24], at: usize, width: usize, mut v: i64| {
+            for i in (at..at + width).rev() {
+                buf[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        *buf = *b"0000-00-00T00:00:00.000Z";
+        put(buf, 0, 4, year);
+        put(buf, 5, 2, month);
+        put(buf, 8, 2, day);
+        put(buf, 11, 2, sod / 3600);
+        put(buf, 14, 2, sod / 60 % 60);
+        put(buf, 17, 2, sod % 60);
+        put(buf, 20, 3, ms);
+        std::str::from_utf8(buf).ok()
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = self.write_rfc3339(&mut [0; 24]) {
+            return f.write_str(s);
+        }
         let dt = self.to_datetime().to_offset(UtcOffset::UTC);
         write!(
             f,
@@ -70,7 +112,10 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.write_rfc3339(&mut [0; 24]) {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_str(self),
+        }
     }
 }
 
@@ -196,5 +241,48 @@ mod tests {
         assert_eq!(t.to_string(), "2026-02-01T22:00:00.500Z");
         assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
         assert!(Timestamp::parse("yesterday").is_err());
+    }
+
+    /// The formatting `time` does, which the fast path must match exactly.
+    fn by_time(t: Timestamp) -> String {
+        let dt = t.to_datetime().to_offset(UtcOffset::UTC);
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.millisecond()
+        )
+    }
+
+    #[test]
+    fn the_fast_format_matches_time_at_the_edges() {
+        // 0000-01-01, before the epoch, leap days, 9999-12-31T23:59:59.999.
+        for ms in [
+            -62_167_219_200_000_i64,
+            -1,
+            0,
+            951_782_400_000,
+            4_107_456_000_000,
+            253_402_300_799_999,
+        ] {
+            let t = Timestamp(ms);
+            assert_eq!(t.to_string(), by_time(t), "{ms}");
+            assert_eq!(
+                serde_json::to_string(&t).unwrap(),
+                format!("\"{}\"", by_time(t))
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_format_matches_time(ms in -62_167_219_200_000_i64..253_402_300_800_000) {
+            let t = Timestamp(ms);
+            proptest::prop_assert_eq!(t.to_string(), by_time(t));
+        }
     }
 }
