@@ -7,6 +7,9 @@
 //! batch's events in one durable storage call, and only then publishes the changed
 //! threads to the *published* state that readers see, answers the handlers and queues
 //! notifications. Readers never wait for a write and never see an unacknowledged one.
+//! While one batch's append is in flight the writer goes on deciding the next batch (one
+//! append at a time, so the log keeps the decided order); each batch publishes the thread
+//! states it left, not later ones.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -355,86 +358,163 @@ enum Pending {
     Member(Reply, Written),
 }
 
+/// Commands decided against the working state, waiting for one append.
+#[derive(Default)]
+struct Group {
+    events: Vec<Event>,
+    touched: HashSet<ThreadRef>,
+    pending: Vec<Pending>,
+}
+
+/// The thread states and events to announce when an append returns.
+type AppendResult = (Result<(), StorageError>, Vec<Event>);
+
+/// A group whose events are being appended.
+struct InFlight {
+    /// Each touched thread as the group left it (later groups change `working`, not these).
+    snapshots: HashMap<ThreadRef, Option<Arc<Thread>>>,
+    pending: Vec<Pending>,
+    append: std::pin::Pin<Box<dyn std::future::Future<Output = AppendResult> + Send>>,
+}
+
 impl Writer {
+    /// One append is in flight at a time (so the log keeps the order commands were
+    /// decided in) while the next group is decided against the working state; when the
+    /// append returns, everything decided meanwhile goes out in the next one. On a slow
+    /// disk a sync's wait thus gathers every request that arrives during it, instead of
+    /// the writer idling while they queue.
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let stop = batch.iter().position(|j| matches!(j, Job::Stop));
-            if let Some(at) = stop {
-                batch.truncate(at);
+        let mut next = Group::default();
+        let mut inflight: Option<InFlight> = None;
+        let mut stopping = false;
+        loop {
+            if inflight.is_none() && !(next.events.is_empty() && next.pending.is_empty()) {
+                inflight = Some(self.seal(std::mem::take(&mut next)));
             }
-            self.process(std::mem::take(&mut batch)).await;
-            if stop.is_some() {
+            if stopping && inflight.is_none() {
                 return;
+            }
+            // Take more commands only while the next group has room: beyond that they
+            // wait in the queue, and handlers wait for the queue.
+            let room = !stopping && next.pending.len() < MAX_BATCH;
+            tokio::select! {
+                biased;
+                result = async { inflight.as_mut().expect("guarded").append.as_mut().await }, if inflight.is_some() => {
+                    let done = inflight.take().expect("guarded");
+                    self.finish(done, result, &mut next);
+                }
+                n = rx.recv_many(&mut batch, MAX_BATCH), if room => {
+                    if n == 0 {
+                        stopping = true;
+                        continue;
+                    }
+                    if let Some(at) = batch.iter().position(|j| matches!(j, Job::Stop)) {
+                        batch.truncate(at);
+                        stopping = true;
+                    }
+                    for job in batch.drain(..) {
+                        self.take(job, &mut next).await;
+                    }
+                }
             }
         }
     }
 
-    async fn process(&mut self, jobs: Vec<Job>) {
-        let mut events: Vec<Event> = Vec::new();
-        let mut touched: HashSet<ThreadRef> = HashSet::new();
-        let mut pending: Vec<Pending> = Vec::new();
-        for job in jobs {
-            match job {
-                Job::Command { actor, cmd, reply } => {
-                    if let Some(p) = self
-                        .decide(actor, cmd, reply, &mut events, &mut touched)
-                        .await
-                    {
-                        pending.push(p);
-                    }
-                }
-                Job::Stop => {}
-                Job::Outcome {
-                    thread,
-                    actor,
-                    kind,
-                } => {
-                    let seq = thread
-                        .as_ref()
-                        .and_then(|r| self.working.thread(r))
-                        .map_or(0, |t| t.seq + 1);
-                    let e = Event {
-                        event_id: mess_core::clock::new_uuid(self.hub.entropy.as_ref()),
-                        ts: self.hub.clock.now(),
-                        exchange_id: self.handle.id.clone(),
-                        thread_ref: thread.clone(),
-                        actor_id: actor,
-                        seq,
-                        kind,
-                    };
-                    self.working.apply(&e);
-                    if let Some(r) = thread {
-                        touched.insert(r);
-                    }
-                    events.push(e);
+    /// Decides one job into `group`, applying its effects to the working state.
+    async fn take(&mut self, job: Job, group: &mut Group) {
+        match job {
+            Job::Command { actor, cmd, reply } => {
+                if let Some(p) = self
+                    .decide(actor, cmd, reply, &mut group.events, &mut group.touched)
+                    .await
+                {
+                    group.pending.push(p);
                 }
             }
+            Job::Stop => {}
+            Job::Outcome {
+                thread,
+                actor,
+                kind,
+            } => {
+                let seq = thread
+                    .as_ref()
+                    .and_then(|r| self.working.thread(r))
+                    .map_or(0, |t| t.seq + 1);
+                let e = Event {
+                    event_id: mess_core::clock::new_uuid(self.hub.entropy.as_ref()),
+                    ts: self.hub.clock.now(),
+                    exchange_id: self.handle.id.clone(),
+                    thread_ref: thread.clone(),
+                    actor_id: actor,
+                    seq,
+                    kind,
+                };
+                self.working.apply(&e);
+                if let Some(r) = thread {
+                    group.touched.insert(r);
+                }
+                group.events.push(e);
+            }
+        }
+    }
+
+    /// Starts appending `group`'s events, keeping its threads' states to publish.
+    fn seal(&self, group: Group) -> InFlight {
+        let snapshots = group
+            .touched
+            .into_iter()
+            .map(|r| {
+                let t = self.working.thread(&r).cloned();
+                (r, t)
+            })
+            .collect();
+        let storage = Arc::clone(&self.hub.storage);
+        let events = group.events;
+        InFlight {
+            snapshots,
+            pending: group.pending,
+            append: Box::pin(async move {
+                if events.is_empty() {
+                    return (Ok(()), events);
+                }
+                let result = storage.append(&events).await;
+                (result, events)
+            }),
+        }
+    }
+
+    /// An append returned: publish and answer, or roll back and refuse. A failed append
+    /// also refuses `next`, which was decided on top of it.
+    fn finish(&mut self, done: InFlight, (result, events): AppendResult, next: &mut Group) {
+        if let Err(err) = result {
+            self.hub.storage_ok.store(false, Ordering::Relaxed);
+            tracing::error!(exchange = %self.handle.id, error = %err, "append failed; the batch is refused");
+            let later = std::mem::take(next);
+            let touched: HashSet<ThreadRef> =
+                done.snapshots.into_keys().chain(later.touched).collect();
+            self.rollback(&touched);
+            for p in done.pending.into_iter().chain(later.pending) {
+                match p {
+                    Pending::Thread(reply, _) => {
+                        let _ = reply.send(Err(WriteError::Unavailable(err.clone())));
+                    }
+                    Pending::Member(reply, written) => {
+                        let _ = reply.send(Ok(written));
+                    }
+                }
+            }
+            return;
         }
         if !events.is_empty() {
-            if let Err(err) = self.hub.storage.append(&events).await {
-                self.hub.storage_ok.store(false, Ordering::Relaxed);
-                tracing::error!(exchange = %self.handle.id, error = %err, "append failed; the batch is refused");
-                self.rollback(&touched);
-                for p in pending {
-                    match p {
-                        Pending::Thread(reply, _) => {
-                            let _ = reply.send(Err(WriteError::Unavailable(err.clone())));
-                        }
-                        Pending::Member(reply, written) => {
-                            let _ = reply.send(Ok(written));
-                        }
-                    }
-                }
-                return;
-            }
             self.hub.storage_ok.store(true, Ordering::Relaxed);
         }
-        self.publish(&touched);
-        for p in pending {
+        self.publish(&done.snapshots);
+        for p in done.pending {
             match p {
                 Pending::Thread(reply, r) => {
-                    let t = self.working.thread(&r).cloned();
+                    let t = done.snapshots.get(&r).cloned().flatten();
                     let result = t.map(Written::Thread).ok_or_else(|| {
                         WriteError::Domain(DomainError::NotFound("Thread not found".into()))
                     });
@@ -445,7 +525,7 @@ impl Writer {
                 }
             }
         }
-        self.notify(&events);
+        self.notify(&events, &done.snapshots);
     }
 
     async fn decide(
@@ -555,8 +635,8 @@ impl Writer {
         Ok(written)
     }
 
-    fn publish(&self, touched: &HashSet<ThreadRef>) {
-        if touched.is_empty() {
+    fn publish(&self, snapshots: &HashMap<ThreadRef, Option<Arc<Thread>>>) {
+        if snapshots.is_empty() {
             return;
         }
         let mut published = self
@@ -564,8 +644,8 @@ impl Writer {
             .published
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        for r in touched {
-            published.put_thread(r, self.working.thread(r).cloned());
+        for (r, t) in snapshots {
+            published.put_thread(r, t.clone());
         }
     }
 
@@ -580,7 +660,7 @@ impl Writer {
         }
     }
 
-    fn notify(&self, events: &[Event]) {
+    fn notify(&self, events: &[Event], snapshots: &HashMap<ThreadRef, Option<Arc<Thread>>>) {
         let mut members: Option<Vec<Arc<Member>>> = None;
         for e in events {
             if !matches!(
@@ -589,7 +669,12 @@ impl Writer {
             ) {
                 continue;
             }
-            let Some(thread) = e.thread_ref.as_ref().and_then(|r| self.working.thread(r)) else {
+            let Some(thread) = e
+                .thread_ref
+                .as_ref()
+                .and_then(|r| snapshots.get(r))
+                .and_then(Option::as_ref)
+            else {
                 continue;
             };
             let members = members.get_or_insert_with(|| self.working.members().cloned().collect());

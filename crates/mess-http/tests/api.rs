@@ -2,8 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
@@ -16,12 +17,36 @@ use mess_http::app::create_app;
 use mess_http::{AppState, HttpConfig, Hub};
 use serde_json::{Value, json};
 
-/// Storage in memory, with a switch that makes every write fail (an outage).
+/// Storage in memory, with a switch that makes every write fail (an outage), and a hold
+/// that keeps appends waiting until the test lets them through.
 #[derive(Default)]
 struct MemStorage {
     events: Mutex<Vec<Event>>,
     members: Mutex<HashMap<String, Member>>,
     down: AtomicBool,
+    /// Appends wait for a permit while this is on.
+    hold: AtomicBool,
+    permits: Permits,
+    /// Appends begun (counted before waiting).
+    appends_begun: AtomicUsize,
+    /// The next append to pass the hold fails.
+    fail_once: AtomicBool,
+}
+
+/// A semaphore that starts with no permits.
+struct Permits(tokio::sync::Semaphore);
+
+impl Default for Permits {
+    fn default() -> Self {
+        Self(tokio::sync::Semaphore::new(0))
+    }
+}
+
+impl std::ops::Deref for Permits {
+    type Target = tokio::sync::Semaphore;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl MemStorage {
@@ -40,6 +65,13 @@ impl Storage for MemStorage {
         "memory"
     }
     async fn append(&self, events: &[Event]) -> Result<(), StorageError> {
+        self.appends_begun.fetch_add(1, Ordering::SeqCst);
+        if self.hold.load(Ordering::SeqCst) {
+            self.permits.acquire().await.unwrap().forget();
+        }
+        if self.fail_once.swap(false, Ordering::SeqCst) {
+            return Err(StorageError::Unavailable("test failure".into()));
+        }
         self.check_up()?;
         self.events.lock().unwrap().extend_from_slice(events);
         Ok(())
@@ -1205,4 +1237,214 @@ async fn registrations_and_failed_authentications_are_rate_limited_per_client() 
         StatusCode::TOO_MANY_REQUESTS,
         "even a good key waits once the limit is spent"
     );
+}
+
+// --- the writer: one append in flight while the next batch is decided ----------------------
+
+mod writer {
+    use mess_core::{
+        Actor, Block, Command, ExecutorId, NewRequest, Registration, Status, StatusUpdate, Thread,
+        ThreadRef,
+    };
+    use mess_http::hub::{ExchangeHandle, WriteError, Written};
+
+    use super::*;
+
+    fn member(id: &str) -> Actor {
+        Actor::Member(ExecutorId::parse(id).unwrap())
+    }
+
+    async fn hub_with(storage: Arc<MemStorage>, members: &[&str]) -> Arc<ExchangeHandle> {
+        let hub = Hub::load(
+            storage,
+            Arc::new(NoNotifier),
+            Arc::new(SystemClock),
+            Arc::new(OsEntropy),
+        )
+        .await
+        .unwrap();
+        let h = hub.exchange_or_create(&ExchangeId::parse("home").unwrap());
+        for m in members {
+            let reg = Registration::parse(&json!({"executor_id": m})).unwrap();
+            h.submit(member(m), Command::Register(reg)).await.unwrap();
+        }
+        h
+    }
+
+    async fn create(h: &ExchangeHandle, by: &str, intent: &str) -> ThreadRef {
+        let req = NewRequest::parse(&json!({"intent": intent})).unwrap();
+        match h.submit(member(by), Command::Create(req)).await.unwrap() {
+            Written::Thread(t) => t.thread_ref.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn followup(thread: &ThreadRef, text: &str) -> Command {
+        let block = Block::parse(&json!({"followup": {"text": text}})).unwrap();
+        Command::Update {
+            thread: thread.clone(),
+            status: None,
+            mess: Some(vec![block]),
+        }
+    }
+
+    fn to_status(thread: &ThreadRef, to: Status) -> Command {
+        Command::Update {
+            thread: thread.clone(),
+            status: Some(StatusUpdate {
+                to,
+                extra: serde_json::Map::new(),
+            }),
+            mess: None,
+        }
+    }
+
+    fn messages(t: &Thread) -> usize {
+        serde_json::to_value(t).unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .len()
+    }
+
+    fn published(h: &ExchangeHandle, r: &ThreadRef) -> Option<Arc<Thread>> {
+        h.read(|x| x.thread(r).cloned())
+    }
+
+    /// A command the writer refuses at once (no such thread). Its answer also proves that
+    /// everything queued before it has been decided.
+    async fn refused_at_once(h: &ExchangeHandle, by: &str) {
+        let missing = ThreadRef::parse("2026-01-01-ZZZZ").unwrap();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            h.submit(member(by), followup(&missing, "x")),
+        )
+        .await
+        .expect("a refusal does not wait for the append in flight");
+        assert!(matches!(answer, Err(WriteError::Domain(_))), "{answer:?}");
+    }
+
+    async fn until_begun(storage: &MemStorage, n: usize) {
+        for _ in 0..1000 {
+            if storage.appends_begun.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("append {n} never began");
+    }
+
+    #[tokio::test]
+    async fn the_next_batch_is_decided_during_an_append_and_each_publishes_its_own_state() {
+        let storage = Arc::new(MemStorage::default());
+        let h = hub_with(storage.clone(), &["a"]).await;
+        let t = create(&h, "a", "is the door locked?").await;
+        let begun = storage.appends_begun.load(Ordering::SeqCst);
+
+        storage.hold.store(true, Ordering::SeqCst);
+        let first = tokio::spawn({
+            let (h, t) = (h.clone(), t.clone());
+            async move { h.submit(member("a"), followup(&t, "one")).await }
+        });
+        until_begun(&storage, begun + 1).await;
+        refused_at_once(&h, "a").await;
+        let second = tokio::spawn({
+            let (h, t) = (h.clone(), t.clone());
+            async move { h.submit(member("a"), followup(&t, "two")).await }
+        });
+        refused_at_once(&h, "a").await;
+        assert_eq!(
+            messages(&published(&h, &t).unwrap()),
+            1,
+            "nothing unacknowledged is read"
+        );
+
+        // The first append lands: its state is published, not the second's (decided on top).
+        storage.permits.add_permits(1);
+        match first.await.unwrap().unwrap() {
+            Written::Thread(th) => assert_eq!(messages(&th), 2),
+            other => panic!("{other:?}"),
+        }
+        until_begun(&storage, begun + 2).await;
+        assert_eq!(messages(&published(&h, &t).unwrap()), 2);
+
+        storage.hold.store(false, Ordering::SeqCst);
+        storage.permits.add_permits(1);
+        match second.await.unwrap().unwrap() {
+            Written::Thread(th) => assert_eq!(messages(&th), 3),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(messages(&published(&h, &t).unwrap()), 3);
+        let texts: Vec<String> = storage
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.thread_ref.as_ref() == Some(&t))
+            .map(|e| serde_json::to_string(e).unwrap())
+            .filter(|j| j.contains("followup"))
+            .collect();
+        assert_eq!(texts.len(), 2);
+        assert!(
+            texts[0].contains("one") && texts[1].contains("two"),
+            "log order is decision order"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_append_refuses_what_was_decided_on_top_of_it() {
+        let storage = Arc::new(MemStorage::default());
+        let h = hub_with(storage.clone(), &["a", "e"]).await;
+        let t = create(&h, "a", "is the door locked?").await;
+        let begun = storage.appends_begun.load(Ordering::SeqCst);
+
+        storage.hold.store(true, Ordering::SeqCst);
+        let claim = tokio::spawn({
+            let (h, t) = (h.clone(), t.clone());
+            async move { h.submit(member("e"), to_status(&t, Status::Claimed)).await }
+        });
+        until_begun(&storage, begun + 1).await;
+        // Valid only because the claim (not yet stored) was decided first.
+        let start = tokio::spawn({
+            let (h, t) = (h.clone(), t.clone());
+            async move {
+                h.submit(member("e"), to_status(&t, Status::InProgress))
+                    .await
+            }
+        });
+        refused_at_once(&h, "e").await;
+
+        storage.fail_once.store(true, Ordering::SeqCst);
+        storage.hold.store(false, Ordering::SeqCst);
+        storage.permits.add_permits(2);
+        let claim = claim.await.unwrap();
+        let start = start.await.unwrap();
+        assert!(
+            matches!(claim, Err(WriteError::Unavailable(_))),
+            "{claim:?}"
+        );
+        assert!(
+            matches!(start, Err(WriteError::Unavailable(_))),
+            "{start:?}"
+        );
+        assert_eq!(published(&h, &t).unwrap().status, Status::Pending);
+        assert!(
+            !storage
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e.thread_ref.as_ref() == Some(&t) && e.seq > 1),
+            "no change of the thread reached the log"
+        );
+
+        // The working state was rolled back too: the claim can be made again.
+        match h
+            .submit(member("e"), to_status(&t, Status::Claimed))
+            .await
+            .unwrap()
+        {
+            Written::Thread(th) => assert_eq!(th.status, Status::Claimed),
+            other => panic!("{other:?}"),
+        }
+    }
 }
