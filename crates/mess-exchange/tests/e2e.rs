@@ -322,6 +322,87 @@ async fn a_hung_webhook_never_delays_a_create_and_its_failure_is_recorded() {
     server.stop();
 }
 
+#[tokio::test]
+async fn metrics_count_requests_by_route_pattern_method_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (s, reg) = server
+        .call(
+            "POST",
+            &format!("{HOME}/register"),
+            None,
+            Some(json!({"executor_id": "a"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let key = reg["api_key"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let (s, _) = server
+            .call(
+                "POST",
+                &format!("{HOME}/requests"),
+                Some(&key),
+                Some(json!({"intent": "x"})),
+            )
+            .await;
+        assert_eq!(s, 201);
+    }
+    let (s, _) = server
+        .call(
+            "GET",
+            &format!("{HOME}/requests/2026-01-01-ZZZZ"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = server.call("GET", "/nowhere", None, None).await;
+    assert_eq!(s, 404);
+    let text = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |route: &str, method: &str, status: &str| -> Option<String> {
+        text.lines()
+            .filter(|l| l.starts_with("http_requests_total{"))
+            .find(|l| {
+                l.contains(&format!("route=\"{route}\""))
+                    && l.contains(&format!("method=\"{method}\""))
+                    && l.contains(&format!("status=\"{status}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    let x = "/api/v1/exchanges/{exchange_id}";
+    assert_eq!(
+        count(&format!("{x}/requests"), "POST", "201").as_deref(),
+        Some("2"),
+        "{text}"
+    );
+    assert_eq!(
+        count(&format!("{x}/register"), "POST", "201").as_deref(),
+        Some("1"),
+        "{text}"
+    );
+    assert_eq!(
+        count(&format!("{x}/requests/{{ref}}"), "GET", "404").as_deref(),
+        Some("1"),
+        "{text}"
+    );
+    assert_eq!(
+        count("unmatched", "GET", "404").as_deref(),
+        Some("1"),
+        "{text}"
+    );
+    assert!(text.contains("http_request_duration_seconds"), "{text}");
+    server.stop();
+}
+
 fn events_text(data: &Path) -> String {
     let mut out = String::new();
     let mut stack = vec![data.join("events")];

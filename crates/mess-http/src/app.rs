@@ -3,10 +3,10 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Route, web};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Next, from_fn};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Resource, Route, web};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -73,20 +73,47 @@ async fn openapi_json() -> HttpResponse {
         .body(crate::openapi::json())
 }
 
-/// Registers every route on `cfg` (without middleware).
+/// A resource whose requests are counted under `route` (its full pattern).
+fn metered(
+    route: &'static str,
+    path: &'static str,
+) -> Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path).wrap(from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
+        middleware::metrics(route, req, next)
+    }))
+}
+
+/// A resource of the exchange scope, metered under its full pattern.
+macro_rules! exchange_resource {
+    ($path:literal) => {
+        metered(concat!("/api/v1/exchanges/{exchange_id}", $path), $path)
+    };
+}
+
+/// Registers every route on `cfg` (without the app-wide middleware).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/health")
+        metered("/health", "/health")
             .route(web::get().to(routes::health))
             .route(web::head().to(routes::health))
             .default_service(method_not_allowed("GET, HEAD")),
     )
     .service(
-        web::resource("/metrics")
+        metered("/metrics", "/metrics")
             .route(web::get().to(routes::metrics))
             .default_service(method_not_allowed("GET")),
     )
-    .route("/api/v1/openapi.json", web::get().to(openapi_json))
+    .service(
+        metered("/api/v1/openapi.json", "/api/v1/openapi.json").route(web::get().to(openapi_json)),
+    )
     .route(
         "/docs",
         web::get().to(|| async {
@@ -99,51 +126,53 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/api/v1/exchanges/{exchange_id}")
             .service(
-                web::resource("/register")
+                exchange_resource!("/register")
                     .route(web::post().to(routes::register))
                     .default_service(method_not_allowed("POST")),
             )
             .service(
-                web::resource("/requests")
+                exchange_resource!("/requests")
                     .route(web::get().to(routes::list_requests))
                     .route(web::post().to(routes::create_request))
                     .default_service(authed_method_not_allowed("GET, POST")),
             )
             .service(
-                web::resource("/requests/{ref}")
+                exchange_resource!("/requests/{ref}")
                     .route(web::get().to(routes::get_request))
                     .route(web::patch().to(routes::update_request))
                     .default_service(authed_method_not_allowed("GET, PATCH")),
             )
             .service(
-                web::resource("/requests/{ref}/attachments/{name}")
+                exchange_resource!("/requests/{ref}/attachments/{name}")
                     .route(web::get().to(routes::get_attachment))
                     .default_service(authed_method_not_allowed("GET")),
             )
             .service(
-                web::resource("/executors")
+                exchange_resource!("/executors")
                     .route(web::get().to(routes::list_executors))
                     .default_service(authed_method_not_allowed("GET")),
             )
             .service(
-                web::resource("/executors/{executor_id}")
+                exchange_resource!("/executors/{executor_id}")
                     .route(web::patch().to(routes::update_executor))
                     .route(web::delete().to(membership::remove))
                     .default_service(authed_method_not_allowed("PATCH, DELETE")),
             )
             .service(
-                web::resource("/executors/{executor_id}/rotate-key")
+                exchange_resource!("/executors/{executor_id}/rotate-key")
                     .route(web::post().to(membership::rotate_key))
                     .default_service(authed_method_not_allowed("POST")),
             )
             .service(
-                web::resource("/capabilities")
+                exchange_resource!("/capabilities")
                     .route(web::get().to(routes::capabilities))
                     .default_service(authed_method_not_allowed("GET")),
             )
-            .default_service(web::to(authed_not_found)),
+            .default_service(
+                web::to(authed_not_found).wrap(from_fn(middleware::metrics_unmatched)),
+            ),
     )
-    .default_service(web::to(not_found));
+    .default_service(web::to(not_found).wrap(from_fn(middleware::metrics_unmatched)));
 }
 
 /// The whole application: routes, shared state and middleware.
@@ -181,8 +210,7 @@ pub fn create_app(
                 .add(("Referrer-Policy", "no-referrer")),
         )
         .wrap(from_fn(middleware::cors))
-        .wrap(from_fn(middleware::metrics))
-        .wrap(tracing_actix_web::TracingLogger::default())
+        .wrap(from_fn(middleware::trace))
 }
 
 /// Starts serving on `listener` (bound by the caller: port 0 in tests). The returned

@@ -1,12 +1,14 @@
-//! Middleware: CORS, JSON for every error, security headers, request metrics.
+//! Middleware: CORS, JSON for every error, request metrics, a request span.
 
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, Next};
 use actix_web::{Error, HttpResponse, web};
+use metrics::SharedString;
 
 use crate::error::ErrorBody;
 
@@ -55,11 +57,10 @@ pub async fn cors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let origins = req
-        .app_data::<web::Data<CorsOrigins>>()
-        .map(|d| d.get_ref().clone());
-    let origins = origins.unwrap_or(CorsOrigins::Any);
-    let allowed = origins.allow(req.headers().get(header::ORIGIN));
+    let allowed = match req.app_data::<web::Data<CorsOrigins>>() {
+        Some(origins) => origins.allow(req.headers().get(header::ORIGIN)),
+        None => CorsOrigins::Any.allow(None),
+    };
     if req.method() == actix_web::http::Method::OPTIONS {
         let mut res = HttpResponse::NoContent();
         if let Some(o) = &allowed {
@@ -84,24 +85,73 @@ pub async fn cors(
     Ok(res.map_into_boxed_body())
 }
 
-/// Counts requests by route pattern, method and status, with a latency histogram.
-pub async fn metrics(
+/// A `debug`-level span around each request (method and path). At the default `info`
+/// level it is disabled and costs nothing; `LOG_LEVEL=debug` shows it on every line a
+/// request logs.
+pub async fn trace(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    use tracing::Instrument;
+    let span = tracing::debug_span!("request", method = %req.method(), path = %req.path());
+    next.call(req).instrument(span).await
+}
+
+/// Counts requests by route pattern, method and status, with a latency histogram. Each
+/// resource is wrapped with its own pattern (see `app::metered`), so the hot path never
+/// matches the path again to find its route, and every label is a static string.
+pub async fn metrics<B: MessageBody + 'static>(
+    route: &'static str,
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, Error> {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let res = next.call(req).await?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".into());
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+    record(route, method, res.status(), start);
+    Ok(res)
+}
+
+/// Counts requests that matched no resource (label `route="unmatched"`).
+pub async fn metrics_unmatched<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, Error> {
+    metrics("unmatched", req, next).await
+}
+
+fn record(route: &'static str, method: &'static str, status: StatusCode, start: Instant) {
+    let status = status_label(status);
+    metrics::counter!("http_requests_total", "route" => route, "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => route)
         .record(start.elapsed().as_secs_f64());
-    Ok(res)
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        _ => "other",
+    }
+}
+
+/// The status as a label without allocating (a code outside the table keeps its digits).
+fn status_label(s: StatusCode) -> SharedString {
+    const KNOWN: [&str; 17] = [
+        "200", "201", "204", "304", "308", "400", "401", "403", "404", "405", "409", "413", "415",
+        "422", "429", "500", "503",
+    ];
+    let code = s.as_str();
+    match KNOWN.iter().find(|k| **k == code) {
+        Some(k) => SharedString::const_str(k),
+        None => SharedString::from(code.to_owned()),
+    }
 }
 
 /// Turns any error response that is not JSON yet (from actix itself: a bad percent-encoding,
