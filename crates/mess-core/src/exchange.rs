@@ -19,7 +19,7 @@ use crate::mess::Block;
 use crate::request::NewRequest;
 use crate::rules::{Roles, transition};
 use crate::status::{Group, Status};
-use crate::thread::{Confirmation, Thread};
+use crate::thread::{Confirmation, Step, Thread, fold_thread};
 
 /// Who is acting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,26 +340,34 @@ impl Exchange {
         }
     }
 
-    /// Applies many stored events at once, as start-up does: each thread is folded in place
-    /// and the indexes are built once at the end instead of after every event. The result
-    /// is the same as [`Exchange::apply`] on each event in turn.
+    /// Applies many stored events at once: each thread's events are folded together (its
+    /// messages appended once) and the indexes are built once at the end instead of after
+    /// every event. The result is the same as [`Exchange::apply`] on each event in turn.
+    /// Start-up uses [`crate::replay::Replay`], which also puts each thread's events in order.
     pub fn apply_all<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) {
+        let mut steps: HashMap<&ThreadRef, Vec<(u64, Timestamp, Step)>> = HashMap::new();
+        for e in events {
+            if let Some(r) = &e.thread_ref {
+                steps.entry(r).or_default().push((e.seq, e.ts, Step::of(e)));
+            }
+        }
         let mut threads = std::mem::take(&mut self.threads);
+        for (r, steps) in steps {
+            let start = threads.remove(r).map(Arc::unwrap_or_clone);
+            if let Some(t) = fold_thread(start, steps) {
+                threads.insert(r.clone(), Arc::new(t));
+            }
+        }
+        self.set_threads(threads);
+    }
+
+    /// Replaces every thread, and builds the indexes once.
+    pub(crate) fn set_threads(&mut self, threads: HashMap<ThreadRef, Arc<Thread>>) {
+        self.threads.clear();
         self.order.clear();
         self.by_status.clear();
         self.deadlines.clear();
-        for e in events {
-            let Some(r) = &e.thread_ref else { continue };
-            match (&e.kind, threads.get_mut(r)) {
-                (EventKind::ThreadCreated(_), _) => {
-                    if let Some(t) = Thread::from_created(e) {
-                        threads.insert(r.clone(), Arc::new(t));
-                    }
-                }
-                (_, Some(t)) => Arc::make_mut(t).apply(e),
-                (_, None) => {}
-            }
-        }
+        self.threads.reserve(threads.len());
         for (r, t) in threads {
             self.put_thread(&r, Some(t));
         }

@@ -1,14 +1,17 @@
 //! The ports: what the domain needs from storage and notification, as traits. Adapters
 //! (`mess-storage`, `mess-notify`) implement them; `mess-http` holds them as `Arc<dyn _>`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::error::DomainError;
 use crate::event::{Event, EventKind};
+use crate::exchange::Exchange;
 use crate::ids::{ExchangeId, ThreadRef};
 use crate::member::{Member, Profile};
+use crate::replay::Replay;
 use crate::thread::Thread;
 
 /// Why storage failed. Converted by meaning from each backend's own errors.
@@ -32,6 +35,17 @@ pub struct Loaded {
     pub members: Vec<Member>,
     /// Every event, each thread's in `seq` order, members' events in stored order.
     pub events: Vec<Event>,
+    /// Lines that could not be parsed (torn by a crash, or foreign) and were skipped.
+    pub skipped_lines: usize,
+}
+
+/// Everything start-up needs, folded: see [`Storage::replay`].
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// One exchange for each exchange of a member or an event, members put, events folded.
+    pub exchanges: HashMap<ExchangeId, Exchange>,
+    /// How many events were read.
+    pub events: usize,
     /// Lines that could not be parsed (torn by a crash, or foreign) and were skipped.
     pub skipped_lines: usize,
 }
@@ -60,6 +74,23 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Reads every member and every event back, for start-up.
     async fn load(&self) -> Result<Loaded, StorageError>;
+
+    /// Reads every member and every event back and folds them, for start-up: the same
+    /// exchanges as [`Storage::load`]'s members put and events folded with
+    /// [`Replay`]. This default does exactly that; a backend may instead fold while it
+    /// reads, so that the whole log is never held at once.
+    async fn replay(&self) -> Result<Replayed, StorageError> {
+        let loaded = self.load().await?;
+        let mut replay = Replay::new();
+        for e in loaded.events {
+            replay.push(e);
+        }
+        Ok(Replayed {
+            events: replay.events(),
+            exchanges: replay.finish(loaded.members),
+            skipped_lines: loaded.skipped_lines,
+        })
+    }
 
     /// Checks that the backend answers (for `/health` and start-up).
     async fn check(&self) -> Result<(), StorageError>;

@@ -1,9 +1,8 @@
 //! A thread folded from its events, in exactly the shape the API returns.
 
-use std::sync::Arc;
-
-use serde::Serialize;
 use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::clock::Timestamp;
 use crate::event::{Event, EventKind};
@@ -12,7 +11,7 @@ use crate::mess::{Block, BlockKind};
 use crate::status::{Priority, Status};
 
 /// One message of a thread.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// Who sent it.
     pub from: String,
@@ -20,6 +19,121 @@ pub struct Message {
     pub ts: Timestamp,
     /// Its blocks.
     pub mess: Vec<Block>,
+}
+
+/// A message to serialize, borrowed from its event: the same fields, in the same order, as
+/// [`Message`], so it serializes to the same bytes.
+#[derive(Serialize)]
+struct MessageRef<'a> {
+    from: &'a str,
+    ts: Timestamp,
+    mess: &'a [Block],
+}
+
+/// One message as compact JSON: exactly what `serde_json` writes for its [`Message`].
+pub(crate) fn message_json(from: &str, ts: Timestamp, mess: &[Block]) -> Box<RawValue> {
+    serde_json::value::to_raw_value(&MessageRef { from, ts, mess })
+        .expect("a message always serializes")
+}
+
+/// A thread's messages, oldest first, kept as the compact JSON array the API returns (one
+/// allocation per thread instead of several per message and block): it serializes verbatim,
+/// and [`Messages::iter`] parses it back when a caller needs the messages themselves.
+#[derive(Clone)]
+pub struct Messages {
+    json: Box<RawValue>,
+    len: u32,
+}
+
+impl Messages {
+    /// The messages whose JSON objects are `items` (each one written by [`message_json`]):
+    /// the compact array `serde_json` would write, in a buffer of exactly its size (a
+    /// growing one would leave freed pieces of every size behind it).
+    pub(crate) fn from_items<T: std::borrow::Borrow<RawValue>>(items: &[T]) -> Self {
+        let len = 2
+            + items.len().saturating_sub(1)
+            + items.iter().map(|i| i.borrow().get().len()).sum::<usize>();
+        let mut json = String::with_capacity(len);
+        json.push('[');
+        for (n, item) in items.iter().enumerate() {
+            if n > 0 {
+                json.push(',');
+            }
+            json.push_str(item.borrow().get());
+        }
+        json.push(']');
+        Self {
+            json: RawValue::from_string(json).expect("JSON values make a JSON array"),
+            len: u32::try_from(items.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// These messages followed by `more` (each written by [`message_json`]), in a new
+    /// buffer even when `more` is empty.
+    pub(crate) fn extend(&mut self, more: &[Box<RawValue>]) {
+        // The array's items as they are, borrowed: nothing is rebuilt, only copied once.
+        let mut items: Vec<&RawValue> =
+            serde_json::from_str(self.json.get()).expect("our own JSON array parses");
+        items.extend(more.iter().map(AsRef::as_ref));
+        *self = Self::from_items(&items);
+    }
+
+    /// How many messages.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether there are none (never, for a thread: its request is the first).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The messages, parsed, oldest first.
+    pub fn iter(&self) -> std::vec::IntoIter<Message> {
+        self.to_vec().into_iter()
+    }
+
+    /// The messages, parsed, oldest first.
+    pub fn to_vec(&self) -> Vec<Message> {
+        serde_json::from_str(self.json.get()).expect("our own messages parse")
+    }
+
+    /// The newest message, parsed.
+    pub fn last(&self) -> Option<Message> {
+        self.to_vec().pop()
+    }
+
+    /// The JSON array, exactly as a GET returns it.
+    pub fn as_json(&self) -> &str {
+        self.json.get()
+    }
+}
+
+impl IntoIterator for &Messages {
+    type Item = Message;
+    type IntoIter = std::vec::IntoIter<Message>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl PartialEq for Messages {
+    fn eq(&self, other: &Self) -> bool {
+        self.json.get() == other.json.get()
+    }
+}
+
+impl std::fmt::Debug for Messages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.json.get())
+    }
+}
+
+impl Serialize for Messages {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(s)
+    }
 }
 
 /// Where a `confirm_before` request stands.
@@ -53,8 +167,8 @@ pub struct Thread {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
-    /// Its messages, oldest first (shared, so that a changed thread is a cheap copy).
-    pub messages: Vec<Arc<Message>>,
+    /// Its messages, oldest first.
+    pub messages: Messages,
     /// The `seq` of its last event.
     pub seq: u64,
     /// When it expires if unclaimed (`needed_by` or `constraints.timing.expires`).
@@ -70,16 +184,25 @@ pub struct Thread {
 impl Thread {
     /// Builds a thread from its `thread_created` event; `None` for any other event.
     pub fn from_created(e: &Event) -> Option<Self> {
+        let (mut t, first) = Self::created(e)?;
+        t.messages = Messages::from_items(&[first]);
+        Some(t)
+    }
+
+    /// The thread a `thread_created` event starts, with no messages yet, and the JSON of its
+    /// first message (the request).
+    fn created(e: &Event) -> Option<(Self, Box<RawValue>)> {
         let (EventKind::ThreadCreated(c), Some(r)) = (&e.kind, &e.thread_ref) else {
             return None;
         };
-        let req =
-            crate::request::NewRequest::parse(&serde_json::Value::Object(c.request.clone())).ok();
-        let block = Block::new(
-            BlockKind::Request,
-            serde_json::Value::Object(c.request.clone()),
+        let request = serde_json::Value::Object(c.request.clone());
+        let req = crate::request::NewRequest::parse(&request).ok();
+        let first = message_json(
+            &e.actor_id,
+            e.ts,
+            &[Block::new(BlockKind::Request, request)],
         );
-        Some(Self {
+        let thread = Self {
             thread_ref: r.clone(),
             status: Status::Pending,
             intent: c.intent.clone(),
@@ -88,46 +211,75 @@ impl Thread {
             priority: c.priority,
             created_at: e.ts,
             updated_at: e.ts,
-            messages: vec![Arc::new(Message {
-                from: e.actor_id.clone(),
-                ts: e.ts,
-                mess: vec![block],
-            })],
+            messages: Messages::from_items::<Box<RawValue>>(&[]),
             seq: e.seq,
             deadline: req.as_ref().and_then(|r| r.deadline),
             confirm_before: req.as_ref().is_some_and(|r| r.confirm_before),
             confirmation: Confirmation::NotAsked,
             requires: req.map(|r| r.requires).unwrap_or_default(),
-        })
+        };
+        Some((thread, first))
     }
 
     /// Applies one later event. Events are facts: this never refuses one.
     pub fn apply(&mut self, e: &Event) {
-        self.seq = self.seq.max(e.seq);
-        match &e.kind {
-            EventKind::StatusChanged(c) => {
-                self.status = c.new_status;
-                self.executor_id.clone_from(&c.executor_id);
-                self.updated_at = e.ts;
-                if c.new_status == Status::NeedsConfirmation {
+        let mut added = Vec::new();
+        self.step(e.seq, e.ts, Step::of(e), &mut added);
+        if !added.is_empty() {
+            self.messages.extend(&added);
+        }
+    }
+
+    /// Applies one later event, in its compact form: a message's JSON goes to `added`
+    /// (the caller appends those to `messages`, all at once).
+    pub(crate) fn step(
+        &mut self,
+        seq: u64,
+        ts: Timestamp,
+        step: Step,
+        added: &mut Vec<Box<RawValue>>,
+    ) {
+        self.seq = self.seq.max(seq);
+        match step {
+            Step::Status {
+                status,
+                executor_id,
+            } => {
+                self.status = status;
+                self.executor_id = executor_id;
+                self.updated_at = ts;
+                if status == Status::NeedsConfirmation {
                     self.confirmation = Confirmation::Asked;
                 }
             }
-            EventKind::MessageAdded(m) => {
+            Step::Message { json, reply_from } => {
                 if self.confirmation == Confirmation::Asked
-                    && e.actor_id == self.requestor_id
-                    && m.mess.iter().any(|b| b.kind() == BlockKind::Reply)
+                    && reply_from.as_deref() == Some(self.requestor_id.as_str())
                 {
                     self.confirmation = Confirmation::Given;
                 }
-                self.messages.push(Arc::new(Message {
-                    from: e.actor_id.clone(),
-                    ts: e.ts,
-                    mess: m.mess.clone(),
-                }));
-                self.updated_at = e.ts;
+                added.push(json);
+                self.updated_at = ts;
             }
-            _ => {}
+            Step::Created(..) | Step::Other => {}
+        }
+    }
+
+    /// The same thread with its strings allocated anew, by the calling thread (its
+    /// messages are not copied: [`fold_thread`] has just built them).
+    pub(crate) fn reallocated(self) -> Self {
+        let thread_ref = self.thread_ref.clone();
+        let intent = self.intent.clone();
+        let requestor_id = self.requestor_id.clone();
+        let executor_id = self.executor_id.clone();
+        let requires = self.requires.clone();
+        Self {
+            thread_ref,
+            intent,
+            requestor_id,
+            executor_id,
+            requires,
+            ..self
         }
     }
 
@@ -155,6 +307,87 @@ impl Serialize for Thread {
         st.serialize_field("messages", &self.messages)?;
         st.end()
     }
+}
+
+/// What an event does to its thread, without the rest of the event: start-up holds these
+/// (not whole events) until each thread's history can be folded in order.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// `thread_created`: the new thread, without messages (it replaces any earlier one),
+    /// and its first message's JSON.
+    Created(Box<Thread>, Box<RawValue>),
+    /// `status_changed`.
+    Status {
+        status: Status,
+        executor_id: Option<String>,
+    },
+    /// `message_added`: the message's JSON, and its sender if it holds a reply (the only
+    /// case where the sender matters: a reply from the requestor gives a confirmation).
+    Message {
+        json: Box<RawValue>,
+        reply_from: Option<String>,
+    },
+    /// Any other event about the thread: it only moves `seq`.
+    Other,
+}
+
+impl Step {
+    /// What `e` does to its thread.
+    pub(crate) fn of(e: &Event) -> Self {
+        match &e.kind {
+            EventKind::ThreadCreated(_) => Thread::created(e)
+                .map_or(Step::Other, |(t, first)| Step::Created(Box::new(t), first)),
+            EventKind::StatusChanged(c) => Step::Status {
+                status: c.new_status,
+                executor_id: c.executor_id.clone(),
+            },
+            EventKind::MessageAdded(m) => Step::Message {
+                json: message_json(&e.actor_id, e.ts, &m.mess),
+                reply_from: m
+                    .mess
+                    .iter()
+                    .any(|b| b.kind() == BlockKind::Reply)
+                    .then(|| e.actor_id.clone()),
+            },
+            _ => Step::Other,
+        }
+    }
+}
+
+/// Folds one thread's steps (`seq`, `ts`, step), in order, onto `start`, its state before
+/// them if it exists. `None` when no thread results (events about a thread never created).
+pub(crate) fn fold_thread(
+    start: Option<Thread>,
+    steps: impl IntoIterator<Item = (u64, Timestamp, Step)>,
+) -> Option<Thread> {
+    let mut current = start;
+    // Whether the messages of `start` come before `added`; `added` holds every message
+    // otherwise, and they are written once, at the end.
+    let mut after_start = current.is_some();
+    let mut added = Vec::new();
+    for (seq, ts, step) in steps {
+        match step {
+            Step::Created(t, first) => {
+                current = Some(*t);
+                added.clear();
+                added.push(first);
+                after_start = false;
+            }
+            step => {
+                if let Some(t) = &mut current {
+                    t.step(seq, ts, step, &mut added);
+                }
+            }
+        }
+    }
+    if let Some(t) = &mut current {
+        if after_start {
+            t.messages.extend(&added);
+        } else {
+            t.messages = Messages::from_items(&added);
+        }
+    }
+    current
 }
 
 /// A thread as a list shows it: everything but the messages.

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod compact;
 mod golden;
 mod listing;
 mod members;

@@ -133,8 +133,9 @@ fn a_claim_records_who_claimed_in_a_status_message() {
         .then_events(moved(&r, Pending, Claimed, Some(BOB)));
     let t = w.thread(&r);
     assert_eq!(t.messages.len(), 2);
-    assert_eq!(t.messages[1].from, BOB);
-    assert_eq!(t.messages[1].mess[0].kind(), BlockKind::Status);
+    let messages = t.messages.to_vec();
+    assert_eq!(messages[1].from, BOB);
+    assert_eq!(messages[1].mess[0].kind(), BlockKind::Status);
     assert_eq!(t.updated_at, w.now());
 }
 
@@ -160,7 +161,7 @@ fn create_records_the_request_block_with_every_field_the_client_sent() {
     assert_eq!(t.priority, mess_core::Priority::Elevated);
     assert_eq!(t.requires, vec!["photo:capture"]);
     assert_eq!(t.messages.len(), 1);
-    let first = &t.messages[0];
+    let first = &t.messages.to_vec()[0];
     assert_eq!(first.from, ALICE);
     let mut expected = body;
     let hints = expected

@@ -142,8 +142,8 @@ fn pending_to_expired_only_by_the_exchange() {
     let t = w.thread(&r);
     assert_eq!(t.status, Expired);
     assert_eq!(
-        t.messages.last().map(|m| m.from.as_str()),
-        Some("@exchange")
+        t.messages.last().map(|m| m.from),
+        Some("@exchange".to_owned())
     );
     assert!(w.exchange.due_for_expiry(w.now()).is_empty());
 }
