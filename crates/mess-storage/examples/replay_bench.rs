@@ -3,8 +3,11 @@
 //! and the memory held, under the binary's allocator (mimalloc).
 //!
 //! ```text
-//! cargo run --release -p mess-storage --example replay_bench -- <dir> [--settle SECS] [--digest]
+//! cargo run --release -p mess-storage --example replay_bench -- <dir> [--load] [--settle SECS] [--digest]
 //! ```
+//!
+//! By default it calls `Storage::replay` (which folds while it reads); `--load` measures
+//! `Storage::load` and then the fold as `Hub::load` did before `replay` existed.
 //!
 //! `load()` may cut a torn last line (it writes): run it on a copy of a data directory.
 //! `--settle SECS` measures the memory again after SECS seconds (mimalloc returns freed
@@ -71,18 +74,63 @@ fn digest(states: &HashMap<ExchangeId, Exchange>) -> u64 {
 async fn main() {
     let mut args = std::env::args().skip(1);
     let mut dir = None;
-    let (mut settle, mut want_digest) = (None, false);
+    let (mut settle, mut want_digest, mut use_load) = (None, false, false);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--settle" => settle = args.next().and_then(|s| s.parse::<u64>().ok()),
             "--digest" => want_digest = true,
+            "--load" => use_load = true,
             _ => dir = Some(a),
         }
     }
-    let dir = dir.expect("usage: replay_bench <dir> [--settle SECS] [--digest]");
+    let dir = dir.expect("usage: replay_bench <dir> [--load] [--settle SECS] [--digest]");
     let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(&dir).unwrap());
     report("before");
+    let states = if use_load {
+        load_then_fold(&*storage).await
+    } else {
+        let started = Instant::now();
+        let replayed = storage.replay().await.unwrap();
+        let total_ms = started.elapsed().as_millis();
+        let threads: usize = replayed
+            .exchanges
+            .values()
+            .map(Exchange::thread_count)
+            .sum();
+        println!(
+            "replay (load + fold): {total_ms} ms, {} events, {} skipped lines, {threads} threads in {} exchanges",
+            replayed.events,
+            replayed.skipped_lines,
+            replayed.exchanges.len()
+        );
+        replayed.exchanges
+    };
+    report("after fold");
+    let (mut json, mut messages, mut count) = (0, 0, 0);
+    for x in states.values() {
+        for t in x.list(None, None, usize::MAX).0 {
+            json += t.messages.as_json().len();
+            messages += t.messages.len();
+            count += 1;
+        }
+    }
+    println!(
+        "{count} threads hold {messages} messages in {} MiB of JSON",
+        json / (1 << 20)
+    );
 
+    if let Some(secs) = settle {
+        std::thread::sleep(Duration::from_secs(secs));
+        report(&format!("after {secs} s"));
+    }
+    if want_digest {
+        println!("digest: {:016x}", digest(&states));
+    }
+    drop(states);
+}
+
+/// `Storage::load`, then the fold exactly as `Hub::load` did it.
+async fn load_then_fold(storage: &dyn Storage) -> HashMap<ExchangeId, Exchange> {
     let started = Instant::now();
     let loaded = storage.load().await.unwrap();
     let load_ms = started.elapsed().as_millis();
@@ -121,14 +169,5 @@ async fn main() {
         "fold: {fold_ms} ms ({threads} threads in {} exchanges); total {total_ms} ms",
         states.len()
     );
-    report("after fold");
-
-    if let Some(secs) = settle {
-        std::thread::sleep(Duration::from_secs(secs));
-        report(&format!("after {secs} s"));
-    }
-    if want_digest {
-        println!("digest: {:016x}", digest(&states));
-    }
-    drop(states);
+    states
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mess_core::{Event, ExchangeId, Loaded, Member, Storage, StorageError};
+use mess_core::{Event, ExchangeId, Loaded, Member, Replay, Replayed, Storage, StorageError};
 use object_store::PutMode;
 use object_store::local::LocalFileSystem;
 
@@ -219,6 +219,23 @@ impl Storage for FsStorage {
         })
     }
 
+    /// Folds while it reads: each event is reduced to what its thread needs as soon as it
+    /// is parsed, so the whole log is never held (see [`Replay`]).
+    async fn replay(&self) -> Result<Replayed, StorageError> {
+        let members = self.inner.members.load().await?;
+        let root = self.inner.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let (replay, skipped_lines) = replay_events(&root)?;
+            Ok(Replayed {
+                events: replay.events(),
+                exchanges: replay.finish(members),
+                skipped_lines,
+            })
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("replay: {e}")))?
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         let root = self.inner.root.clone();
         tokio::task::spawn_blocking(move || {
@@ -243,8 +260,8 @@ impl Storage for FsStorage {
 /// every reader thread.
 const PIECE: u64 = 4 << 20;
 
-/// A piece's events and how many of its lines were skipped.
-type PieceResult = Result<(Vec<Event>, usize), StorageError>;
+/// What a reader made of one piece, and how many of its lines were skipped.
+type PieceResult<A> = Result<(A, usize), StorageError>;
 
 /// One piece of one segment: the lines that start in `start..end`.
 struct Piece {
@@ -255,6 +272,35 @@ struct Piece {
 
 /// Reads every event line under `root/events`, in parallel, then orders them.
 fn load_events(root: &Path) -> Result<(Vec<Event>, usize), StorageError> {
+    let (parts, skipped) = read_segments(root, Vec::push)?;
+    let total = parts.iter().map(Vec::len).sum();
+    let mut events = Vec::with_capacity(total);
+    for mut part in parts {
+        events.append(&mut part);
+    }
+    layout::order(&mut events);
+    Ok((events, skipped))
+}
+
+/// Reads every event line under `root/events`, in parallel, straight into a [`Replay`]:
+/// each event is reduced to what its thread needs as soon as it is parsed.
+fn replay_events(root: &Path) -> Result<(Replay, usize), StorageError> {
+    let (parts, skipped) = read_segments(root, Replay::push)?;
+    let mut replay = Replay::new();
+    for part in parts {
+        replay.append(part);
+    }
+    Ok((replay, skipped))
+}
+
+/// Reads every event line under `root/events` (after cutting torn tails), in pieces on
+/// several threads, each piece's events given in stored order to `add` on an accumulator of
+/// its own. Returns the accumulators in stored order (segments in path order, then pieces
+/// in file order) and the count of skipped lines.
+fn read_segments<A: Default + Send>(
+    root: &Path,
+    add: impl Fn(&mut A, Event) + Sync,
+) -> Result<(Vec<A>, usize), StorageError> {
     let mut files = segment_files(root)?;
     let mut repaired = 0;
     for (path, name, len) in &mut files {
@@ -280,7 +326,7 @@ fn load_events(root: &Path) -> Result<(Vec<Event>, usize), StorageError> {
         .map_or(2, |n| n.get())
         .clamp(1, 8);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<PieceResult>>> =
+    let results: Vec<Mutex<Option<PieceResult<A>>>> =
         pieces.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..workers.min(pieces.len()) {
@@ -289,28 +335,25 @@ fn load_events(root: &Path) -> Result<(Vec<Event>, usize), StorageError> {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(piece) = pieces.get(i) else { break };
                     let (path, name, _) = &files[piece.file];
-                    let r = read_piece(path, name, piece.start, piece.end);
+                    let r = read_piece(path, name, piece.start, piece.end, &add);
                     *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
                 }
             });
         }
     });
     let mut parts = Vec::with_capacity(results.len());
+    let mut skipped = 0;
     for r in results {
         match r.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(r) => parts.push(r?),
+            Some(r) => {
+                let (part, s) = r?;
+                parts.push(part);
+                skipped += s;
+            }
             None => return Err(StorageError::Unavailable("replay: a reader stopped".into())),
         }
     }
-    let total = parts.iter().map(|(e, _)| e.len()).sum();
-    let mut events = Vec::with_capacity(total);
-    let mut skipped = 0;
-    for (mut e, s) in parts {
-        events.append(&mut e);
-        skipped += s;
-    }
-    layout::order(&mut events);
-    Ok((events, skipped + repaired))
+    Ok((parts, skipped + repaired))
 }
 
 /// A crash mid-write can leave a segment ending in part of a line. That write was never
@@ -409,13 +452,15 @@ fn segment_files(root: &Path) -> Result<Vec<(PathBuf, String, u64)>, StorageErro
     Ok(out)
 }
 
-/// Parses the lines of `path` that start in `start..end` (the last may run past `end`).
-fn read_piece(
+/// Parses the lines of `path` that start in `start..end` (the last may run past `end`),
+/// giving each event to `add`.
+fn read_piece<A: Default>(
     path: &Path,
     name: &str,
     start: u64,
     end: u64,
-) -> Result<(Vec<Event>, usize), StorageError> {
+    add: &impl Fn(&mut A, Event),
+) -> PieceResult<A> {
     let mut file = File::open(path).map_err(|e| from_io("open", name, &e))?;
     let mut pos = start.saturating_sub(1);
     file.seek(SeekFrom::Start(pos))
@@ -429,7 +474,7 @@ fn read_piece(
             .read_until(b'\n', &mut line)
             .map_err(|e| from_io("read", name, &e))? as u64;
     }
-    let mut events = Vec::with_capacity(((end - start) / 300) as usize);
+    let mut acc = A::default();
     let mut skipped = Skipped::default();
     while pos < end {
         line.clear();
@@ -440,12 +485,12 @@ fn read_piece(
             break;
         }
         match layout::parse_line(&line) {
-            Ok(Some(e)) => events.push(e),
+            Ok(Some(e)) => add(&mut acc, e),
             Ok(None) => {}
             Err(()) => skipped.record(pos),
         }
         pos += n as u64;
     }
     skipped.warn(name);
-    Ok((events, skipped.count))
+    Ok((acc, skipped.count))
 }

@@ -410,6 +410,123 @@ async fn foreign_files_are_ignored_and_junk_lines_counted(b: Backend) {
     assert_eq!(loaded.events, events);
 }
 
+/// Start-up's `replay` gives the exchanges that `load` and the fold (as the server did it
+/// before `replay`) give: also for a thread whose events are split over segments read in
+/// another order, a clock that stepped back, an exchange with only members, and junk.
+async fn replay_folds_exactly_what_load_returns(b: Backend) {
+    let s = b.open().await;
+    let (home, work) = (exchange("home"), exchange("work"));
+    s.create_member(&member(&home, "my-phone", "My Phone"))
+        .await
+        .unwrap();
+    s.create_member(&member(&exchange("idle"), "lonely", "Lonely"))
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    for i in 0..12 {
+        let t = thread(&format!("RPL{i:02}"));
+        let x = if i % 3 == 0 { &work } else { &home };
+        events.push(event(x, Some(&t), 1, T0 + i, thread_created()));
+        let steps = [
+            status_changed(Status::Pending, Status::Claimed),
+            message_added(),
+            status_changed(Status::Claimed, Status::NeedsConfirmation),
+            message_added(),
+        ];
+        for (n, kind) in steps.into_iter().take((i % 5) as usize).enumerate() {
+            // Thread 4's clock steps back (its later events have earlier times).
+            let ts = if i == 4 {
+                T0 - 1000 * n as i64
+            } else {
+                T0 + 100 + i + n as i64
+            };
+            events.push(event(x, Some(&t), n as u64 + 2, ts, kind));
+        }
+        events.push(event(
+            x,
+            None,
+            0,
+            T0 + 50,
+            EventKind::ExecutorUpdated(snapshot("a")),
+        ));
+    }
+    s.append(&events).await.unwrap();
+    // Another process's segment, named to be read first, holds later events of RPL01 (and
+    // the day before, events of RPL02 written by a clock that was a day behind).
+    let late = [
+        event(&home, Some(&thread("RPL01")), 3, T0 + 900, message_added()),
+        event(
+            &home,
+            Some(&thread("RPL01")),
+            4,
+            T0 + 901,
+            status_changed(Status::Claimed, Status::Completed),
+        ),
+    ];
+    let behind = [event(
+        &home,
+        Some(&thread("RPL02")),
+        4,
+        T0 - 86_400_000,
+        message_added(),
+    )];
+    let lines = |es: &[Event]| es.iter().map(|e| e.to_line() + "\n").collect::<String>();
+    b.put_raw(
+        "events/exchange=home/2026/02/01/00000000-0000-4000-8000-000000000000.jsonl",
+        lines(&late).as_bytes(),
+    )
+    .await;
+    b.put_raw(
+        "events/exchange=home/2026/01/31/00000000-0000-4000-8000-000000000000.jsonl",
+        (lines(&behind) + "torn {\"event_id\n").as_bytes(),
+    )
+    .await;
+
+    let loaded = b.open().await.load().await.unwrap();
+    let mut want: std::collections::HashMap<_, _> = std::collections::HashMap::new();
+    for m in loaded.members {
+        want.entry(m.exchange_id.clone())
+            .or_insert_with(|| mess_core::Exchange::new(m.exchange_id.clone()))
+            .put_member(Arc::new(m));
+    }
+    let mut by_exchange: std::collections::HashMap<_, Vec<&Event>> = Default::default();
+    for e in &loaded.events {
+        by_exchange.entry(&e.exchange_id).or_default().push(e);
+    }
+    for (id, list) in by_exchange {
+        want.entry(id.clone())
+            .or_insert_with(|| mess_core::Exchange::new(id.clone()))
+            .apply_all(list);
+    }
+
+    let got = b.open().await.replay().await.unwrap();
+    assert_eq!(got.events, loaded.events.len());
+    assert_eq!(got.skipped_lines, loaded.skipped_lines);
+    assert_eq!(got.skipped_lines, 1);
+    let mut ids: Vec<_> = got.exchanges.keys().map(|x| x.to_string()).collect();
+    ids.sort();
+    assert_eq!(ids, ["home", "idle", "work"]);
+    assert_eq!(got.exchanges.len(), want.len());
+    for (id, x) in &got.exchanges {
+        let w = &want[id];
+        let (ours, _) = x.list(None, None, usize::MAX);
+        let (theirs, _) = w.list(None, None, usize::MAX);
+        assert_eq!(
+            serde_json::to_string(&ours).unwrap(),
+            serde_json::to_string(&theirs).unwrap()
+        );
+        assert_eq!(ours, theirs);
+        let mut a: Vec<_> = x.members().map(|m| m.executor_id.clone()).collect();
+        let mut b: Vec<_> = w.members().map(|m| m.executor_id.clone()).collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+    }
+    let t = got.exchanges[&home].thread(&thread("RPL01")).unwrap();
+    assert_eq!(t.status, Status::Completed);
+    assert_eq!(t.messages.len(), 2);
+}
+
 /// Runs every case of the suite on one backend kind.
 macro_rules! suite {
     ($backend:ident: $($case:ident),* $(,)?) => {
@@ -449,6 +566,7 @@ every_backend!(
     a_replaced_member_is_what_replay_sees,
     a_torn_last_line_is_skipped_and_never_glued_to,
     foreign_files_are_ignored_and_junk_lines_counted,
+    replay_folds_exactly_what_load_returns,
 );
 
 // ---- filesystem specifics ----
