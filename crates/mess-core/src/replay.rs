@@ -9,7 +9,7 @@ use crate::event::Event;
 use crate::exchange::Exchange;
 use crate::ids::{ExchangeId, ThreadRef};
 use crate::member::Member;
-use crate::thread::{Step, fold_thread};
+use crate::thread::{Step, Thread, fold_thread};
 
 /// What one stored event does to its thread, and where it goes in the thread's history.
 #[derive(Debug)]
@@ -101,6 +101,16 @@ impl Replay {
         self,
         members: impl IntoIterator<Item = Member>,
     ) -> HashMap<ExchangeId, Exchange> {
+        self.finish_on(members, 1)
+    }
+
+    /// [`Replay::finish`], folding the threads on `workers` threads (threads are folded
+    /// independently; the result is the same).
+    pub fn finish_on(
+        self,
+        members: impl IntoIterator<Item = Member>,
+        workers: usize,
+    ) -> HashMap<ExchangeId, Exchange> {
         let mut states: HashMap<ExchangeId, Exchange> = HashMap::new();
         for m in members {
             states
@@ -109,24 +119,118 @@ impl Replay {
                 .put_member(Arc::new(m));
         }
         for (x, threads) in self.exchanges {
-            let mut folded = HashMap::with_capacity(threads.len());
-            for (r, mut entries) in threads {
-                let key = |e: &Entry| (e.seq, e.ts, e.at);
-                if !entries.is_sorted_by_key(key) {
-                    entries.sort_by_key(key);
+            let threads: Vec<(ThreadRef, Vec<Entry>)> = threads.into_iter().collect();
+            let folded: HashMap<ThreadRef, Arc<Thread>> = if workers <= 1 || threads.len() < 4096 {
+                // Parsing left the thread's strings among the freed remains of every event:
+                // copied here, they no longer pin those pages.
+                fold_threads(threads)
+                    .map(|(r, t)| (r.clone(), Arc::new(t.reallocated())))
+                    .collect()
+            } else {
+                let size = threads.len().div_ceil(workers);
+                let mut chunks = Vec::with_capacity(workers);
+                let mut rest = threads.into_iter();
+                loop {
+                    let chunk: Vec<_> = rest.by_ref().take(size).collect();
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    chunks.push(chunk);
                 }
-                let steps = entries.into_iter().map(|e| (e.seq, e.ts, e.step));
-                if let Some(t) = fold_thread(None, steps) {
-                    // Parsing left the thread's strings among the freed remains of every
-                    // event: copied here, they no longer pin those pages.
-                    folded.insert(r.clone(), Arc::new(t.reallocated()));
-                }
-            }
+                std::thread::scope(|s| {
+                    let folding: Vec<_> = chunks
+                        .into_iter()
+                        .map(|c| s.spawn(move || fold_threads(c).collect::<Vec<_>>()))
+                        .collect();
+                    // Copied here, by one thread, what is kept lies packed together, and
+                    // the folding threads' memory is all freed.
+                    folding
+                        .into_iter()
+                        .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                        .map(|(r, t)| (r.clone(), Arc::new(t.clone())))
+                        .collect()
+                })
+            };
             states
                 .entry(x.clone())
                 .or_insert_with(|| Exchange::new(x))
                 .set_threads(folded);
         }
         states
+    }
+}
+
+/// Folds each thread's entries, in the order [`Replay`] promises.
+fn fold_threads(
+    threads: Vec<(ThreadRef, Vec<Entry>)>,
+) -> impl Iterator<Item = (ThreadRef, Thread)> {
+    threads.into_iter().filter_map(|(r, mut entries)| {
+        let key = |e: &Entry| (e.seq, e.ts, e.at);
+        if !entries.is_sorted_by_key(key) {
+            entries.sort_by_key(key);
+        }
+        let steps = entries.into_iter().map(|e| (e.seq, e.ts, e.step));
+        Some((r, fold_thread(None, steps)?))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventKind, MessageAdded, ThreadCreated};
+    use crate::mess::{Block, BlockKind};
+    use crate::status::Priority;
+
+    fn events(threads: usize) -> Vec<Event> {
+        let x = ExchangeId::parse("home").expect("valid");
+        let t0 = Timestamp::from_unix_millis(1_769_983_200_000);
+        let mut out = Vec::new();
+        for i in 0..threads {
+            let r = ThreadRef::parse(&format!("2026-02-01-T{i:05}")).expect("valid");
+            let request = serde_json::json!({"intent": format!("check {i}")});
+            let kinds = [
+                EventKind::ThreadCreated(ThreadCreated {
+                    requestor_id: "a".into(),
+                    intent: format!("check {i}"),
+                    priority: Priority::Normal,
+                    request: request.as_object().expect("an object").clone(),
+                }),
+                EventKind::MessageAdded(MessageAdded {
+                    mess: vec![Block::new(BlockKind::Followup, serde_json::json!({"n": i}))],
+                }),
+            ];
+            for (n, kind) in kinds.into_iter().enumerate() {
+                out.push(Event {
+                    event_id: format!("{i}-{n}"),
+                    ts: Timestamp::from_unix_millis(t0.unix_millis() + (i * 7 % 1000) as i64),
+                    exchange_id: x.clone(),
+                    thread_ref: Some(r.clone()),
+                    actor_id: "a".into(),
+                    seq: n as u64 + 1,
+                    kind,
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn folding_on_several_threads_gives_the_same_exchanges() {
+        let log = events(5000);
+        let (mut one, mut three) = (Replay::new(), Replay::new());
+        for e in log.iter().cloned() {
+            one.push(e);
+        }
+        // In reverse, on three threads: the same result.
+        for e in log.iter().rev().cloned() {
+            three.push(e);
+        }
+        let x = ExchangeId::parse("home").expect("valid");
+        let (one, three) = (one.finish([]), three.finish_on([], 3));
+        let (a, _) = one[&x].list(None, None, usize::MAX);
+        let (b, _) = three[&x].list(None, None, usize::MAX);
+        assert_eq!(a.len(), 5000);
+        assert_eq!(a, b);
+        assert!(a.iter().all(|t| t.messages.len() == 2));
     }
 }

@@ -228,7 +228,7 @@ impl Storage for FsStorage {
             let (replay, skipped_lines) = replay_events(&root)?;
             Ok(Replayed {
                 events: replay.events(),
-                exchanges: replay.finish(members),
+                exchanges: replay.finish_on(members, workers()),
                 skipped_lines,
             })
         })
@@ -259,6 +259,13 @@ impl Storage for FsStorage {
 /// Segments are read in pieces of about this size, so one big segment still spreads over
 /// every reader thread.
 const PIECE: u64 = 4 << 20;
+
+/// How many threads read (and fold) at start-up: one per core, up to 8.
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8)
+}
 
 /// What a reader made of one piece, and how many of its lines were skipped.
 type PieceResult<A> = Result<(A, usize), StorageError>;
@@ -322,9 +329,7 @@ fn read_segments<A: Default + Send>(
             start = end;
         }
     }
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 8);
+    let workers = workers();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Mutex<Option<PieceResult<A>>>> =
         pieces.iter().map(|_| Mutex::new(None)).collect();
