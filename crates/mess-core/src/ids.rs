@@ -1,24 +1,33 @@
 //! Validated identifiers: once one exists, it is safe in a path, a hive partition and a key.
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::DomainError;
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $check:ident, $what:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Shared, not copied: a clone is a reference count, so the several indexes that
+        /// name one thread hold one string between them.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
 
         impl $name {
             /// Parses `s`, or says why it is not a valid
             #[doc = $what]
             pub fn parse(s: &str) -> Result<Self, DomainError> {
                 if $check(s) {
-                    Ok(Self(s.to_owned()))
+                    Ok(Self(Arc::from(s)))
                 } else {
                     Err(DomainError::invalid(format!("invalid {}", $what)))
                 }
@@ -115,12 +124,12 @@ fn is_thread_ref(s: &str) -> bool {
 impl ThreadRef {
     /// Builds a ref from a date and a suffix of `[A-Z0-9]`.
     pub(crate) fn from_parts(date: time::Date, suffix: &str) -> Self {
-        Self(format!(
+        Self(Arc::from(format!(
             "{:04}-{:02}-{:02}-{suffix}",
             date.year(),
             u8::from(date.month()),
             date.day()
-        ))
+        )))
     }
 }
 
