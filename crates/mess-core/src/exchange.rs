@@ -170,6 +170,8 @@ pub struct Exchange {
     deadlines: BTreeSet<(Timestamp, ThreadRef)>,
     members: HashMap<ExecutorId, Arc<Member>>,
     keys: HashMap<KeyHash, ExecutorId>,
+    /// Whether `order`, `by_status` and `deadlines` are kept (see [`Exchange::for_deciding`]).
+    listed: bool,
 }
 
 fn order_key(t: &Thread) -> OrderKey {
@@ -196,6 +198,24 @@ impl Exchange {
             deadlines: BTreeSet::new(),
             members: HashMap::new(),
             keys: HashMap::new(),
+            listed: true,
+        }
+    }
+
+    /// A copy that can decide and apply, but not list: the same threads and members,
+    /// without the list and expiry indexes (about two thirds of an exchange's own memory).
+    /// A writer decides against such a copy while readers list the published one.
+    /// `list`, `status_counts` and `due_for_expiry` of this copy find nothing.
+    pub fn for_deciding(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            threads: self.threads.clone(),
+            order: BTreeSet::new(),
+            by_status: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            members: self.members.clone(),
+            keys: self.keys.clone(),
+            listed: false,
         }
     }
 
@@ -296,6 +316,13 @@ impl Exchange {
 
     /// Sets (or with `None`, removes) a thread, keeping every index right.
     pub fn put_thread(&mut self, r: &ThreadRef, t: Option<Arc<Thread>>) {
+        if !self.listed {
+            match t {
+                Some(t) => self.threads.insert(r.clone(), t),
+                None => self.threads.remove(r),
+            };
+            return;
+        }
         if let Some(old) = self.threads.remove(r) {
             let k = order_key(&old);
             self.order.remove(&k);

@@ -158,32 +158,14 @@ impl Hub {
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
     ) -> Result<Arc<Self>, StorageError> {
-        let loaded = storage.load().await?;
-        if loaded.skipped_lines > 0 {
+        let replayed = storage.replay().await?;
+        if replayed.skipped_lines > 0 {
             tracing::warn!(
-                skipped = loaded.skipped_lines,
+                skipped = replayed.skipped_lines,
                 "skipped unreadable event lines at start-up"
             );
         }
-        let mut states: HashMap<ExchangeId, Exchange> = HashMap::new();
-        for m in loaded.members {
-            states
-                .entry(m.exchange_id.clone())
-                .or_insert_with(|| Exchange::new(m.exchange_id.clone()))
-                .put_member(Arc::new(m));
-        }
-        let events = loaded.events.len();
-        let mut by_exchange: HashMap<&ExchangeId, Vec<&Event>> = HashMap::new();
-        for e in &loaded.events {
-            by_exchange.entry(&e.exchange_id).or_default().push(e);
-        }
-        for (id, list) in by_exchange {
-            states
-                .entry(id.clone())
-                .or_insert_with(|| Exchange::new(id.clone()))
-                .apply_all(list);
-        }
-        drop(loaded.events);
+        let (states, events) = (replayed.exchanges, replayed.events);
         tracing::info!(exchanges = states.len(), events, "replayed the event log");
         let hub = Arc::new(Self {
             exchanges: RwLock::new(HashMap::new()),
@@ -206,16 +188,18 @@ impl Hub {
 
     fn spawn_exchange(self: &Arc<Self>, id: ExchangeId, state: Exchange) -> Arc<ExchangeHandle> {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        // The writer never lists: its copy skips the list indexes.
+        let working = state.for_deciding();
         let handle = Arc::new(ExchangeHandle {
             id,
-            published: RwLock::new(state.clone()),
+            published: RwLock::new(state),
             last_seen: Mutex::new(HashMap::new()),
             tx,
         });
         let writer = Writer {
             hub: Arc::clone(self),
             handle: Arc::clone(&handle),
-            working: state,
+            working,
         };
         let task = tokio::spawn(writer.run(rx));
         self.tasks
@@ -508,7 +492,11 @@ impl Writer {
             .collect();
         let storage = Arc::clone(&self.hub.storage);
         let events = group.events;
-        tracing::debug!(commands = group.pending.len(), events = events.len(), "append");
+        tracing::debug!(
+            commands = group.pending.len(),
+            events = events.len(),
+            "append"
+        );
         InFlight {
             started: Instant::now(),
             snapshots,

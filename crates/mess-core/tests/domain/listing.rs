@@ -156,3 +156,31 @@ fn a_cursor_that_is_not_ours_is_invalid() {
         );
     }
 }
+
+#[test]
+fn a_copy_for_deciding_decides_and_applies_alike_but_lists_nothing() {
+    let (mut w, refs) = given_threads(3);
+    let mut copy = w.exchange.for_deciding();
+    assert!(copy.list(None, None, 10).0.is_empty());
+    assert_eq!(copy.thread_count(), 3);
+    w.minutes_later(1);
+    let d = w
+        .decide(BOB, claim(&refs[0]))
+        .expect("a pending thread can be claimed");
+    let again = copy
+        .decide(
+            &mess_core::Actor::Member(mess_core::ExecutorId::parse(BOB).unwrap()),
+            claim(&refs[0]),
+            w.env(),
+        )
+        .expect("the copy decides the same");
+    assert_eq!(again.events.len(), d.events.len());
+    w.record(&d);
+    for e in &d.events {
+        copy.apply(e);
+    }
+    assert_eq!(copy.thread(&refs[0]), w.exchange.thread(&refs[0]));
+    assert_eq!(copy.thread(&refs[0]).unwrap().status, Claimed);
+    assert!(copy.list(Some(Claimed), None, 10).0.is_empty());
+    assert_eq!(refs_of(&w, Some(Claimed), 10), [refs[0].clone()]);
+}
