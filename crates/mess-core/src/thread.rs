@@ -1,5 +1,7 @@
 //! A thread folded from its events, in exactly the shape the API returns.
 
+use std::sync::OnceLock;
+
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -179,6 +181,33 @@ pub struct Thread {
     pub confirmation: Confirmation,
     /// Capabilities a member needs to be notified of it.
     pub requires: Vec<String>,
+    /// Its list entry's JSON, written the first time it is asked for.
+    head: HeadCache,
+}
+
+/// A thread's list entry as JSON, written once per version of the thread, the first time a
+/// list (or a GET, whose body starts with the same fields) asks for it: readers of a
+/// popular thread serialize nothing. Not part of the thread's value: it compares equal,
+/// and a clone starts empty (a thread is cloned to be changed).
+#[derive(Default)]
+struct HeadCache(OnceLock<Box<str>>);
+
+impl Clone for HeadCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for HeadCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for HeadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
 }
 
 impl Thread {
@@ -217,6 +246,7 @@ impl Thread {
             confirm_before: req.as_ref().is_some_and(|r| r.confirm_before),
             confirmation: Confirmation::NotAsked,
             requires: req.map(|r| r.requires).unwrap_or_default(),
+            head: HeadCache::default(),
         };
         Some((thread, first))
     }
@@ -239,6 +269,8 @@ impl Thread {
         step: Step,
         added: &mut Vec<Box<RawValue>>,
     ) {
+        // Whatever changes, the cached list entry is no longer this thread's.
+        self.head = HeadCache::default();
         self.seq = self.seq.max(seq);
         match step {
             Step::Status {
@@ -286,6 +318,28 @@ impl Thread {
     /// The list entry for this thread (the seed's list shape).
     pub fn summary(&self) -> Summary<'_> {
         Summary(self)
+    }
+
+    /// The list entry as compact JSON, exactly `serde_json::to_string(&self.summary())`,
+    /// written once per version of the thread.
+    pub fn summary_json(&self) -> &str {
+        self.head.0.get_or_init(|| {
+            serde_json::to_string(&self.summary())
+                .expect("a summary always serializes")
+                .into_boxed_str()
+        })
+    }
+
+    /// Appends the thread as compact JSON, exactly `serde_json::to_string(self)`: the
+    /// cached list entry (the same first fields) and the messages' stored JSON, copied.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let head = self.summary_json();
+        let open = head.strip_suffix('}').unwrap_or(head);
+        out.reserve(open.len() + self.messages.as_json().len() + 14);
+        out.extend_from_slice(open.as_bytes());
+        out.extend_from_slice(b",\"messages\":");
+        out.extend_from_slice(self.messages.as_json().as_bytes());
+        out.push(b'}');
     }
 
     fn write_head<S: SerializeStruct>(&self, st: &mut S) -> Result<(), S::Error> {

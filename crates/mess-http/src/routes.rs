@@ -5,7 +5,6 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use mess_core::mess::data_uris;
-use mess_core::thread::Summary;
 use mess_core::{
     Actor, Block, Command, Cursor, ExchangeId, ExecutorId, Member, NewRequest, Profile,
     Registration, Status, StatusUpdate, Thread, ThreadRef,
@@ -26,14 +25,8 @@ pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
 
 // The hot responses are serialized straight to bytes from these, never through a
-// `serde_json::Value` (which copies every field, and parses every stored block again).
-
-/// `GET /requests`.
-#[derive(Serialize)]
-struct ListBody<'a> {
-    threads: Vec<Summary<'a>>,
-    next_cursor: Option<String>,
-}
+// `serde_json::Value` (which copies every field, and parses every stored block again); GET
+// and list copy each thread's cached JSON (`Thread::summary_json`, `Thread::write_json`).
 
 /// `POST /requests`.
 #[derive(Serialize)]
@@ -41,12 +34,6 @@ struct CreatedBody<'a> {
     #[serde(rename = "ref")]
     thread_ref: &'a ThreadRef,
     status: Status,
-}
-
-/// `GET /requests/{ref}`.
-#[derive(Serialize)]
-struct ThreadBody<'a> {
-    thread: &'a Thread,
 }
 
 /// `PATCH /requests/{ref}`.
@@ -167,11 +154,23 @@ pub async fn list_requests(
     let (page, next) = auth
         .exchange
         .read(|x| x.list(status, cursor.as_ref(), limit));
-    let threads: Vec<_> = page.iter().map(|t| t.summary()).collect();
-    Ok(HttpResponse::Ok().json(ListBody {
-        threads,
-        next_cursor: next.map(|c| c.encode()),
-    }))
+    // `{"threads":[...],"next_cursor":...}`, each entry the thread's cached summary JSON
+    // (exactly what serializing the summaries would write).
+    let cursor =
+        serde_json::to_string(&next.map(|c| c.encode())).map_err(|_| ApiError::Internal)?;
+    let entries: usize = page.iter().map(|t| t.summary_json().len() + 1).sum();
+    let mut body = Vec::with_capacity(entries + cursor.len() + 32);
+    body.extend_from_slice(b"{\"threads\":[");
+    for (n, t) in page.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(t.summary_json().as_bytes());
+    }
+    body.extend_from_slice(b"],\"next_cursor\":");
+    body.extend_from_slice(cursor.as_bytes());
+    body.push(b'}');
+    Ok(json_response(body))
 }
 
 /// Create a request thread.
@@ -226,7 +225,19 @@ pub async fn get_request(auth: Authed, req: HttpRequest) -> Result<HttpResponse,
         .exchange
         .read(|x| x.thread(&r).cloned())
         .ok_or_else(|| ApiError::NotFound("Thread not found".into()))?;
-    Ok(HttpResponse::Ok().json(ThreadBody { thread: &t }))
+    // `{"thread":...}` with the thread's cached head and stored messages copied in.
+    let mut body = Vec::with_capacity(t.messages.as_json().len() + 512);
+    body.extend_from_slice(b"{\"thread\":");
+    t.write_json(&mut body);
+    body.push(b'}');
+    Ok(json_response(body))
+}
+
+/// A 200 with a JSON body already written.
+fn json_response(body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body)
 }
 
 /// Change a thread's status and/or append a message.

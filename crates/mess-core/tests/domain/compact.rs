@@ -106,6 +106,12 @@ proptest! {
             serde_json::to_value(&expected).expect("json")
         );
 
+        // The cached forms a list and a GET write are the serde ones, byte for byte.
+        prop_assert_eq!(t.summary_json(), serde_json::to_string(&t.summary()).expect("json"));
+        let mut written = Vec::new();
+        t.write_json(&mut written);
+        prop_assert_eq!(String::from_utf8(written).expect("utf-8"), body);
+
         // All at once.
         let mut bulk = Exchange::new(ExchangeId::parse("home").expect("valid"));
         bulk.apply_all(&log);
@@ -129,4 +135,46 @@ proptest! {
         let x = states.get(&ExchangeId::parse("home").expect("valid")).expect("an exchange");
         prop_assert_eq!(x.thread(&r), Some(t));
     }
+}
+
+#[test]
+fn a_changed_thread_never_shows_its_old_cached_list_entry() {
+    use mess_core::Status;
+    use mess_core::event::StatusChanged;
+    let t0 = Timestamp::parse("2026-02-01T22:00:00.000Z").expect("valid");
+    let created = event(
+        1,
+        t0,
+        "a",
+        EventKind::ThreadCreated(ThreadCreated {
+            requestor_id: "a".into(),
+            intent: "x".into(),
+            priority: Priority::Normal,
+            request: Map::new(),
+        }),
+    );
+    let mut x = Exchange::new(ExchangeId::parse("home").expect("valid"));
+    x.apply(&created);
+    let r = ThreadRef::parse(REF).expect("valid");
+    let mut t = (**x.thread(&r).expect("created")).clone();
+    assert!(t.summary_json().contains("\"status\":\"pending\""));
+    // Changed in place (no clone in between): the cache must not survive.
+    t.apply(&event(
+        2,
+        t0,
+        "b",
+        EventKind::StatusChanged(StatusChanged {
+            old_status: Status::Pending,
+            new_status: Status::Claimed,
+            executor_id: Some("b".into()),
+        }),
+    ));
+    assert!(
+        t.summary_json().contains("\"status\":\"claimed\""),
+        "{}",
+        t.summary_json()
+    );
+    let mut written = Vec::new();
+    t.write_json(&mut written);
+    assert_eq!(written, serde_json::to_vec(&t).expect("json"));
 }
