@@ -7,11 +7,11 @@
 //! batch's events in one durable storage call, and only then publishes the changed
 //! threads to the *published* state that readers see, answers the handlers and queues
 //! notifications. Readers never wait for a write and never see an unacknowledged one.
-//! While one batch's append is in flight the writer goes on deciding the next batch (one
-//! append at a time, so the log keeps the decided order); each batch publishes the thread
-//! states it left, not later ones.
+//! While a batch's append is in flight the writer goes on deciding the next one. Appends
+//! are handed to storage, and answered, in the order they were decided (on a slow disk
+//! several overlap); each batch publishes the thread states it left, not later ones.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -32,6 +32,10 @@ const MAX_BATCH: usize = 512;
 /// The longest the writer waits for answered clients to come back before an append (it
 /// waits at most as long as the last append took: on a fast disk, well under 1 ms).
 const MAX_LINGER: Duration = Duration::from_millis(10);
+/// An append this slow (or slower) means a slow disk: appends then overlap.
+const SLOW_APPEND: Duration = Duration::from_millis(2);
+/// The most appends of one exchange in flight at once (on a slow disk).
+const MAX_IN_FLIGHT: usize = 8;
 
 /// Why a write did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -370,59 +374,97 @@ struct InFlight {
     snapshots: HashMap<ThreadRef, Option<Arc<Thread>>>,
     pending: Vec<Pending>,
     append: std::pin::Pin<Box<dyn std::future::Future<Output = AppendResult> + Send>>,
+    /// The append's outcome, once it is in (kept until the groups before it are done).
+    result: Option<AppendResult>,
+}
+
+/// Polls every append in flight, oldest first (so each is handed to storage in the order
+/// it was sealed), and is ready with the oldest one's outcome.
+fn oldest_done(
+    inflight: &mut VecDeque<InFlight>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<AppendResult> {
+    for f in inflight.iter_mut().filter(|f| f.result.is_none()) {
+        if let std::task::Poll::Ready(r) = f.append.as_mut().poll(cx) {
+            f.result = Some(r);
+        }
+    }
+    match inflight.front_mut().and_then(|f| f.result.take()) {
+        Some(r) => std::task::Poll::Ready(r),
+        None => std::task::Poll::Pending,
+    }
 }
 
 impl Writer {
-    /// One append is in flight at a time (so the log keeps the order commands were
-    /// decided in) while the next group is decided against the working state; when the
-    /// append returns, everything decided meanwhile goes out in the next one.
+    /// Appends are handed to storage in the order their groups were decided (the log keeps
+    /// that order) and answered in that order, each publishing the thread states it left;
+    /// while they run, the next group is decided against the working state.
     ///
-    /// Group commit's "commit delay": after an append, the clients it answered usually
-    /// send their next command within a round trip. The writer waits for them (until as
-    /// many commands are decided as the last round carried, at most as long as the last
-    /// append took and never more than [`MAX_LINGER`]) before starting the next append, so one
-    /// sync carries every client instead of the clients splitting into cohorts that each
-    /// wait a whole sync for the other (issue 7: on a 4 ms sync, batches of ~20 out of 64).
+    /// On a fast disk one append is in flight at a time, with group commit's "commit
+    /// delay": after an append, the clients it answered usually send their next command
+    /// within a round trip, so the writer waits for them (until as many commands are
+    /// decided as the last round carried, at most as long as the last append took and
+    /// never more than [`MAX_LINGER`]) before the next append, so one sync carries every
+    /// client instead of cohorts that each wait a whole sync for the other.
+    ///
+    /// On a slow disk (the last append took [`SLOW_APPEND`] or more) that round trip is
+    /// added to every sync, so appends overlap instead: up to [`MAX_IN_FLIGHT`], started
+    /// at least a `1/MAX_IN_FLIGHT` of the last append's time apart, each carrying what
+    /// was decided since the one before. A client then waits for its own sync and little
+    /// else (issue 7: 4 ms syncs, 64 clients).
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut next = Group::default();
-        let mut inflight: Option<InFlight> = None;
+        let mut inflight: VecDeque<InFlight> = VecDeque::with_capacity(MAX_IN_FLIGHT);
         let mut linger: Option<Linger> = None;
+        let mut last_took = Duration::ZERO;
         let mut stopping = false;
         loop {
             let ready = !(next.events.is_empty() && next.pending.is_empty());
-            if inflight.is_none() && ready {
-                let wait = !stopping
-                    && linger
+            let slow = last_took >= SLOW_APPEND;
+            // When the next group may be sealed (now, later, or not until an append returns).
+            let seal_at = match inflight.back() {
+                _ if !ready => None,
+                None if stopping => Some(Instant::now()),
+                None => Some(
+                    linger
                         .as_ref()
-                        .is_some_and(|l| next.pending.len() < l.expect && Instant::now() < l.until);
-                if !wait {
-                    linger = None;
-                    inflight = Some(self.seal(std::mem::take(&mut next)));
+                        .filter(|l| next.pending.len() < l.expect)
+                        .map_or_else(Instant::now, |l| l.until),
+                ),
+                Some(newest) if slow && !stopping && inflight.len() < MAX_IN_FLIGHT => {
+                    Some(newest.started + last_took / MAX_IN_FLIGHT as u32)
                 }
+                Some(_) => None,
+            };
+            if seal_at.is_some_and(|at| at <= Instant::now()) {
+                linger = None;
+                inflight.push_back(self.seal(std::mem::take(&mut next)));
+                continue;
             }
-            if stopping && inflight.is_none() {
+            if stopping && inflight.is_empty() {
                 return;
             }
             // Take more commands only while the next group has room: beyond that they
             // wait in the queue, and handlers wait for the queue.
             let room = !stopping && next.pending.len() < MAX_BATCH;
-            let lingering = inflight.is_none() && ready;
-            let until = linger.as_ref().map_or_else(Instant::now, |l| l.until);
             tokio::select! {
                 biased;
-                result = async { inflight.as_mut().expect("guarded").append.as_mut().await }, if inflight.is_some() => {
-                    let done = inflight.take().expect("guarded");
+                result = std::future::poll_fn(|cx| oldest_done(&mut inflight, cx)), if !inflight.is_empty() => {
+                    let done = inflight.pop_front().expect("polled above");
                     let took = done.started.elapsed();
                     let answered = done.pending.len();
-                    if self.finish(done, result, &mut next) && answered > 0 {
-                        linger = Some(Linger {
+                    if !result.1.is_empty() {
+                        last_took = took;
+                    }
+                    let stored = self.finish(done, result, &mut inflight, &mut next);
+                    linger = (stored && answered > 0 && inflight.is_empty() && last_took < SLOW_APPEND)
+                        .then(|| Linger {
                             until: Instant::now() + took.min(MAX_LINGER),
                             expect: answered + next.pending.len(),
                         });
-                    }
                 }
-                () = tokio::time::sleep_until(until), if lingering && linger.is_some() => {
+                () = tokio::time::sleep_until(seal_at.unwrap_or_else(Instant::now)), if seal_at.is_some() => {
                     linger = None;
                 }
                 n = rx.recv_many(&mut batch, MAX_BATCH), if room => {
@@ -509,20 +551,34 @@ impl Writer {
                 let result = storage.append(&events).await;
                 (result, events)
             }),
+            result: None,
         }
     }
 
-    /// An append returned: publish and answer, or roll back and refuse. A failed append
-    /// also refuses `next`, which was decided on top of it. True if it was stored.
-    fn finish(&mut self, done: InFlight, (result, events): AppendResult, next: &mut Group) -> bool {
+    /// The oldest append returned: publish and answer, or roll back and refuse. A failed
+    /// append also refuses the groups decided on top of it: those still in flight (their
+    /// outcome no longer matters) and `next`. True if it was stored.
+    fn finish(
+        &mut self,
+        done: InFlight,
+        (result, events): AppendResult,
+        inflight: &mut VecDeque<InFlight>,
+        next: &mut Group,
+    ) -> bool {
         if let Err(err) = result {
             self.hub.storage_ok.store(false, Ordering::Relaxed);
             tracing::error!(exchange = %self.handle.id, error = %err, "append failed; the batch is refused");
             let later = std::mem::take(next);
-            let touched: HashSet<ThreadRef> =
-                done.snapshots.into_keys().chain(later.touched).collect();
+            let mut touched: HashSet<ThreadRef> = done.snapshots.into_keys().collect();
+            let mut pending = done.pending;
+            for f in inflight.drain(..) {
+                touched.extend(f.snapshots.into_keys());
+                pending.extend(f.pending);
+            }
+            touched.extend(later.touched);
+            pending.extend(later.pending);
             self.rollback(&touched);
-            for p in done.pending.into_iter().chain(later.pending) {
+            for p in pending {
                 match p {
                     Pending::Thread(reply, _) => {
                         let _ = reply.send(Err(WriteError::Unavailable(err.clone())));

@@ -1391,6 +1391,61 @@ mod writer {
     }
 
     #[tokio::test]
+    async fn on_a_slow_store_appends_overlap_and_land_in_decided_order() {
+        let storage = Arc::new(MemStorage::default());
+        let h = hub_with(storage.clone(), &["a"]).await;
+        let t = create(&h, "a", "is the door locked?").await;
+        let submit = |text: &'static str| {
+            let (h, t) = (h.clone(), t.clone());
+            tokio::spawn(async move { h.submit(member("a"), followup(&t, text)).await })
+        };
+        let begun = storage.appends_begun.load(Ordering::SeqCst);
+
+        // One slow append (10 ms) tells the writer the store is slow.
+        storage.hold.store(true, Ordering::SeqCst);
+        let one = submit("one");
+        until_begun(&storage, begun + 1).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        storage.permits.add_permits(1);
+        one.await.unwrap().unwrap();
+
+        // The next append is held; the one after it begins anyway.
+        let two = submit("two");
+        until_begun(&storage, begun + 2).await;
+        let three = submit("three");
+        until_begun(&storage, begun + 3).await;
+        assert_eq!(
+            messages(&published(&h, &t).unwrap()),
+            2,
+            "nothing unacknowledged is read"
+        );
+
+        storage.hold.store(false, Ordering::SeqCst);
+        storage.permits.add_permits(2);
+        for (task, n) in [(two, 3), (three, 4)] {
+            match task.await.unwrap().unwrap() {
+                Written::Thread(th) => assert_eq!(messages(&th), n),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(messages(&published(&h, &t).unwrap()), 4);
+        let log: Vec<String> = storage
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.thread_ref.as_ref() == Some(&t))
+            .map(|e| serde_json::to_string(e).unwrap())
+            .filter(|j| j.contains("followup"))
+            .collect();
+        assert_eq!(log.len(), 3);
+        assert!(
+            log[0].contains("one") && log[1].contains("two") && log[2].contains("three"),
+            "log order is decision order"
+        );
+    }
+
+    #[tokio::test]
     async fn a_failed_append_refuses_what_was_decided_on_top_of_it() {
         let storage = Arc::new(MemStorage::default());
         let h = hub_with(storage.clone(), &["a", "e"]).await;

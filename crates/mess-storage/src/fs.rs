@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use mess_core::{Event, ExchangeId, Loaded, Member, Replay, Replayed, Storage, StorageError};
 use object_store::PutMode;
 use object_store::local::LocalFileSystem;
+use tokio::sync::oneshot;
 
 use crate::batch::{Batcher, Queues, Sink, queue_for};
 use crate::error::{from_io, from_object_store};
@@ -104,49 +105,74 @@ struct Segment {
     dir: String,
     /// Shared by every segment of the directory (see `Inner::creating`).
     creating: Arc<Mutex<()>>,
-    /// The open segment, and its name relative to `root` (for messages).
-    file: Mutex<Option<(File, String)>>,
+    /// The open segment (shared with the syncs running on it).
+    file: Mutex<Option<Arc<OpenSegment>>>,
     /// Extra time each sync takes (see [`SYNC_DELAY_ENV`]); zero unless benchmarking.
     sync_delay: Duration,
 }
 
+struct OpenSegment {
+    file: File,
+    /// Relative to `root` (for messages).
+    name: String,
+}
+
 impl Sink for Segment {
-    async fn flush(self: Arc<Self>, bytes: Vec<u8>) -> Result<(), StorageError> {
-        tokio::task::spawn_blocking(move || self.write(&bytes))
+    async fn flush(
+        self: Arc<Self>,
+        bytes: Vec<u8>,
+        placed: oneshot::Sender<()>,
+    ) -> Result<(), StorageError> {
+        tokio::task::spawn_blocking(move || self.write(&bytes, placed))
             .await
             .unwrap_or_else(|e| Err(StorageError::Unavailable(format!("segment writer: {e}"))))
     }
 }
 
 impl Segment {
-    fn write(&self, bytes: &[u8]) -> Result<(), StorageError> {
-        let mut slot = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            *slot = Some(self.create()?);
-        }
-        let (file, name) = slot.as_mut().expect("created above");
-        match file.write_all(bytes).and_then(|()| file.sync_data()) {
+    /// Writes `bytes` at the end of the file (under the lock: writes keep their order),
+    /// says so on `placed`, then syncs (outside the lock: syncs of later writes overlap).
+    fn write(&self, bytes: &[u8], placed: oneshot::Sender<()>) -> Result<(), StorageError> {
+        let open = {
+            let mut slot = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                *slot = Some(Arc::new(self.create()?));
+            }
+            let open = Arc::clone(slot.as_ref().expect("created above"));
+            if let Err(e) = (&open.file).write_all(bytes) {
+                // The file may now end in a partial line: never write to it again; the
+                // next batch opens a new one.
+                *slot = None;
+                return Err(from_io("append to", &open.name, &e));
+            }
+            open
+        };
+        let _ = placed.send(());
+        match open.file.sync_data() {
             Ok(()) => {
                 if !self.sync_delay.is_zero() {
                     // A slow disk: the sync (and so this batch's acknowledgement) takes
-                    // longer, while the next batch queues behind it.
+                    // longer, while later batches are written and synced behind it.
                     std::thread::sleep(self.sync_delay);
                 }
                 Ok(())
             }
             Err(e) => {
-                let err = from_io("append to", name, &e);
-                // The file may now end in a partial line, and after a failed fdatasync its
-                // state is unknown: never write to it again; the next batch opens a new one.
-                *slot = None;
-                Err(err)
+                // After a failed fdatasync the file's state is unknown: retire it (if no
+                // other failure did already). The batches written after this one fail
+                // with it (see `batch`).
+                let mut slot = self.file.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &open)) {
+                    *slot = None;
+                }
+                Err(from_io("append to", &open.name, &e))
             }
         }
     }
 
     /// Creates a new segment file and makes its directory entries durable: the file's
     /// directory, and the parent of every directory created for it, up to `events/`.
-    fn create(&self) -> Result<(File, String), StorageError> {
+    fn create(&self) -> Result<OpenSegment, StorageError> {
         let _creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
         let dir = self.root.join(&self.dir);
         let mut created = Vec::new();
@@ -171,7 +197,7 @@ impl Segment {
                 sync_dir(parent).map_err(|e| from_io("sync directory of", &self.dir, &e))?;
             }
         }
-        Ok((file, name))
+        Ok(OpenSegment { file, name })
     }
 }
 

@@ -8,6 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 use mess_core::{Event, ExchangeId, Loaded, Member, Storage, StorageError};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use tokio::sync::oneshot;
 
 use crate::batch::{Batcher, Queues, Sink, queue_for};
 use crate::error::from_object_store;
@@ -72,7 +73,14 @@ struct DayPrefix {
 }
 
 impl Sink for DayPrefix {
-    async fn flush(self: Arc<Self>, bytes: Vec<u8>) -> Result<(), StorageError> {
+    async fn flush(
+        self: Arc<Self>,
+        bytes: Vec<u8>,
+        placed: oneshot::Sender<()>,
+    ) -> Result<(), StorageError> {
+        // Every batch is an object of its own (replay orders events by `seq`, not by
+        // object): the PUTs of later batches may run beside this one.
+        let _ = placed.send(());
         let location = format!("{}/{}", self.dir, new_segment_name());
         let opts = PutOptions {
             mode: PutMode::Create,
