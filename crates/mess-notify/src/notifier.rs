@@ -157,7 +157,9 @@ impl Notifier for HttpNotifier {
         };
         // The event's own time: what the exchange's clock said when it happened.
         let now = notice.event.ts;
-        let people = recipients(&notice.event, &notice.thread, &notice.members, now);
+        // Members without a channel get nothing: no need to build the message for them.
+        let mut people = recipients(&notice.event, &notice.thread, &notice.members, now);
+        people.retain(|m| !m.notifications.is_empty());
         let hooks = hook_targets(&notice.event, &notice.thread, &notice.members, now);
         if people.is_empty() && hooks.is_empty() {
             return;
