@@ -3,7 +3,8 @@
 //! The durable event log and member records of a MESS exchange: the
 //! [`mess_core::Storage`] port, on a local data directory ([`FsStorage`], the embedded
 //! default) or on any `object_store` such as S3 ([`ObjectStorage`]). Appends are durable
-//! when acknowledged, and concurrent appends share one write and one sync (group commit).
+//! when acknowledged, concurrent appends share one write and one sync (group commit), and
+//! a batch is written while the syncs of earlier ones still run (up to 8 at once).
 //! Start-up replays everything with [`Storage::load`](mess_core::Storage::load), which
 //! skips (and counts) lines torn by a crash instead of refusing to start.
 //!
