@@ -86,8 +86,10 @@ fn metered(
         InitError = (),
     >,
 > {
+    let metrics = std::sync::Arc::new(middleware::RouteMetrics::new(route));
     web::resource(path).wrap(from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
-        middleware::metrics(route, req, next)
+        let metrics = std::sync::Arc::clone(&metrics);
+        async move { middleware::metrics(&metrics, req, next).await }
     }))
 }
 

@@ -1,5 +1,6 @@
 //! Middleware: CORS, JSON for every error, request metrics, a request span.
 
+use std::sync::{LazyLock, OnceLock};
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -8,7 +9,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, Next};
 use actix_web::{Error, HttpResponse, web};
-use metrics::SharedString;
+use metrics::{Counter, Histogram, SharedString};
 
 use crate::error::ErrorBody;
 
@@ -97,18 +98,72 @@ pub async fn trace(
     next.call(req).instrument(span).await
 }
 
-/// Counts requests by route pattern, method and status, with a latency histogram. Each
-/// resource is wrapped with its own pattern (see `app::metered`), so the hot path never
-/// matches the path again to find its route, and every label is a static string.
-pub async fn metrics<B: MessageBody + 'static>(
+/// The request metrics of one route, with their handles registered on first use: the hot
+/// path is an atomic add and a histogram push, not a registry lookup by labels (which was
+/// 4% of the server's CPU on a GET).
+pub struct RouteMetrics {
     route: &'static str,
+    duration: OnceLock<Histogram>,
+    counts: [[OnceLock<Counter>; STATUSES.len()]; METHODS.len()],
+}
+
+impl RouteMetrics {
+    /// The metrics of `route` (its full pattern).
+    pub fn new(route: &'static str) -> Self {
+        Self {
+            route,
+            duration: OnceLock::new(),
+            counts: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
+        }
+    }
+
+    fn record(&self, method: &Method, status: StatusCode, start: Instant) {
+        let m = METHODS
+            .iter()
+            .position(|(known, _)| known == method)
+            .unwrap_or(METHODS.len() - 1);
+        match STATUSES.iter().position(|k| *k == status.as_str()) {
+            Some(s) => self.counts[m][s]
+                .get_or_init(|| {
+                    counter(
+                        self.route,
+                        METHODS[m].1,
+                        SharedString::const_str(STATUSES[s]),
+                    )
+                })
+                .increment(1),
+            // A code outside the table keeps its digits (rare: registered each time).
+            None => counter(
+                self.route,
+                METHODS[m].1,
+                SharedString::from(status.as_str().to_owned()),
+            )
+            .increment(1),
+        }
+        self.duration
+            .get_or_init(
+                || metrics::histogram!("http_request_duration_seconds", "route" => self.route),
+            )
+            .record(start.elapsed().as_secs_f64());
+    }
+}
+
+fn counter(route: &'static str, method: &'static str, status: SharedString) -> Counter {
+    metrics::counter!("http_requests_total", "route" => route, "method" => method, "status" => status)
+}
+
+/// Counts requests by route pattern, method and status, with a latency histogram. Each
+/// resource is wrapped with its own [`RouteMetrics`] (see `app::metered`), so the hot path
+/// never matches the path again to find its route, and every label is a static string.
+pub async fn metrics<B: MessageBody + 'static>(
+    route: &RouteMetrics,
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, Error> {
     let start = Instant::now();
-    let method = method_label(req.method());
+    let method = req.method().clone();
     let res = next.call(req).await?;
-    record(route, method, res.status(), start);
+    route.record(&method, res.status(), start);
     Ok(res)
 }
 
@@ -117,42 +172,27 @@ pub async fn metrics_unmatched<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, Error> {
-    metrics("unmatched", req, next).await
+    static UNMATCHED: LazyLock<RouteMetrics> = LazyLock::new(|| RouteMetrics::new("unmatched"));
+    metrics(&UNMATCHED, req, next).await
 }
 
-fn record(route: &'static str, method: &'static str, status: StatusCode, start: Instant) {
-    let status = status_label(status);
-    metrics::counter!("http_requests_total", "route" => route, "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route)
-        .record(start.elapsed().as_secs_f64());
-}
+/// The method labels; anything else is `other` (the last).
+const METHODS: [(Method, &str); 8] = [
+    (Method::GET, "GET"),
+    (Method::POST, "POST"),
+    (Method::PATCH, "PATCH"),
+    (Method::DELETE, "DELETE"),
+    (Method::HEAD, "HEAD"),
+    (Method::OPTIONS, "OPTIONS"),
+    (Method::PUT, "PUT"),
+    (Method::TRACE, "other"),
+];
 
-fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PUT => "PUT",
-        _ => "other",
-    }
-}
-
-/// The status as a label without allocating (a code outside the table keeps its digits).
-fn status_label(s: StatusCode) -> SharedString {
-    const KNOWN: [&str; 17] = [
-        "200", "201", "204", "304", "308", "400", "401", "403", "404", "405", "409", "413", "415",
-        "422", "429", "500", "503",
-    ];
-    let code = s.as_str();
-    match KNOWN.iter().find(|k| **k == code) {
-        Some(k) => SharedString::const_str(k),
-        None => SharedString::from(code.to_owned()),
-    }
-}
+/// The status labels with a handle of their own.
+const STATUSES: [&str; 17] = [
+    "200", "201", "204", "304", "308", "400", "401", "403", "404", "405", "409", "413", "415",
+    "422", "429", "500", "503",
+];
 
 /// Turns any error response that is not JSON yet (from actix itself: a bad percent-encoding,
 /// an unparsable header...) into `{"error": "..."}`. 5xx bodies stay opaque.
