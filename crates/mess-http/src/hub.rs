@@ -29,12 +29,7 @@ use tokio::time::Instant;
 const QUEUE_DEPTH: usize = 4096;
 /// The most commands decided into one batch (one append, one sync).
 const MAX_BATCH: usize = 512;
-/// The longest the writer waits for answered clients to come back before an append (it
-/// waits at most as long as the last append took: on a fast disk, well under 1 ms).
-const MAX_LINGER: Duration = Duration::from_millis(10);
-/// An append this slow (or slower) means a slow disk: appends then overlap.
-const SLOW_APPEND: Duration = Duration::from_millis(2);
-/// The most appends of one exchange in flight at once (on a slow disk).
+/// The most appends of one exchange in flight at once.
 const MAX_IN_FLIGHT: usize = 8;
 
 /// Why a write did not happen.
@@ -361,12 +356,6 @@ struct Group {
 /// The thread states and events to announce when an append returns.
 type AppendResult = (Result<(), StorageError>, Vec<Event>);
 
-/// The writer's wait, after an append, for the clients it answered (see `Writer::run`).
-struct Linger {
-    until: Instant,
-    expect: usize,
-}
-
 /// A group whose events are being appended.
 struct InFlight {
     started: Instant,
@@ -400,45 +389,31 @@ impl Writer {
     /// that order) and answered in that order, each publishing the thread states it left;
     /// while they run, the next group is decided against the working state.
     ///
-    /// On a fast disk one append is in flight at a time, with group commit's "commit
-    /// delay": after an append, the clients it answered usually send their next command
-    /// within a round trip, so the writer waits for them (until as many commands are
-    /// decided as the last round carried, at most as long as the last append took and
-    /// never more than [`MAX_LINGER`]) before the next append, so one sync carries every
-    /// client instead of cohorts that each wait a whole sync for the other.
-    ///
-    /// On a slow disk (the last append took [`SLOW_APPEND`] or more) that round trip is
-    /// added to every sync, so appends overlap instead: up to [`MAX_IN_FLIGHT`], started
-    /// at least a `1/MAX_IN_FLIGHT` of the last append's time apart, each carrying what
-    /// was decided since the one before. A client then waits for its own sync and little
-    /// else (issue 7: 4 ms syncs, 64 clients).
+    /// Appends overlap: up to [`MAX_IN_FLIGHT`], started at least a `1/MAX_IN_FLIGHT` of
+    /// the last append's time apart, each carrying what was decided since the one before.
+    /// A client then waits for its own sync and little else, and the spacing keeps
+    /// batches large enough that syncs do not multiply. (An earlier writer kept one
+    /// append in flight and, after it, waited for the clients it had answered, as group
+    /// commit's "commit delay" does: that waiting was added to every sync, and creates ran
+    /// 20-25% slower on this machine's disk and on tmpfs; docs/benchmarks.md.)
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut next = Group::default();
         let mut inflight: VecDeque<InFlight> = VecDeque::with_capacity(MAX_IN_FLIGHT);
-        let mut linger: Option<Linger> = None;
         let mut last_took = Duration::ZERO;
         let mut stopping = false;
         loop {
             let ready = !(next.events.is_empty() && next.pending.is_empty());
-            let slow = last_took >= SLOW_APPEND;
             // When the next group may be sealed (now, later, or not until an append returns).
             let seal_at = match inflight.back() {
                 _ if !ready => None,
-                None if stopping => Some(Instant::now()),
-                None => Some(
-                    linger
-                        .as_ref()
-                        .filter(|l| next.pending.len() < l.expect)
-                        .map_or_else(Instant::now, |l| l.until),
-                ),
-                Some(newest) if slow && !stopping && inflight.len() < MAX_IN_FLIGHT => {
+                None => Some(Instant::now()),
+                Some(newest) if !stopping && inflight.len() < MAX_IN_FLIGHT => {
                     Some(newest.started + last_took / MAX_IN_FLIGHT as u32)
                 }
                 Some(_) => None,
             };
             if seal_at.is_some_and(|at| at <= Instant::now()) {
-                linger = None;
                 inflight.push_back(self.seal(std::mem::take(&mut next)));
                 continue;
             }
@@ -452,21 +427,12 @@ impl Writer {
                 biased;
                 result = std::future::poll_fn(|cx| oldest_done(&mut inflight, cx)), if !inflight.is_empty() => {
                     let done = inflight.pop_front().expect("polled above");
-                    let took = done.started.elapsed();
-                    let answered = done.pending.len();
                     if !result.1.is_empty() {
-                        last_took = took;
+                        last_took = done.started.elapsed();
                     }
-                    let stored = self.finish(done, result, &mut inflight, &mut next);
-                    linger = (stored && answered > 0 && inflight.is_empty() && last_took < SLOW_APPEND)
-                        .then(|| Linger {
-                            until: Instant::now() + took.min(MAX_LINGER),
-                            expect: answered + next.pending.len(),
-                        });
+                    self.finish(done, result, &mut inflight, &mut next);
                 }
-                () = tokio::time::sleep_until(seal_at.unwrap_or_else(Instant::now)), if seal_at.is_some() => {
-                    linger = None;
-                }
+                () = tokio::time::sleep_until(seal_at.unwrap_or_else(Instant::now)), if seal_at.is_some() => {}
                 n = rx.recv_many(&mut batch, MAX_BATCH), if room => {
                     if n == 0 {
                         stopping = true;
@@ -557,14 +523,14 @@ impl Writer {
 
     /// The oldest append returned: publish and answer, or roll back and refuse. A failed
     /// append also refuses the groups decided on top of it: those still in flight (their
-    /// outcome no longer matters) and `next`. True if it was stored.
+    /// outcome no longer matters) and `next`.
     fn finish(
         &mut self,
         done: InFlight,
         (result, events): AppendResult,
         inflight: &mut VecDeque<InFlight>,
         next: &mut Group,
-    ) -> bool {
+    ) {
         if let Err(err) = result {
             self.hub.storage_ok.store(false, Ordering::Relaxed);
             tracing::error!(exchange = %self.handle.id, error = %err, "append failed; the batch is refused");
@@ -588,7 +554,7 @@ impl Writer {
                     }
                 }
             }
-            return false;
+            return;
         }
         if !events.is_empty() {
             self.hub.storage_ok.store(true, Ordering::Relaxed);
@@ -609,7 +575,6 @@ impl Writer {
             }
         }
         self.notify(&events, &done.snapshots);
-        true
     }
 
     async fn decide(
