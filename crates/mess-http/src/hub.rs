@@ -8,8 +8,8 @@
 //! threads to the *published* state that readers see, answers the handlers and queues
 //! notifications. Readers never wait for a write and never see an unacknowledged one.
 //! While a batch's append is in flight the writer goes on deciding the next one. Appends
-//! are handed to storage, and answered, in the order they were decided (on a slow disk
-//! several overlap); each batch publishes the thread states it left, not later ones.
+//! are handed to storage, and answered, in the order they were decided (several
+//! overlap); each batch publishes the thread states it left, not later ones.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -9,8 +9,8 @@
 //!
 //! # Layout
 //! - [`hub`]: every exchange in memory and the per-exchange writer that sequences
-//!   commands, appends their events durably (one append per batch, several overlapping
-//!   on a slow disk), then publishes.
+//!   commands, appends their events durably (one append per batch, several overlapping),
+//!   then publishes.
 //! - [`routes`], [`membership`]: the handlers; [`api`]: their documented shapes; [`openapi`]: the spec.
 //! - [`auth`]: the bearer-key extractor; [`body`]: JSON bodies within limits;
 //!   [`limits`]: registration token and per-IP rate limits.
