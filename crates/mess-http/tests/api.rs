@@ -1323,6 +1323,19 @@ mod writer {
         assert!(matches!(answer, Err(WriteError::Domain(_))), "{answer:?}");
     }
 
+    /// The stored `followup` events of `t`, as JSON lines, in log order.
+    fn followups_in_log(storage: &MemStorage, t: &ThreadRef) -> Vec<String> {
+        storage
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.thread_ref.as_ref() == Some(t))
+            .map(|e| serde_json::to_string(e).unwrap())
+            .filter(|j| j.contains("followup"))
+            .collect()
+    }
+
     async fn until_begun(storage: &MemStorage, n: usize) {
         for _ in 0..1000 {
             if storage.appends_begun.load(Ordering::SeqCst) >= n {
@@ -1374,15 +1387,7 @@ mod writer {
             other => panic!("{other:?}"),
         }
         assert_eq!(messages(&published(&h, &t).unwrap()), 3);
-        let texts: Vec<String> = storage
-            .events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.thread_ref.as_ref() == Some(&t))
-            .map(|e| serde_json::to_string(e).unwrap())
-            .filter(|j| j.contains("followup"))
-            .collect();
+        let texts = followups_in_log(&storage, &t);
         assert_eq!(texts.len(), 2);
         assert!(
             texts[0].contains("one") && texts[1].contains("two"),
@@ -1429,15 +1434,7 @@ mod writer {
             }
         }
         assert_eq!(messages(&published(&h, &t).unwrap()), 4);
-        let log: Vec<String> = storage
-            .events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.thread_ref.as_ref() == Some(&t))
-            .map(|e| serde_json::to_string(e).unwrap())
-            .filter(|j| j.contains("followup"))
-            .collect();
+        let log = followups_in_log(&storage, &t);
         assert_eq!(log.len(), 3);
         assert!(
             log[0].contains("one") && log[1].contains("two") && log[2].contains("three"),
