@@ -223,9 +223,13 @@ pub fn serve(
     config: HttpConfig,
 ) -> std::io::Result<Server> {
     let shutdown = config.shutdown_timeout.as_secs();
-    let server = HttpServer::new(move || create_app(state.clone(), config.clone()))
-        .listen(listener)?
-        .shutdown_timeout(shutdown)
-        .run();
+    // The factory runs once on each worker thread: give it its delivery task there.
+    let server = HttpServer::new(move || {
+        crate::hub::deliver_on_this_thread();
+        create_app(state.clone(), config.clone())
+    })
+    .listen(listener)?
+    .shutdown_timeout(shutdown)
+    .run();
     Ok(server)
 }

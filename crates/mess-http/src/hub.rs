@@ -75,7 +75,7 @@ enum Job {
     Command {
         actor: Actor,
         cmd: Command,
-        reply: oneshot::Sender<Result<Written, WriteError>>,
+        reply: Reply,
     },
     Outcome {
         thread: Option<ThreadRef>,
@@ -129,7 +129,9 @@ impl ExchangeHandle {
 
     /// Sends a command to the writer and waits until it is durable (or refused).
     pub async fn submit(&self, actor: Actor, cmd: Command) -> Result<Written, WriteError> {
-        let (reply, rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
+        let via = DELIVERER.with(|d| d.borrow().as_ref().filter(|d| !d.0.is_closed()).cloned());
+        let reply = Reply { tx, via };
         self.tx
             .send(Job::Command { actor, cmd, reply })
             .await
@@ -337,7 +339,77 @@ struct Writer {
     working: Exchange,
 }
 
-type Reply = oneshot::Sender<Result<Written, WriteError>>;
+type Answer = Result<Written, WriteError>;
+/// An answer with the oneshot it goes to.
+type Delivery = (oneshot::Sender<Answer>, Answer);
+
+/// Where a command's answer goes: its handler's oneshot, through the handler thread's
+/// delivery task when it has one (see [`deliver_on_this_thread`]).
+struct Reply {
+    tx: oneshot::Sender<Answer>,
+    via: Option<Deliverer>,
+}
+
+impl Reply {
+    /// Answers now, straight to the handler (a refusal, decided before any append).
+    fn now(self, answer: Answer) {
+        let _ = self.tx.send(answer);
+    }
+}
+
+/// A thread's delivery task: it takes a batch's answers for the handlers of its thread
+/// and hands each over from there.
+#[derive(Clone)]
+struct Deliverer(mpsc::UnboundedSender<Vec<Delivery>>);
+
+thread_local! {
+    static DELIVERER: std::cell::RefCell<Option<Deliverer>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes writers answer this thread's handlers through one task on this thread, woken once
+/// per batch, instead of waking the thread once per answer: a wake from another thread is
+/// a syscall (an `eventfd` write), 4% of a create's CPU. Call it on each actix worker
+/// thread, from the app factory (it spawns on the thread's `LocalSet`). Without it,
+/// answers go straight to each handler.
+pub fn deliver_on_this_thread() {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Delivery>>();
+    tokio::task::spawn_local(async move {
+        while let Some(batch) = rx.recv().await {
+            for (reply, answer) in batch {
+                let _ = reply.send(answer);
+            }
+        }
+    });
+    DELIVERER.with(|d| *d.borrow_mut() = Some(Deliverer(tx)));
+}
+
+/// One batch's answers, grouped by the thread whose handlers wait for them.
+#[derive(Default)]
+struct Answers(Vec<(Deliverer, Vec<Delivery>)>);
+
+impl Answers {
+    fn push(&mut self, reply: Reply, answer: Answer) {
+        let Some(via) = reply.via else {
+            let _ = reply.tx.send(answer);
+            return;
+        };
+        match self.0.iter_mut().find(|(d, _)| d.0.same_channel(&via.0)) {
+            Some((_, batch)) => batch.push((reply.tx, answer)),
+            None => self.0.push((via, vec![(reply.tx, answer)])),
+        }
+    }
+
+    /// Hands each thread its answers (straight to the handlers if its task is gone).
+    fn send(self) {
+        for (via, batch) in self.0 {
+            if let Err(mpsc::error::SendError(batch)) = via.0.send(batch) {
+                for (tx, answer) in batch {
+                    let _ = tx.send(answer);
+                }
+            }
+        }
+    }
+}
 
 enum Pending {
     Thread(Reply, ThreadRef),
@@ -544,22 +616,23 @@ impl Writer {
             touched.extend(later.touched);
             pending.extend(later.pending);
             self.rollback(&touched);
+            let mut answers = Answers::default();
             for p in pending {
                 match p {
                     Pending::Thread(reply, _) => {
-                        let _ = reply.send(Err(WriteError::Unavailable(err.clone())));
+                        answers.push(reply, Err(WriteError::Unavailable(err.clone())));
                     }
-                    Pending::Member(reply, written) => {
-                        let _ = reply.send(Ok(written));
-                    }
+                    Pending::Member(reply, written) => answers.push(reply, Ok(written)),
                 }
             }
+            answers.send();
             return;
         }
         if !events.is_empty() {
             self.hub.storage_ok.store(true, Ordering::Relaxed);
         }
         self.publish(&done.snapshots);
+        let mut answers = Answers::default();
         for p in done.pending {
             match p {
                 Pending::Thread(reply, r) => {
@@ -567,13 +640,12 @@ impl Writer {
                     let result = t.map(Written::Thread).ok_or_else(|| {
                         WriteError::Domain(DomainError::NotFound("Thread not found".into()))
                     });
-                    let _ = reply.send(result);
+                    answers.push(reply, result);
                 }
-                Pending::Member(reply, written) => {
-                    let _ = reply.send(Ok(written));
-                }
+                Pending::Member(reply, written) => answers.push(reply, Ok(written)),
             }
         }
+        answers.send();
         self.notify(&events, &done.snapshots);
     }
 
@@ -592,7 +664,7 @@ impl Writer {
         let decision = match self.working.decide(&actor, cmd, env) {
             Ok(d) => d,
             Err(e) => {
-                let _ = reply.send(Err(e.into()));
+                reply.now(Err(e.into()));
                 return None;
             }
         };
@@ -611,7 +683,7 @@ impl Writer {
                     Some(Pending::Member(reply, written))
                 }
                 Err(e) => {
-                    let _ = reply.send(Err(e));
+                    reply.now(Err(e));
                     None
                 }
             },
@@ -751,4 +823,56 @@ pub fn status_totals(hub: &Hub) -> HashMap<Status, usize> {
         });
     }
     totals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> Answer {
+        Err(WriteError::ShuttingDown)
+    }
+
+    #[tokio::test]
+    async fn answers_go_through_their_threads_task_and_straight_when_it_is_gone() {
+        let local = tokio::task::LocalSet::new();
+        let via = local
+            .run_until(async {
+                deliver_on_this_thread();
+                let via = DELIVERER.with(|d| d.borrow().clone()).expect("registered");
+                let (routed, routed_rx) = oneshot::channel();
+                let (direct, direct_rx) = oneshot::channel();
+                let mut answers = Answers::default();
+                answers.push(
+                    Reply {
+                        tx: routed,
+                        via: Some(via.clone()),
+                    },
+                    refused(),
+                );
+                answers.push(
+                    Reply {
+                        tx: direct,
+                        via: None,
+                    },
+                    refused(),
+                );
+                // The direct one is already answered; the routed one waits for the batch.
+                assert!(matches!(direct_rx.await, Ok(Err(WriteError::ShuttingDown))));
+                assert_eq!(answers.0.len(), 1, "one batch for the thread");
+                answers.send();
+                assert!(matches!(routed_rx.await, Ok(Err(WriteError::ShuttingDown))));
+                via
+            })
+            .await;
+
+        // The thread's task is gone with its LocalSet: answers go straight to the handler.
+        drop(local);
+        assert!(via.0.is_closed());
+        let (tx, rx) = oneshot::channel();
+        let mut answers = Answers::default();
+        answers.push(Reply { tx, via: Some(via) }, refused());
+        answers.send();
+        assert!(matches!(rx.await, Ok(Err(WriteError::ShuttingDown))));
+    }
 }
