@@ -18,6 +18,7 @@ use crate::member::{Member, Profile, Registration};
 use crate::mess::Block;
 use crate::request::NewRequest;
 use crate::rules::{Roles, transition};
+use crate::shards::ShardedMap;
 use crate::status::{Group, Status};
 use crate::thread::{Confirmation, Step, Thread, fold_thread};
 
@@ -164,7 +165,7 @@ impl Cursor {
 #[derive(Debug, Clone)]
 pub struct Exchange {
     id: ExchangeId,
-    threads: HashMap<ThreadRef, Arc<Thread>>,
+    threads: ShardedMap<ThreadRef, Arc<Thread>>,
     order: BTreeSet<OrderKey>,
     by_status: HashMap<Status, BTreeSet<OrderKey>>,
     deadlines: BTreeSet<(Timestamp, ThreadRef)>,
@@ -192,7 +193,7 @@ impl Exchange {
     pub fn new(id: ExchangeId) -> Self {
         Self {
             id,
-            threads: HashMap::new(),
+            threads: ShardedMap::default(),
             order: BTreeSet::new(),
             by_status: HashMap::new(),
             deadlines: BTreeSet::new(),
@@ -385,16 +386,21 @@ impl Exchange {
                 threads.insert(r.clone(), Arc::new(t));
             }
         }
-        self.set_threads(threads);
+        let count = threads.len();
+        self.set_threads(threads, count);
     }
 
-    /// Replaces every thread, and builds the indexes once.
-    pub(crate) fn set_threads(&mut self, threads: HashMap<ThreadRef, Arc<Thread>>) {
+    /// Replaces every thread (`count` of them), and builds the indexes once.
+    pub(crate) fn set_threads(
+        &mut self,
+        threads: impl IntoIterator<Item = (ThreadRef, Arc<Thread>)>,
+        count: usize,
+    ) {
         self.threads.clear();
         self.order.clear();
         self.by_status.clear();
         self.deadlines.clear();
-        self.threads.reserve(threads.len());
+        self.threads.reserve(count);
         for (r, t) in threads {
             self.put_thread(&r, Some(t));
         }

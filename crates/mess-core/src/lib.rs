@@ -90,6 +90,7 @@ pub mod ports;
 pub mod replay;
 pub mod request;
 pub mod rules;
+mod shards;
 pub mod status;
 pub mod thread;
 pub mod wire;

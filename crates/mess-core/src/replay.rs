@@ -151,10 +151,11 @@ impl Replay {
                         .collect()
                 })
             };
+            let count = folded.len();
             states
                 .entry(x.clone())
                 .or_insert_with(|| Exchange::new(x))
-                .set_threads(folded);
+                .set_threads(folded, count);
         }
         states
     }
