@@ -130,7 +130,7 @@ impl ExchangeHandle {
     /// Sends a command to the writer and waits until it is durable (or refused).
     pub async fn submit(&self, actor: Actor, cmd: Command) -> Result<Written, WriteError> {
         let (tx, rx) = oneshot::channel();
-        let via = DELIVERER.with(|d| d.borrow().as_ref().filter(|d| !d.0.is_closed()).cloned());
+        let via = DELIVERER.with(|d| d.borrow().clone());
         let reply = Reply { tx, via };
         self.tx
             .send(Job::Command { actor, cmd, reply })

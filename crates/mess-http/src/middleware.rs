@@ -104,7 +104,8 @@ pub async fn trace(
 pub struct RouteMetrics {
     route: &'static str,
     duration: OnceLock<Histogram>,
-    counts: [[OnceLock<Counter>; STATUSES.len()]; METHODS.len()],
+    /// By method (the last row for `other`), then status.
+    counts: [[OnceLock<Counter>; STATUSES.len()]; METHODS.len() + 1],
 }
 
 impl RouteMetrics {
@@ -121,21 +122,16 @@ impl RouteMetrics {
         let m = METHODS
             .iter()
             .position(|(known, _)| known == method)
-            .unwrap_or(METHODS.len() - 1);
+            .unwrap_or(METHODS.len());
+        let method = METHODS.get(m).map_or("other", |(_, label)| label);
         match STATUSES.iter().position(|k| *k == status.as_str()) {
             Some(s) => self.counts[m][s]
-                .get_or_init(|| {
-                    counter(
-                        self.route,
-                        METHODS[m].1,
-                        SharedString::const_str(STATUSES[s]),
-                    )
-                })
+                .get_or_init(|| counter(self.route, method, SharedString::const_str(STATUSES[s])))
                 .increment(1),
             // A code outside the table keeps its digits (rare: registered each time).
             None => counter(
                 self.route,
-                METHODS[m].1,
+                method,
                 SharedString::from(status.as_str().to_owned()),
             )
             .increment(1),
@@ -176,8 +172,8 @@ pub async fn metrics_unmatched<B: MessageBody + 'static>(
     metrics(&UNMATCHED, req, next).await
 }
 
-/// The method labels; anything else is `other` (the last).
-const METHODS: [(Method, &str); 8] = [
+/// The method labels; any other method is counted as `other`.
+const METHODS: [(Method, &str); 7] = [
     (Method::GET, "GET"),
     (Method::POST, "POST"),
     (Method::PATCH, "PATCH"),
@@ -185,7 +181,6 @@ const METHODS: [(Method, &str); 8] = [
     (Method::HEAD, "HEAD"),
     (Method::OPTIONS, "OPTIONS"),
     (Method::PUT, "PUT"),
-    (Method::TRACE, "other"),
 ];
 
 /// The status labels with a handle of their own.
