@@ -1,7 +1,9 @@
 //! One exchange's state and its command handling: (state, actor, command) -> events.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -195,10 +197,10 @@ impl Exchange {
             id,
             threads: ShardedMap::default(),
             order: BTreeSet::new(),
-            by_status: HashMap::new(),
+            by_status: HashMap::default(),
             deadlines: BTreeSet::new(),
-            members: HashMap::new(),
-            keys: HashMap::new(),
+            members: HashMap::default(),
+            keys: HashMap::default(),
             listed: true,
         }
     }
@@ -212,7 +214,7 @@ impl Exchange {
             id: self.id.clone(),
             threads: self.threads.clone(),
             order: BTreeSet::new(),
-            by_status: HashMap::new(),
+            by_status: HashMap::default(),
             deadlines: BTreeSet::new(),
             members: self.members.clone(),
             keys: self.keys.clone(),
@@ -373,7 +375,7 @@ impl Exchange {
     /// every event. The result is the same as [`Exchange::apply`] on each event in turn.
     /// Start-up uses [`crate::replay::Replay`], which also puts each thread's events in order.
     pub fn apply_all<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) {
-        let mut steps: HashMap<&ThreadRef, Vec<(u64, Timestamp, Step)>> = HashMap::new();
+        let mut steps: HashMap<&ThreadRef, Vec<(u64, Timestamp, Step)>> = HashMap::default();
         for e in events {
             if let Some(r) = &e.thread_ref {
                 steps.entry(r).or_default().push((e.seq, e.ts, Step::of(e)));

@@ -1,7 +1,9 @@
 //! A hash map in fixed shards, so that growing it never copies every entry at once.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
+
+use foldhash::HashMap;
+use foldhash::fast::RandomState;
 
 /// How many shards (a power of two: the shard is the top bits of the key's hash).
 const SHARDS: usize = 64;
@@ -20,8 +22,8 @@ pub(crate) struct ShardedMap<K, V> {
 impl<K, V> Default for ShardedMap<K, V> {
     fn default() -> Self {
         Self {
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
+            hasher: RandomState::default(),
+            shards: (0..SHARDS).map(|_| HashMap::default()).collect(),
             len: 0,
         }
     }
@@ -93,7 +95,7 @@ mod tests {
         #[test]
         fn behaves_as_a_hash_map(ops in proptest::collection::vec((any::<bool>(), 0u16..300, any::<u32>()), 0..2000)) {
             let mut sharded = ShardedMap::default();
-            let mut plain = HashMap::new();
+            let mut plain = std::collections::HashMap::new();
             for (insert, k, v) in ops {
                 if insert {
                     prop_assert_eq!(sharded.insert(k, v), plain.insert(k, v));

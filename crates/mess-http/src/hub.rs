@@ -11,11 +11,12 @@
 //! are handed to storage, and answered, in the order they were decided (several
 //! overlap); each batch publishes the thread states it left, not later ones.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use foldhash::{HashMap, HashSet};
 use mess_core::event::EventKind;
 use mess_core::{
     Actor, ApiKey, Clock, Command, DomainError, Entropy, Env, Event, Exchange, ExchangeId,
@@ -170,7 +171,7 @@ impl Hub {
         let (states, events) = (replayed.exchanges, replayed.events);
         tracing::info!(exchanges = states.len(), events, "replayed the event log");
         let hub = Arc::new(Self {
-            exchanges: RwLock::new(HashMap::new()),
+            exchanges: RwLock::new(HashMap::default()),
             storage,
             notifier,
             clock,
@@ -195,7 +196,7 @@ impl Hub {
         let handle = Arc::new(ExchangeHandle {
             id,
             published: RwLock::new(state),
-            last_seen: Mutex::new(HashMap::new()),
+            last_seen: Mutex::new(HashMap::default()),
             tx,
         });
         let writer = Writer {
@@ -813,8 +814,8 @@ impl Writer {
 }
 
 /// Counts threads by status across every exchange (for `/metrics`).
-pub fn status_totals(hub: &Hub) -> HashMap<Status, usize> {
-    let mut totals = HashMap::new();
+pub fn status_totals(hub: &Hub) -> std::collections::HashMap<Status, usize> {
+    let mut totals = std::collections::HashMap::default();
     for h in hub.exchanges() {
         h.read(|x| {
             for (s, n) in x.status_counts() {
