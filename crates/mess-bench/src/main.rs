@@ -368,7 +368,7 @@ async fn seed(a: SeedArgs) -> Result<(), String> {
     let mut claimed = Vec::new();
     let mut sample = None;
     for i in 0..a.threads {
-        let req = NewRequest::parse(&body).map_err(|e| e.to_string())?;
+        let req = NewRequest::parse(body.clone()).map_err(|e| e.to_string())?;
         let d = s.run(&requestor, Command::Create(req))?;
         let Outcome::Created(r) = d.outcome else {
             return Err("create did not create".into());

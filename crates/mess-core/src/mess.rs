@@ -84,7 +84,13 @@ impl PartialEq for Block {
 impl Block {
     /// A block of `kind` with `body`.
     pub fn new(kind: BlockKind, body: Value) -> Self {
-        let body = serde_json::value::to_raw_value(&body).expect("a JSON value always serializes");
+        Self::of(kind, &body)
+    }
+
+    /// A block of `kind` whose contents are `body` as JSON (with no copy of a borrowed
+    /// value on the way).
+    pub(crate) fn of(kind: BlockKind, body: &(impl serde::Serialize + ?Sized)) -> Self {
+        let body = serde_json::value::to_raw_value(body).expect("a JSON value always serializes");
         Self { kind, body }
     }
 
@@ -113,7 +119,7 @@ impl Block {
                 let kind = BlockKind::parse(k).ok_or_else(|| {
                     DomainError::invalid(format!("unknown mess block: {}", printable(k)))
                 })?;
-                Ok(Self::new(kind, body.clone()))
+                Ok(Self::of(kind, body))
             }
             _ => Err(DomainError::invalid(
                 "each mess block must have exactly one key",

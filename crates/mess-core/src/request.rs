@@ -71,19 +71,45 @@ pub fn parse_capabilities(v: &Value, field: &str) -> Result<Vec<String>, DomainE
         .collect()
 }
 
-impl NewRequest {
-    /// Parses a request body (a JSON object).
-    pub fn parse(body: &Value) -> Result<Self, DomainError> {
-        let obj = body
-            .as_object()
-            .ok_or_else(|| DomainError::invalid("request body must be a JSON object"))?;
-        let mut fields = obj.clone();
-        if let Some(hints) = fields.remove("response_hints") {
-            fields.entry("response_hint").or_insert(hints);
+/// What a request block decides about its thread, read from its fields (borrowed).
+#[derive(Debug)]
+pub(crate) struct Terms<'a> {
+    pub(crate) intent: &'a str,
+    pub(crate) priority: Priority,
+    pub(crate) deadline: Option<Timestamp>,
+    pub(crate) confirm_before: bool,
+    pub(crate) requires: Vec<String>,
+}
+
+impl<'a> Terms<'a> {
+    /// Validates a request block (with `response_hints` already renamed).
+    pub(crate) fn read(fields: &'a Map<String, Value>) -> Result<Self, DomainError> {
+        // One pass over the fields, not a hashed lookup for each of the eight.
+        let [
+            mut intent,
+            mut priority,
+            mut context,
+            mut hint,
+            mut requires,
+        ] = [None; 5];
+        let [mut confirm_before, mut needed_by, mut constraints] = [None; 3];
+        for (k, v) in fields {
+            let slot = match k.as_str() {
+                "intent" => &mut intent,
+                "priority" => &mut priority,
+                "context" => &mut context,
+                "response_hint" => &mut hint,
+                "requires" => &mut requires,
+                "confirm_before" => &mut confirm_before,
+                "needed_by" => &mut needed_by,
+                "constraints" => &mut constraints,
+                _ => continue,
+            };
+            *slot = Some(v);
         }
-        let intent = match fields.get("intent") {
+        let intent = match intent {
             None | Some(Value::Null) => return Err(DomainError::invalid("intent is required")),
-            Some(Value::String(s)) => s.clone(),
+            Some(Value::String(s)) => s.as_str(),
             Some(_) => return Err(DomainError::invalid("intent must be a string")),
         };
         if intent.trim().is_empty() {
@@ -94,24 +120,24 @@ impl NewRequest {
                 "intent is longer than {MAX_INTENT_BYTES} bytes"
             )));
         }
-        if has_forbidden_controls(&intent) {
+        if has_forbidden_controls(intent) {
             return Err(DomainError::invalid("intent contains control characters"));
         }
-        let priority = match fields.get("priority") {
+        let priority = match priority {
             None | Some(Value::Null) => Priority::Normal,
             Some(Value::String(s)) => Priority::parse(s)?,
             Some(_) => return Err(DomainError::invalid("priority must be a string")),
         };
-        for list in ["context", "response_hint"] {
-            if let Some(v) = fields.get(list).filter(|v| !v.is_null()) {
+        for (v, list) in [(context, "context"), (hint, "response_hint")] {
+            if let Some(v) = v.filter(|v| !v.is_null()) {
                 string_list(v, list)?;
             }
         }
-        let requires = match fields.get("requires") {
+        let requires = match requires {
             None | Some(Value::Null) => Vec::new(),
             Some(v) => parse_capabilities(v, "requires")?,
         };
-        let confirm_before = match fields.get("confirm_before") {
+        let confirm_before = match confirm_before {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(DomainError::invalid("confirm_before must be a boolean")),
@@ -125,8 +151,8 @@ impl NewRequest {
                 Some(_) => Err(DomainError::invalid(format!("{name} must be a string"))),
             }
         };
-        let needed_by = timestamp(fields.get("needed_by"), "needed_by")?;
-        let expires = match fields.get("constraints") {
+        let needed_by = timestamp(needed_by, "needed_by")?;
+        let expires = match constraints {
             None | Some(Value::Null) => None,
             Some(Value::Object(c)) => match c.get("timing") {
                 None | Some(Value::Null) => None,
@@ -149,6 +175,32 @@ impl NewRequest {
             deadline,
             confirm_before,
             requires,
+        })
+    }
+}
+
+impl NewRequest {
+    /// Parses a request body (a JSON object), keeping its fields without copying them.
+    pub fn parse(body: Value) -> Result<Self, DomainError> {
+        let Value::Object(mut fields) = body else {
+            return Err(DomainError::invalid("request body must be a JSON object"));
+        };
+        if let Some(hints) = fields.remove("response_hints") {
+            fields.entry("response_hint").or_insert(hints);
+        }
+        let Terms {
+            intent,
+            priority,
+            deadline,
+            confirm_before,
+            requires,
+        } = Terms::read(&fields)?;
+        Ok(Self {
+            intent: intent.to_owned(),
+            priority,
+            deadline,
+            confirm_before,
+            requires,
             fields,
         })
     }
@@ -165,7 +217,7 @@ mod tests {
             "intent": "Check the door", "response_hints": ["image"], "precision": "exact",
             "compensation": {"amount": 1}, "id": "client-1", "requires": ["photo:capture"]
         });
-        let r = NewRequest::parse(&body).unwrap();
+        let r = NewRequest::parse(body).unwrap();
         assert_eq!(r.fields.get("response_hint"), Some(&json!(["image"])));
         assert!(!r.fields.contains_key("response_hints"));
         assert_eq!(r.fields.get("compensation"), Some(&json!({"amount": 1})));
@@ -191,7 +243,7 @@ mod tests {
             json!([1]),
         ] {
             assert!(
-                matches!(NewRequest::parse(&bad), Err(DomainError::Invalid(_))),
+                matches!(NewRequest::parse(bad.clone()), Err(DomainError::Invalid(_))),
                 "{bad}"
             );
         }
@@ -199,7 +251,7 @@ mod tests {
 
     #[test]
     fn the_earlier_of_needed_by_and_expires_is_the_deadline() {
-        let r = NewRequest::parse(&json!({
+        let r = NewRequest::parse(json!({
             "intent": "x", "needed_by": "2026-02-02T00:00:00Z",
             "constraints": {"timing": {"expires": "2026-02-01T12:00:00Z"}}
         }))

@@ -240,12 +240,13 @@ impl Thread {
         let (EventKind::ThreadCreated(c), Some(r)) = (&e.kind, &e.thread_ref) else {
             return None;
         };
-        let request = serde_json::Value::Object(c.request.clone());
-        let req = crate::request::NewRequest::parse(&request).ok();
+        // Its own event's request was validated when it was decided; an older log's
+        // request that no longer passes still makes a thread, with the defaults.
+        let terms = crate::request::Terms::read(&c.request).ok();
         let first = message_json(
             &e.actor_id,
             e.ts,
-            &[Block::new(BlockKind::Request, request)],
+            &[Block::of(BlockKind::Request, &c.request)],
         );
         let thread = Self {
             thread_ref: r.clone(),
@@ -258,10 +259,10 @@ impl Thread {
             updated_at: e.ts,
             messages: Messages::from_items::<Box<RawValue>>(&[]),
             seq: e.seq,
-            deadline: req.as_ref().and_then(|r| r.deadline),
-            confirm_before: req.as_ref().is_some_and(|r| r.confirm_before),
+            deadline: terms.as_ref().and_then(|t| t.deadline),
+            confirm_before: terms.as_ref().is_some_and(|t| t.confirm_before),
             confirmation: Confirmation::NotAsked,
-            requires: req.map(|r| r.requires).unwrap_or_default(),
+            requires: terms.map(|t| t.requires).unwrap_or_default(),
             head: HeadCache::default(),
         };
         Some((thread, first))

@@ -192,7 +192,7 @@ pub async fn list_requests(
     security(("bearer" = []))
 )]
 pub async fn create_request(auth: Authed, body: JsonBody) -> Result<HttpResponse, ApiError> {
-    let req = NewRequest::parse(&body.0)?;
+    let req = NewRequest::parse(body.0)?;
     let actor = Actor::Member(auth.member.executor_id.clone());
     match auth.exchange.submit(actor, Command::Create(req)).await? {
         Written::Thread(t) => Ok(HttpResponse::Created().json(CreatedBody {

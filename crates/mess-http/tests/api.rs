@@ -1272,7 +1272,7 @@ mod writer {
     }
 
     async fn create(h: &ExchangeHandle, by: &str, intent: &str) -> ThreadRef {
-        let req = NewRequest::parse(&json!({"intent": intent})).unwrap();
+        let req = NewRequest::parse(json!({"intent": intent})).unwrap();
         match h.submit(member(by), Command::Create(req)).await.unwrap() {
             Written::Thread(t) => t.thread_ref.clone(),
             other => panic!("{other:?}"),

@@ -279,7 +279,7 @@ impl Core {
             (["requests"], Method::Get) => self.list_requests(&url),
             (["requests"], Method::Post) => {
                 let body = http::json_body(&mut req).await?;
-                let new = NewRequest::parse(&body)?;
+                let new = NewRequest::parse(body)?;
                 match self.submit(actor, Command::Create(new)).await? {
                     Written::Thread(t) => Ok(json(
                         201,

@@ -352,7 +352,7 @@ pub fn register(id: &str) -> Command {
 
 /// Post `body`.
 pub fn create(body: Value) -> Command {
-    Command::Create(NewRequest::parse(&body).expect("a valid request"))
+    Command::Create(NewRequest::parse(body).expect("a valid request"))
 }
 
 /// Change `r`'s status to `status`.

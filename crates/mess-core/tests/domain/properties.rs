@@ -564,7 +564,7 @@ proptest! {
     #[test]
     fn new_request_parse_never_panics(v in json_value(), req in request_like()) {
         for body in [v, req] {
-            if let Ok(r) = NewRequest::parse(&body) {
+            if let Ok(r) = NewRequest::parse(body) {
                 prop_assert!(!r.intent.trim().is_empty());
                 prop_assert_eq!(Some(&Value::String(r.intent.clone())), r.fields.get("intent"));
             }
