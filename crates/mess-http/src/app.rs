@@ -102,30 +102,9 @@ macro_rules! exchange_resource {
 
 /// Registers every route on `cfg` (without the app-wide middleware).
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // The router tries patterns in order, and each one with a dynamic segment is a regex
+    // match: the exchange scope (nearly every request) goes first, before the docs'.
     cfg.service(
-        metered("/health", "/health")
-            .route(web::get().to(routes::health))
-            .route(web::head().to(routes::health))
-            .default_service(method_not_allowed("GET, HEAD")),
-    )
-    .service(
-        metered("/metrics", "/metrics")
-            .route(web::get().to(routes::metrics))
-            .default_service(method_not_allowed("GET")),
-    )
-    .service(
-        metered("/api/v1/openapi.json", "/api/v1/openapi.json").route(web::get().to(openapi_json)),
-    )
-    .route(
-        "/docs",
-        web::get().to(|| async {
-            HttpResponse::PermanentRedirect()
-                .insert_header(("Location", "/docs/"))
-                .finish()
-        }),
-    )
-    .service(SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", ApiDoc::openapi()))
-    .service(
         web::scope("/api/v1/exchanges/{exchange_id}")
             .service(
                 exchange_resource!("/register")
@@ -173,7 +152,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(
                 web::to(authed_not_found).wrap(from_fn(middleware::metrics_unmatched)),
             ),
+    );
+    cfg.service(
+        metered("/health", "/health")
+            .route(web::get().to(routes::health))
+            .route(web::head().to(routes::health))
+            .default_service(method_not_allowed("GET, HEAD")),
     )
+    .service(
+        metered("/metrics", "/metrics")
+            .route(web::get().to(routes::metrics))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        metered("/api/v1/openapi.json", "/api/v1/openapi.json").route(web::get().to(openapi_json)),
+    )
+    .route(
+        "/docs",
+        web::get().to(|| async {
+            HttpResponse::PermanentRedirect()
+                .insert_header(("Location", "/docs/"))
+                .finish()
+        }),
+    )
+    .service(SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", ApiDoc::openapi()))
     .default_service(web::to(not_found).wrap(from_fn(middleware::metrics_unmatched)));
 }
 
