@@ -301,4 +301,10 @@ impl Event {
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).expect("events always serialize")
     }
+
+    /// Appends the stored line and its newline to `buf` (no line of its own to copy).
+    pub fn write_line(&self, buf: &mut Vec<u8>) {
+        serde_json::to_writer(&mut *buf, self).expect("events always serialize");
+        buf.push(b'\n');
+    }
 }

@@ -65,8 +65,7 @@ pub(crate) fn encode_by_segment(events: &[Event]) -> Vec<((ExchangeId, Day), Vec
                 &mut groups.last_mut().expect("just pushed").1
             }
         };
-        buf.extend_from_slice(e.to_line().as_bytes());
-        buf.push(b'\n');
+        e.write_line(buf);
     }
     groups
 }

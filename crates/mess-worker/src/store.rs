@@ -66,9 +66,7 @@ pub async fn append(bucket: &Bucket, events: &[Event]) -> Result<(), StoreError>
                 groups.len() - 1
             }
         };
-        let buf = &mut groups[i].2;
-        buf.extend_from_slice(e.to_line().as_bytes());
-        buf.push(b'\n');
+        e.write_line(&mut groups[i].2);
     }
     for (_, key, body) in groups {
         bucket
