@@ -105,8 +105,9 @@ pub struct Notice {
     pub event: Event,
     /// The thread after the event.
     pub thread: Arc<Thread>,
-    /// Every member of the exchange at that moment (the notifier picks the recipients).
-    pub members: Vec<Arc<Member>>,
+    /// Every member of the exchange at that moment (the notifier picks the recipients);
+    /// one list shared by the notices of a batch.
+    pub members: Arc<[Arc<Member>]>,
     /// Where to record each delivery's outcome.
     pub outcomes: Arc<dyn OutcomeSink>,
 }

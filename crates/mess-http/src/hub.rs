@@ -647,7 +647,7 @@ impl Writer {
             }
         }
         answers.send();
-        self.notify(&events, &done.snapshots);
+        self.notify(events, &done.snapshots);
     }
 
     async fn decide(
@@ -782,8 +782,8 @@ impl Writer {
         }
     }
 
-    fn notify(&self, events: &[Event], snapshots: &HashMap<ThreadRef, Option<Arc<Thread>>>) {
-        let mut members: Option<Vec<Arc<Member>>> = None;
+    fn notify(&self, events: Vec<Event>, snapshots: &HashMap<ThreadRef, Option<Arc<Thread>>>) {
+        let mut members: Option<Arc<[Arc<Member>]>> = None;
         for e in events {
             if !matches!(
                 e.kind,
@@ -799,12 +799,13 @@ impl Writer {
             else {
                 continue;
             };
+            let thread = Arc::clone(thread);
             let members = members.get_or_insert_with(|| self.working.members().cloned().collect());
             self.hub.notifier.notify(Notice {
                 exchange_id: self.handle.id.clone(),
-                event: e.clone(),
-                thread: Arc::clone(thread),
-                members: members.clone(),
+                event: e,
+                thread,
+                members: Arc::clone(members),
                 outcomes: Arc::new(Sink {
                     exchange: Arc::clone(&self.handle),
                 }),

@@ -150,7 +150,7 @@ fn created_with(
         exchange_id: event.exchange_id.clone(),
         event,
         thread,
-        members,
+        members: members.into(),
         outcomes: Arc::clone(sink) as Arc<dyn OutcomeSink>,
     }
 }
@@ -563,10 +563,11 @@ async fn a_status_change_notifies_the_requestor_but_not_the_actor() {
         exchange_id: event.exchange_id.clone(),
         event,
         thread: Arc::new(thread),
-        members: vec![
+        members: [
             member("claude-agent", url("agent")),
             member("my-phone", url("phone")),
-        ],
+        ]
+        .into(),
         outcomes: Arc::clone(&sink) as Arc<dyn OutcomeSink>,
     });
     let outcomes = sink.wait_for(1).await;
