@@ -7,7 +7,7 @@ use mess_core::NewRequest;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
-        if let Ok(req) = NewRequest::parse(&v) {
+        if let Ok(req) = NewRequest::parse(v) {
             // What was accepted can be parsed again from its own serialisation.
             let _ = serde_json::to_string(&req.intent);
         }
