@@ -43,7 +43,10 @@ pub(crate) fn message_json(from: &str, ts: Timestamp, mess: &[Block]) -> Box<Raw
 /// and [`Messages::iter`] parses it back when a caller needs the messages themselves.
 #[derive(Clone)]
 pub struct Messages {
-    json: Box<RawValue>,
+    /// Valid JSON by construction: brackets and commas around JSON values (`RawValue`s).
+    /// Not a `RawValue` itself: building one checks the whole text, so adding a message
+    /// to a thread of megabytes would read them all again.
+    json: Box<str>,
     len: u32,
 }
 
@@ -65,7 +68,7 @@ impl Messages {
         }
         json.push(']');
         Self {
-            json: RawValue::from_string(json).expect("JSON values make a JSON array"),
+            json: json.into_boxed_str(),
             len: u32::try_from(items.len()).unwrap_or(u32::MAX),
         }
     }
@@ -74,9 +77,8 @@ impl Messages {
     /// buffer even when `more` is empty.
     pub(crate) fn extend(&mut self, more: &[Box<RawValue>]) {
         // Our own compact array: drop its `]`, add `,item`s, close it again. Nothing is
-        // parsed into items (a thread holding megabytes of data: URIs stays cheap to
-        // extend); the one check is `RawValue`'s own.
-        let old = self.json.get();
+        // parsed or checked: a thread holding megabytes of data: URIs stays cheap to extend.
+        let old = &*self.json;
         let body = &old[1..old.len() - 1];
         let commas = more.len().saturating_sub(usize::from(body.is_empty()));
         let len = old.len() + commas + more.iter().map(|m| m.get().len()).sum::<usize>();
@@ -90,7 +92,7 @@ impl Messages {
             json.push_str(item.get());
         }
         json.push(']');
-        self.json = RawValue::from_string(json).expect("JSON values make a JSON array");
+        self.json = json.into_boxed_str();
         self.len = self
             .len
             .saturating_add(u32::try_from(more.len()).unwrap_or(u32::MAX));
@@ -113,7 +115,7 @@ impl Messages {
 
     /// The messages, parsed, oldest first.
     pub fn to_vec(&self) -> Vec<Message> {
-        serde_json::from_str(self.json.get()).expect("our own messages parse")
+        serde_json::from_str(&self.json).expect("our own messages parse")
     }
 
     /// The newest message, parsed.
@@ -123,7 +125,7 @@ impl Messages {
 
     /// The JSON array, exactly as a GET returns it.
     pub fn as_json(&self) -> &str {
-        self.json.get()
+        &self.json
     }
 }
 
@@ -138,19 +140,22 @@ impl IntoIterator for &Messages {
 
 impl PartialEq for Messages {
     fn eq(&self, other: &Self) -> bool {
-        self.json.get() == other.json.get()
+        self.json == other.json
     }
 }
 
 impl std::fmt::Debug for Messages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.json.get())
+        f.write_str(&self.json)
     }
 }
 
 impl Serialize for Messages {
+    /// Written verbatim. `serde_json` hands raw JSON on only as a `RawValue`, which costs a
+    /// read of the text; the API's own answers skip it (`Thread::write_json`).
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.json.serialize(s)
+        let raw: &RawValue = serde_json::from_str(&self.json).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
     }
 }
 

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use mess_core::mess::data_uris;
 use mess_core::{
     Actor, Block, Command, Cursor, ExchangeId, ExecutorId, Member, NewRequest, Profile,
-    Registration, Status, StatusUpdate, Thread, ThreadRef,
+    Registration, Status, StatusUpdate, ThreadRef,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -25,24 +25,15 @@ pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
 
 // The hot responses are serialized straight to bytes from these, never through a
-// `serde_json::Value` (which copies every field, and parses every stored block again); GET
-// and list copy each thread's cached JSON (`Thread::summary_json`, `Thread::write_json`).
+// `serde_json::Value` (which copies every field, and parses every stored block again); GET,
+// PATCH and list copy each thread's cached JSON (`Thread::summary_json`, `Thread::write_json`).
 
-/// `POST /requests`.
+/// `POST /requests`, and the first fields of `PATCH /requests/{ref}`'s answer.
 #[derive(Serialize)]
-struct CreatedBody<'a> {
+struct RefAndStatus<'a> {
     #[serde(rename = "ref")]
     thread_ref: &'a ThreadRef,
     status: Status,
-}
-
-/// `PATCH /requests/{ref}`.
-#[derive(Serialize)]
-struct UpdatedBody<'a> {
-    #[serde(rename = "ref")]
-    thread_ref: &'a ThreadRef,
-    status: Status,
-    thread: &'a Thread,
 }
 
 fn thread_ref(raw: &str) -> Result<ThreadRef, ApiError> {
@@ -195,7 +186,7 @@ pub async fn create_request(auth: Authed, body: JsonBody) -> Result<HttpResponse
     let req = NewRequest::parse(body.0)?;
     let actor = Actor::Member(auth.member.executor_id.clone());
     match auth.exchange.submit(actor, Command::Create(req)).await? {
-        Written::Thread(t) => Ok(HttpResponse::Created().json(CreatedBody {
+        Written::Thread(t) => Ok(HttpResponse::Created().json(RefAndStatus {
             thread_ref: &t.thread_ref,
             status: t.status,
         })),
@@ -296,11 +287,20 @@ pub async fn update_request(
         )
         .await?
     {
-        Written::Thread(t) => Ok(HttpResponse::Ok().json(UpdatedBody {
-            thread_ref: &t.thread_ref,
-            status: t.status,
-            thread: &t,
-        })),
+        Written::Thread(t) => {
+            // `{"ref":...,"status":...,"thread":...}`, the thread copied in as GET does.
+            let head = serde_json::to_vec(&RefAndStatus {
+                thread_ref: &t.thread_ref,
+                status: t.status,
+            })
+            .map_err(|_| ApiError::Internal)?;
+            let mut body = Vec::with_capacity(head.len() + t.messages.as_json().len() + 512);
+            body.extend_from_slice(head.strip_suffix(b"}").unwrap_or(&head));
+            body.extend_from_slice(b",\"thread\":");
+            t.write_json(&mut body);
+            body.push(b'}');
+            Ok(json_response(body))
+        }
         _ => Err(ApiError::Internal),
     }
 }

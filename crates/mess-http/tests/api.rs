@@ -277,6 +277,11 @@ async fn the_seeds_walkthrough_works_end_to_end() {
     )
     .await;
     assert_eq!(get.status, StatusCode::OK);
+    // PATCH answers the ref, the status and the thread exactly as GET then shows it.
+    assert_eq!(done.body["ref"], r.as_str());
+    assert_eq!(done.body["status"], "completed");
+    assert_eq!(done.body["thread"], get.body["thread"]);
+    assert_eq!(done.body.as_object().map(|o| o.len()), Some(3));
     let th = &get.body["thread"];
     assert_eq!(th["status"], "completed");
     assert_eq!(th["executor_id"], "my-phone");
