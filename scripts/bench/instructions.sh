@@ -3,8 +3,8 @@
 #   bash scripts/bench/instructions.sh [BIN...]
 # For each server binary (default: target/release/mess-exchange) it starts the server under
 # callgrind on a fresh copy of a small seeded store (2k threads, 20k events), warms it up,
-# then counts the instructions of 5 s of GET one thread and 5 s of create (8 connections)
-# and divides by the requests wrk made. Unlike requests/s or CPU time, the count does not
+# then counts the instructions of 5 s of GET one thread, 5 s of create and a claim of each
+# of the seed's 800 pending threads (8 connections), and divides by the requests wrk made. Unlike requests/s or CPU time, the count does not
 # move with the load of a shared machine, so two binaries' figures compare to a fraction
 # of a percent; kernel time (TCP, syscalls, fdatasync) is not in it. Under valgrind, SHA-256
 # runs its portable code and memset its AVX2 one: those two weigh more than they do natively.
@@ -32,6 +32,8 @@ done
 field() { sed -n "s/.*\"$1\": \"\\(.*\\)\".*/\\1/p" "$WORK/seed.json"; }
 KEY=$(field requestor_key)
 REF=$(field sample_ref)
+ASSIGNEE_KEY=$(field assignee_key)
+PENDING=$(field pending_refs)
 API=http://127.0.0.1:$PORT/api/v1/exchanges/home/requests
 AUTH="Authorization: Bearer $KEY"
 CREATE=$ROOT/scripts/bench/create.lua
@@ -72,7 +74,11 @@ for bin in "$@"; do
   callgrind_control -i off "$SERVER_PID" >/dev/null 2>&1
   get=$(count "$SERVER_PID" get -H "$AUTH" "$API/$REF")
   create=$(count "$SERVER_PID" create -s "$CREATE" -H "$AUTH" "$API")
-  echo "$bin: GET one thread $get, create $create instructions per request"
+  claim=$(MESS_REFS=$PENDING MESS_PREFIX=/api/v1/exchanges/home/requests/ MESS_WRK_THREADS=1 \
+    MESS_BODY='{"status":"claimed"}' count "$SERVER_PID" claim \
+    -s "$ROOT/scripts/bench/patch_pool.lua" -H "Authorization: Bearer $ASSIGNEE_KEY" \
+    "http://127.0.0.1:$PORT")
+  echo "$bin: GET one thread $get, create $create, claim $claim instructions per request"
   kill "$SERVER_PID"
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
