@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use mess_core::mess::data_uris;
 use mess_core::{
     Actor, Block, Command, Cursor, ExchangeId, ExecutorId, Member, NewRequest, Profile,
-    Registration, Status, StatusUpdate, ThreadRef,
+    Registration, Status, StatusUpdate, Thread, ThreadRef,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -216,12 +216,18 @@ pub async fn get_request(auth: Authed, req: HttpRequest) -> Result<HttpResponse,
         .exchange
         .read(|x| x.thread(&r).cloned())
         .ok_or_else(|| ApiError::NotFound("Thread not found".into()))?;
-    // `{"thread":...}` with the thread's cached head and stored messages copied in.
-    let mut body = Vec::with_capacity(t.messages.as_json().len() + 512);
-    body.extend_from_slice(b"{\"thread\":");
+    Ok(thread_response(b"{", &t))
+}
+
+/// A 200 whose JSON object ends with `"thread":` and the thread, its cached head and
+/// stored messages copied in (`Thread::write_json`); `open` is the object up to there.
+fn thread_response(open: &[u8], t: &Thread) -> HttpResponse {
+    let mut body = Vec::with_capacity(open.len() + t.messages.as_json().len() + 512);
+    body.extend_from_slice(open);
+    body.extend_from_slice(b"\"thread\":");
     t.write_json(&mut body);
     body.push(b'}');
-    Ok(json_response(body))
+    json_response(body)
 }
 
 /// A 200 with a JSON body already written.
@@ -288,18 +294,14 @@ pub async fn update_request(
         .await?
     {
         Written::Thread(t) => {
-            // `{"ref":...,"status":...,"thread":...}`, the thread copied in as GET does.
+            // `{"ref":...,"status":...,"thread":...}`.
             let head = serde_json::to_vec(&RefAndStatus {
                 thread_ref: &t.thread_ref,
                 status: t.status,
             })
             .map_err(|_| ApiError::Internal)?;
-            let mut body = Vec::with_capacity(head.len() + t.messages.as_json().len() + 512);
-            body.extend_from_slice(head.strip_suffix(b"}").unwrap_or(&head));
-            body.extend_from_slice(b",\"thread\":");
-            t.write_json(&mut body);
-            body.push(b'}');
-            Ok(json_response(body))
+            let open = [head.strip_suffix(b"}").unwrap_or(&head), b","].concat();
+            Ok(thread_response(&open, &t))
         }
         _ => Err(ApiError::Internal),
     }
