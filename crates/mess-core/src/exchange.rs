@@ -2,11 +2,10 @@
 
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
-
-use foldhash::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use serde_json::{Map, Value};
 
 use crate::clock::{Clock, Entropy, Timestamp, new_uuid};
