@@ -49,7 +49,7 @@ count() {
   callgrind_control -i off "$pid" >/dev/null 2>&1
   callgrind_control -d "$name" "$pid" >/dev/null 2>&1
   local file
-  file=$(grep -l "^desc: Trigger: Client Request: $name\$\|dump $name\$" "$WORK"/cg.out.* | head -1)
+  file=$(grep -l "^desc: Trigger: dump $name\$" "$WORK"/cg.out.*)
   # The sum of every function's own count (callgrind's total line can wrap when threads
   # started before instrumentation was switched on).
   callgrind_annotate --threshold=100 "$file" 2>/dev/null |
