@@ -4,10 +4,13 @@
 # For each server binary (default: target/release/mess-exchange) it starts the server under
 # callgrind on a fresh copy of a small seeded store (2k threads, 20k events), warms it up,
 # then counts the instructions of 5 s of GET one thread, 5 s of create and a claim of each
-# of the seed's 800 pending threads (8 connections), and divides by the requests wrk made. Unlike requests/s or CPU time, the count does not
-# move with the load of a shared machine, so two binaries' figures compare to a fraction
-# of a percent; kernel time (TCP, syscalls, fdatasync) is not in it. Under valgrind, SHA-256
-# runs its portable code and memset its AVX2 one: those two weigh more than they do natively.
+# of the seed's 800 pending threads (8 connections), and divides by the requests wrk made.
+# Then the same for the hello-world fixture (`mess-bench hello`: GET and POST /hello), the
+# yardstick of scripts/bench.sh. Unlike requests/s or CPU time, the count does not move
+# with the load of a shared machine, so two binaries' figures compare to a fraction of a
+# percent; kernel time (TCP, syscalls, fdatasync) is not in it. Under valgrind, SHA-256
+# runs its portable code and memset its AVX2 one (actix-http zeroes its header index with
+# it): those two weigh more than they do natively.
 # Needs valgrind and wrk (apt) and a release build of mess-bench.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -83,3 +86,21 @@ for bin in "$@"; do
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
 done
+
+# The fixture, measured the same way.
+rm -f "$WORK"/cg.out*
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.out" \
+  "$ROOT/target/release/mess-bench" hello --port "$PORT" >"$WORK/fixture.log" 2>&1 &
+SERVER_PID=$!
+HELLO=http://127.0.0.1:$PORT/hello
+for _ in $(seq 1 600); do
+  curl -sf -o /dev/null "$HELLO" && break
+  sleep 0.2
+done
+callgrind_control -i on "$SERVER_PID" >/dev/null 2>&1
+wrk -t1 -c8 -d2s "$HELLO" >/dev/null
+wrk -t1 -c8 -d2s -s "$CREATE" "$HELLO" >/dev/null
+callgrind_control -i off "$SERVER_PID" >/dev/null 2>&1
+get=$(count "$SERVER_PID" get "$HELLO")
+post=$(count "$SERVER_PID" post -s "$CREATE" "$HELLO")
+echo "fixture (mess-bench hello): GET /hello $get, POST /hello $post instructions per request"
