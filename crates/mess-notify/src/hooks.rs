@@ -19,9 +19,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use http::Method;
+use http::header::HeaderName;
 use mess_core::{DomainError, Event, EventKind, Member, Status, Thread, Timestamp};
-use reqwest::Method;
-use reqwest::header::HeaderName;
 use serde_json::{Map, Value};
 
 use crate::message::{Context, Outgoing, webhook_payload};
@@ -199,7 +199,7 @@ impl<'a> Hook<'a> {
 
 /// The request a hook sends for the context's event. The error is a short reason, safe to
 /// record.
-pub(crate) fn hook_request(spec: &Value, ctx: &Context) -> Result<Outgoing, String> {
+pub fn hook_request(spec: &Value, ctx: &Context) -> Result<Outgoing, String> {
     let hook = Hook::parse(spec)?;
     let vars = |name: &str| variable(ctx, name);
     let url = render(hook.url, |name| vars(name).map(|v| percent_encode(&v)));

@@ -13,11 +13,20 @@
 //! - [`recipients`](mod@recipients): who is told, and when (pure).
 //! - [`message`]: the exact request each channel gets (ntfy, Slack, Google Chat, webhook).
 //! - [`hooks`]: members' templated lifecycle webhooks.
+//! - [`profile`]: the checks a member's channels and hooks pass before they are stored.
 //! - [`safety`]: URL checks at registration and address checks at send time (SSRF).
-//! - [`notifier`]: [`HttpNotifier`], its bounded queue, retries and shutdown.
+//! - [`notifier`]: [`HttpNotifier`], its bounded queue, retries and shutdown (feature
+//!   `send`, on by default).
+//!
+//! Without the `send` feature the crate is its pure part, with no tokio or reqwest: who
+//! is told ([`recipients()`]), the request each channel and hook gets ([`message`],
+//! [`hooks`]) and [`validate_profile`]. The Cloudflare Worker builds it that way for
+//! wasm32 and sends the requests with `fetch`.
 //!
 //! # Use
+//! With the `send` feature:
 //! ```no_run
+//! # #[cfg(feature = "send")] mod example {
 //! use std::sync::Arc;
 //! use mess_core::Notifier;
 //! use mess_notify::{HttpNotifier, NotifyConfig};
@@ -32,17 +41,22 @@
 //! # let _ = (port, drained);
 //! # Ok(())
 //! # }
+//! # }
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod hooks;
 pub mod message;
+#[cfg(feature = "send")]
 pub mod notifier;
+pub mod profile;
 pub mod recipients;
 pub mod safety;
 
 pub use config::{ConfigError, NotifyConfig};
 pub use hooks::HOOK_MOMENTS;
-pub use notifier::{HttpNotifier, NotifierHandle, StartError, validate_profile};
+#[cfg(feature = "send")]
+pub use notifier::{HttpNotifier, NotifierHandle, StartError};
+pub use profile::validate_profile;
 pub use recipients::{in_quiet_hours, recipients};

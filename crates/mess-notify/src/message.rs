@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
+use http::Method;
 use mess_core::{Channel, Event, Priority, Thread};
-use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -19,7 +19,7 @@ const MAX_TITLE_CHARS: usize = 120;
 
 /// Everything a message is built from: one per notice, shared by its deliveries.
 #[derive(Debug)]
-pub(crate) struct Context {
+pub struct Context {
     /// The exchange.
     pub exchange_id: String,
     /// The event's type (`thread_created`, `status_changed`).
@@ -94,7 +94,7 @@ impl Context {
 
 /// One HTTP request ready to send.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Outgoing {
+pub struct Outgoing {
     /// The method.
     pub method: Method,
     /// The URL (a secret: never logged, never recorded).
@@ -106,7 +106,7 @@ pub(crate) struct Outgoing {
 }
 
 /// The request that notifies `channel` of the context's event.
-pub(crate) fn channel_request(channel: &Channel, ctx: &Context) -> Outgoing {
+pub fn channel_request(channel: &Channel, ctx: &Context) -> Outgoing {
     match channel {
         Channel::Ntfy { topic, server } => ntfy(topic, server.as_deref(), ctx),
         Channel::Slack { webhook_url } => json_post(webhook_url, &json!({"text": slack_text(ctx)})),
@@ -197,7 +197,7 @@ fn google_chat_text(ctx: &Context) -> String {
 }
 
 /// The generic webhook's JSON body.
-pub(crate) fn webhook_payload(ctx: &Context) -> Value {
+pub fn webhook_payload(ctx: &Context) -> Value {
     json!({
         "event_type": ctx.event_type,
         "exchange_id": ctx.exchange_id,

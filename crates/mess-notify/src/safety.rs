@@ -10,9 +10,11 @@
 //!   points at `169.254.169.254` or, unless private addresses are allowed, at `127.0.0.1`
 //!   is refused. Redirects are not followed at all (see `deliver`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+#[cfg(feature = "send")]
+use std::{net::SocketAddr, sync::Arc};
 
+#[cfg(feature = "send")]
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
@@ -165,11 +167,13 @@ impl Policy {
 
 /// A DNS resolver for reqwest that refuses a name when any of its addresses is not
 /// allowed by the [`Policy`], so the check covers exactly the addresses connected to.
+#[cfg(feature = "send")]
 #[derive(Debug, Clone)]
 pub struct GuardedResolver {
     policy: Policy,
 }
 
+#[cfg(feature = "send")]
 impl GuardedResolver {
     /// A resolver enforcing `policy`.
     pub fn new(policy: Policy) -> Arc<Self> {
@@ -177,6 +181,7 @@ impl GuardedResolver {
     }
 }
 
+#[cfg(feature = "send")]
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy;
@@ -296,6 +301,7 @@ mod tests {
         assert!(home.check_url("http://127.0.0.1:8080/x").is_ok());
     }
 
+    #[cfg(feature = "send")]
     #[tokio::test]
     async fn the_resolver_refuses_names_pointing_at_refused_addresses() {
         let strict = GuardedResolver::new(Policy {
