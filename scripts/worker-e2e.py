@@ -73,7 +73,10 @@ def api(base, state_file):
           and phone.get("message") == "Save this API key - it cannot be retrieved again.",
           f"{s} {phone}")
     phone = phone.get("api_key", "")
-    s, agent, _ = call(base, "POST", f"{home}/register", body={"executor_id": "claude-agent"})
+    s, agent, _ = call(base, "POST", f"{home}/register", body={
+        "executor_id": "claude-agent",
+        "hooks": {"on_request_created": {"url": "http://127.0.0.1:9/ha/{{ref}}",
+                                         "body": {"text": "{{intent}}"}}}})
     check("register claude-agent: 201", s == 201, f"{s} {agent}")
     agent = agent.get("api_key", "")
     s, tablet, _ = call(base, "POST", f"{home}/register", body={"executor_id": "tablet"})
@@ -357,6 +360,12 @@ def after_restart(base, state_file, persist, config):
     check("notification outcomes are recorded, without URLs",
           outcomes and all("url" not in json.dumps(e["payload"]) and "127.0.0.1" not in
                            json.dumps(e) for e in outcomes), f"{len(outcomes)}")
+    hooked = [e for e in outcomes if e.get("thread_ref") == st["ref"]
+              and e["payload"].get("channel") == "hook"]
+    check("the requestor's on_request_created hook was sent, its outcome recorded",
+          len(hooked) == 1 and hooked[0]["payload"].get("executor_id") == "claude-agent"
+          and hooked[0]["payload"].get("trigger") == "thread_created"
+          and hooked[0]["event_type"] == "notification_failed", f"{hooked}")
     everything = b"".join(d or b"" for _, d in objects)
     check("no API key in plaintext in R2",
           not any(k.encode() in everything for k in st["keys"] if k))

@@ -5,16 +5,16 @@
 //! retries; every outcome is recorded as a `notification_delivered` /
 //! `notification_failed` event (no URL, token or secret in it).
 //!
-//! Not carried over: lifecycle hooks (`hooks.on_request_created`...), which the binary
-//! sends as templated webhooks (they are checked at registration here too), and the
-//! send-time check of resolved addresses (a Worker's `fetch` cannot reach private or
-//! link-local addresses anyway).
+//! Members' lifecycle hooks (`hooks.on_request_created`...) are sent the same way, built
+//! by `mess-notify`'s `hooks`. Not carried over: the send-time check of resolved
+//! addresses (a Worker's `fetch` cannot reach private or link-local addresses anyway).
 
 use std::time::Duration;
 
 use futures::future::{Either, select};
+use mess_core::EventKind;
 use mess_core::event::NotificationOutcome;
-use mess_core::{Channel, EventKind};
+pub use mess_notify::hooks::{hook_request, hook_targets};
 pub use mess_notify::message::{Context, Outgoing, channel_request};
 pub use mess_notify::{recipients, validate_profile as validate};
 use worker::{Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
@@ -65,27 +65,32 @@ async fn send_once(out: &Outgoing) -> Try {
 }
 
 /// Sends `out` (retrying what is worth retrying) and returns the outcome event's kind.
+/// `target` is the channel's type or `hook`; a request that could not be built (a hook
+/// whose template fills in to a refused URL) fails without an attempt.
 pub async fn deliver(
     executor_id: &str,
-    channel: &Channel,
+    target: &str,
     ctx: &Context,
-    out: Outgoing,
+    out: Result<Outgoing, String>,
 ) -> EventKind {
     let mut attempts = 0;
-    let (delivered, status, error) = loop {
-        attempts += 1;
-        match send_once(&out).await {
-            Try::Delivered(s) => break (true, Some(s), None),
-            Try::Fail(s, e) => break (false, s, Some(e)),
-            Try::Again(s, e) if attempts >= MAX_ATTEMPTS => break (false, s, Some(e)),
-            Try::Again(..) => {
-                Delay::from(BASE_BACKOFF * (1 << (attempts - 1))).await;
+    let (delivered, status, error) = match out {
+        Err(error) => (false, None, Some(error)),
+        Ok(out) => loop {
+            attempts += 1;
+            match send_once(&out).await {
+                Try::Delivered(s) => break (true, Some(s), None),
+                Try::Fail(s, e) => break (false, s, Some(e)),
+                Try::Again(s, e) if attempts >= MAX_ATTEMPTS => break (false, s, Some(e)),
+                Try::Again(..) => {
+                    Delay::from(BASE_BACKOFF * (1 << (attempts - 1))).await;
+                }
             }
-        }
+        },
     };
     let outcome = NotificationOutcome {
         executor_id: executor_id.to_owned(),
-        channel: channel.kind().to_owned(),
+        channel: target.to_owned(),
         trigger: ctx.event_type.clone(),
         attempts,
         http_status: status,
@@ -99,7 +104,7 @@ pub async fn deliver(
             ctx.exchange_id,
             ctx.thread.thread_ref,
             executor_id,
-            channel.kind(),
+            target,
             attempts
         );
         EventKind::NotificationFailed(outcome)

@@ -589,7 +589,7 @@ impl Core {
         Ok(written)
     }
 
-    /// Queues the notifications `events` call for, to run after the response.
+    /// Queues the notifications and hooks `events` call for, to run after the response.
     fn notify(self: &Rc<Self>, events: &[Event]) {
         let mut jobs = Vec::new();
         {
@@ -601,14 +601,33 @@ impl Core {
                 let Some(thread) = e.thread_ref.as_ref().and_then(|r| x.thread(r)) else {
                     continue;
                 };
-                for m in notify::recipients(e, thread, &members, now) {
+                let people = notify::recipients(e, thread, &members, now);
+                let hooks = notify::hook_targets(e, thread, &members, now);
+                if people.iter().all(|m| m.notifications.is_empty()) && hooks.is_empty() {
+                    continue;
+                }
+                let ctx = Rc::new(notify::Context::new(e, thread, self.public_url.as_deref()));
+                for m in &people {
                     for c in &m.notifications {
-                        let ctx = notify::Context::new(e, thread, self.public_url.as_deref());
+                        let out = Ok(notify::channel_request(c, &ctx));
                         jobs.push((
                             e.thread_ref.clone(),
                             m.executor_id.to_string(),
-                            c.clone(),
-                            ctx,
+                            c.kind(),
+                            out,
+                            Rc::clone(&ctx),
+                        ));
+                    }
+                }
+                for (m, moment) in &hooks {
+                    if let Some(spec) = m.hooks.get(*moment) {
+                        let out = notify::hook_request(spec, &ctx);
+                        jobs.push((
+                            e.thread_ref.clone(),
+                            m.executor_id.to_string(),
+                            "hook",
+                            out,
+                            Rc::clone(&ctx),
                         ));
                     }
                 }
@@ -621,9 +640,8 @@ impl Core {
         self.state.wait_until(async move {
             let sends = jobs
                 .into_iter()
-                .map(|(r, executor, channel, ctx)| async move {
-                    let out = notify::channel_request(&channel, &ctx);
-                    let kind = notify::deliver(&executor, &channel, &ctx, out).await;
+                .map(|(r, executor, target, out, ctx)| async move {
+                    let kind = notify::deliver(&executor, target, &ctx, out).await;
                     (r, kind)
                 });
             let outcomes = futures::future::join_all(sends).await;
