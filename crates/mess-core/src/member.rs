@@ -177,7 +177,9 @@ pub struct Member {
     pub created_at: Timestamp,
     /// When its profile last changed.
     pub updated_at: Timestamp,
-    /// When it was last seen (registration, profile update, or an authenticated request).
+    /// When it was last seen: stored at registration and each profile change, raised to
+    /// its latest event by [`crate::Replay`] at start-up. (The server also tracks
+    /// authenticated requests, in memory.)
     pub last_seen: Timestamp,
 }
 

@@ -31,12 +31,33 @@ struct Entry {
 /// by `seq`, then `ts`, then stored order (so a clock that stepped back, or a thread whose
 /// events span segments read in another order, still folds in `seq` order). The result is
 /// the same as [`Exchange::apply_all`] on the events in that order. Events not about a
-/// thread (members') change nothing here: members come from their records.
+/// thread (members') change no thread: members come from their records, each with its
+/// `last_seen` raised to its latest event (the record is written only when the profile
+/// changes, and who was seen since lived in memory only).
 #[derive(Debug, Default)]
 pub struct Replay {
-    exchanges: HashMap<ExchangeId, HashMap<ThreadRef, Vec<Entry>>>,
+    exchanges: HashMap<ExchangeId, Log>,
     events: usize,
     next: u64,
+}
+
+/// One exchange's share of a [`Replay`].
+#[derive(Debug, Default)]
+struct Log {
+    threads: HashMap<ThreadRef, Vec<Entry>>,
+    /// Each actor's latest event time.
+    latest: HashMap<String, Timestamp>,
+}
+
+impl Log {
+    fn saw(&mut self, actor: &str, ts: Timestamp) {
+        match self.latest.get_mut(actor) {
+            Some(t) => *t = (*t).max(ts),
+            None => {
+                self.latest.insert(actor.to_owned(), ts);
+            }
+        }
+    }
 }
 
 impl Replay {
@@ -50,10 +71,12 @@ impl Replay {
         let at = self.next;
         self.next += 1;
         self.events += 1;
-        let threads = match self.exchanges.get_mut(&e.exchange_id) {
-            Some(threads) => threads,
+        let log = match self.exchanges.get_mut(&e.exchange_id) {
+            Some(log) => log,
             None => self.exchanges.entry(e.exchange_id.clone()).or_default(),
         };
+        log.saw(&e.actor_id, e.ts);
+        let threads = &mut log.threads;
         let Some(r) = &e.thread_ref else { return };
         let entry = Entry {
             seq: e.seq,
@@ -72,9 +95,14 @@ impl Replay {
     /// Adds the events of `later`, all stored after every event pushed so far.
     pub fn append(&mut self, later: Replay) {
         let offset = self.next;
-        for (x, threads) in later.exchanges {
+        for (x, log) in later.exchanges {
             let mine = self.exchanges.entry(x).or_default();
-            for (r, mut entries) in threads {
+            for (actor, ts) in log.latest {
+                let t = mine.latest.entry(actor).or_insert(ts);
+                *t = (*t).max(ts);
+            }
+            let mine = &mut mine.threads;
+            for (r, mut entries) in log.threads {
                 for e in &mut entries {
                     e.at += offset;
                 }
@@ -112,14 +140,21 @@ impl Replay {
         workers: usize,
     ) -> HashMap<ExchangeId, Exchange> {
         let mut states: HashMap<ExchangeId, Exchange> = HashMap::new();
-        for m in members {
+        for mut m in members {
+            let latest = self
+                .exchanges
+                .get(&m.exchange_id)
+                .and_then(|log| log.latest.get(m.executor_id.as_str()));
+            if let Some(&ts) = latest {
+                m.last_seen = m.last_seen.max(ts);
+            }
             states
                 .entry(m.exchange_id.clone())
                 .or_insert_with(|| Exchange::new(m.exchange_id.clone()))
                 .put_member(Arc::new(m));
         }
-        for (x, threads) in self.exchanges {
-            let threads: Vec<(ThreadRef, Vec<Entry>)> = threads.into_iter().collect();
+        for (x, log) in self.exchanges {
+            let threads: Vec<(ThreadRef, Vec<Entry>)> = log.threads.into_iter().collect();
             let folded: HashMap<ThreadRef, Arc<Thread>> = if workers <= 1 || threads.len() < 4096 {
                 // Parsing left the thread's strings among the freed remains of every event:
                 // copied here, they no longer pin those pages.
@@ -213,6 +248,41 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn members_are_last_seen_at_their_latest_event() {
+        let x = ExchangeId::parse("home").expect("valid");
+        let at = |ms: i64| Timestamp::from_unix_millis(1_769_983_200_000 + ms);
+        let key = crate::ApiKey::parse(&format!("mess_home_{}", "0".repeat(64))).expect("valid");
+        let record = |id: &str, seen: i64| Member {
+            executor_id: crate::ExecutorId::parse(id).expect("valid"),
+            exchange_id: x.clone(),
+            display_name: id.into(),
+            capabilities: Vec::new(),
+            notifications: Vec::new(),
+            preferences: Default::default(),
+            hooks: Default::default(),
+            key_hash: key.hash(),
+            created_at: at(-5000),
+            updated_at: at(-5000),
+            last_seen: at(seen),
+        };
+        // Every event is by "a", the latest at +14 ms (see `events`); read in two parts.
+        let log = events(3);
+        let (mut first, mut later) = (Replay::new(), Replay::new());
+        for (i, e) in log.into_iter().enumerate() {
+            if i < 3 { first.push(e) } else { later.push(e) }
+        }
+        first.append(later);
+        let states = first.finish([record("a", -1000), record("b", -1000), record("c", 500)]);
+        let seen = |id: &str| {
+            let id = crate::ExecutorId::parse(id).expect("valid");
+            states[&x].member(&id).expect("a member").last_seen
+        };
+        assert_eq!(seen("a"), at(14), "raised to its latest event");
+        assert_eq!(seen("b"), at(-1000), "no event: its record's");
+        assert_eq!(seen("c"), at(500), "never lowered");
     }
 
     #[test]

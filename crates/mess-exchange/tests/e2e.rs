@@ -134,6 +134,9 @@ async fn the_seeds_curl_examples_in_order_survive_a_restart() {
         .await;
     assert_eq!(s, 201);
     let agent = agent["api_key"].as_str().unwrap().to_owned();
+    // The agent's create must come at a later millisecond than its registration (last_seen
+    // is checked after the restart).
+    std::thread::sleep(std::time::Duration::from_millis(5));
 
     let (s, list) = server
         .call("GET", &format!("{HOME}/requests"), Some(&phone), None)
@@ -195,6 +198,21 @@ async fn the_seeds_curl_examples_in_order_survive_a_restart() {
     server.stop();
 
     let server = Server::start(dir.path(), &[]);
+    // Who was seen lived in memory; after a restart a member is last seen at its latest
+    // event (the agent's create), not at its record's registration time. (Asked by the
+    // phone: the agent's own requests would make it seen now.)
+    let (_, execs) = server
+        .call("GET", &format!("{HOME}/executors"), Some(&phone), None)
+        .await;
+    let view = |id: &str| {
+        let all = execs["executors"].as_array().unwrap();
+        all.iter().find(|e| e["id"] == id).unwrap().clone()
+    };
+    assert_eq!(
+        view("claude-agent")["last_seen"],
+        before["thread"]["created_at"]
+    );
+    assert_eq!(view("my-phone")["display_name"], "Teague Phone");
     let (s, after) = server
         .call("GET", &format!("{HOME}/requests/{r}"), Some(&agent), None)
         .await;
@@ -204,17 +222,6 @@ async fn the_seeds_curl_examples_in_order_survive_a_restart() {
         .call("GET", &format!("{HOME}/requests"), Some(&agent), None)
         .await;
     assert_eq!(list_after, list_before);
-    let (_, execs) = server
-        .call("GET", &format!("{HOME}/executors"), Some(&agent), None)
-        .await;
-    let me = execs["executors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["id"] == "my-phone")
-        .unwrap()
-        .clone();
-    assert_eq!(me["display_name"], "Teague Phone");
 
     // No key in plaintext anywhere under the data directory.
     let mut stack = vec![dir.path().to_path_buf()];

@@ -451,6 +451,9 @@ pub struct ExecutorView {
     pub id: String,
     pub display_name: String,
     pub capabilities: Vec<String>,
+    /// When it was last seen: the later of its latest authenticated request (kept in
+    /// memory by the running server) and its latest stored action (registration, profile
+    /// change, request, message, status change), which is what remains after a restart.
     #[schema(format = DateTime)]
     pub last_seen: String,
     #[schema(format = DateTime)]

@@ -18,8 +18,8 @@ use futures::lock::Mutex;
 use mess_core::mess::data_uris;
 use mess_core::{
     Actor, ApiKey, Block, Clock, Command, Cursor, Env, Event, Exchange, ExchangeId, ExecutorId,
-    Member, NewRequest, OsEntropy, Outcome, Profile, Registration, Status, StatusUpdate, Thread,
-    ThreadRef, Timestamp,
+    Member, NewRequest, OsEntropy, Outcome, Profile, Registration, Replay, Status, StatusUpdate,
+    Thread, ThreadRef, Timestamp,
 };
 use serde_json::{Value, json};
 use worker::{Bucket, Method, Request, Response, State, durable_object};
@@ -203,15 +203,20 @@ impl Core {
             return Ok(());
         }
         let loaded = store::load(&self.bucket, id).await.map_err(unavailable)?;
-        let mut x = Exchange::new(id.clone());
-        for m in loaded.members {
-            if m.exchange_id == *id {
-                x.put_member(Arc::new(m));
+        // Folded as the binary's start-up folds: each thread's events in `seq` order, and
+        // each member last seen at its latest event.
+        let mut replay = Replay::new();
+        for e in loaded.events {
+            if e.exchange_id == *id {
+                replay.push(e);
             }
         }
-        for e in &loaded.events {
-            x.apply(e);
-        }
+        let events = replay.events();
+        let members = loaded.members.into_iter().filter(|m| m.exchange_id == *id);
+        let x = replay
+            .finish(members)
+            .remove(id)
+            .unwrap_or_else(|| Exchange::new(id.clone()));
         if loaded.skipped > 0 {
             worker::console_warn!("{}: skipped {} unreadable event lines", id, loaded.skipped);
         }
@@ -219,7 +224,7 @@ impl Core {
             "{}: rebuilt from R2: {} members, {} events",
             id,
             x.members().count(),
-            loaded.events.len()
+            events
         );
         *self.exchange.borrow_mut() = Some(x);
         drop(_guard);
