@@ -44,6 +44,8 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+// The module docs name the sender's items, which a build without `send` does not have.
+#![cfg_attr(not(feature = "send"), allow(rustdoc::broken_intra_doc_links))]
 
 pub mod config;
 pub mod hooks;
