@@ -199,7 +199,7 @@ impl<'a> Hook<'a> {
 
 /// The request a hook sends for the context's event. The error is a short reason, safe to
 /// record.
-pub fn hook_request(spec: &Value, ctx: &Context) -> Result<Outgoing, String> {
+pub(crate) fn hook_request(spec: &Value, ctx: &Context) -> Result<Outgoing, String> {
     let hook = Hook::parse(spec)?;
     let vars = |name: &str| variable(ctx, name);
     let url = render(hook.url, |name| vars(name).map(|v| percent_encode(&v)));

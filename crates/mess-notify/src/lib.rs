@@ -13,14 +13,15 @@
 //! - [`recipients`](mod@recipients): who is told, and when (pure).
 //! - [`message`]: the exact request each channel gets (ntfy, Slack, Google Chat, webhook).
 //! - [`hooks`]: members' templated lifecycle webhooks.
+//! - [`deliveries`](mod@deliveries): what one event sends, channels and hooks together.
 //! - [`profile`]: the checks a member's channels and hooks pass before they are stored.
 //! - [`safety`]: URL checks at registration and address checks at send time (SSRF).
 //! - [`notifier`]: [`HttpNotifier`], its bounded queue, retries and shutdown (feature
 //!   `send`, on by default).
 //!
 //! Without the `send` feature the crate is its pure part, with no tokio or reqwest: who
-//! is told ([`recipients()`]), the request each channel and hook gets ([`message`],
-//! [`hooks`]) and [`validate_profile`]. The Cloudflare Worker builds it that way for
+//! is told and what each channel and hook is sent ([`deliveries()`]) and
+//! [`validate_profile`]. The Cloudflare Worker builds it that way for
 //! wasm32 and sends the requests with `fetch`.
 //!
 //! # Use
@@ -48,6 +49,7 @@
 #![cfg_attr(not(feature = "send"), allow(rustdoc::broken_intra_doc_links))]
 
 pub mod config;
+pub mod deliveries;
 pub mod hooks;
 pub mod message;
 #[cfg(feature = "send")]
@@ -57,6 +59,7 @@ pub mod recipients;
 pub mod safety;
 
 pub use config::{ConfigError, NotifyConfig};
+pub use deliveries::{Deliveries, Target, deliveries};
 pub use hooks::HOOK_MOMENTS;
 #[cfg(feature = "send")]
 pub use notifier::{HttpNotifier, NotifierHandle, StartError};

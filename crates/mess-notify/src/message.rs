@@ -106,7 +106,7 @@ pub struct Outgoing {
 }
 
 /// The request that notifies `channel` of the context's event.
-pub fn channel_request(channel: &Channel, ctx: &Context) -> Outgoing {
+pub(crate) fn channel_request(channel: &Channel, ctx: &Context) -> Outgoing {
     match channel {
         Channel::Ntfy { topic, server } => ntfy(topic, server.as_deref(), ctx),
         Channel::Slack { webhook_url } => json_post(webhook_url, &json!({"text": slack_text(ctx)})),
@@ -197,7 +197,7 @@ fn google_chat_text(ctx: &Context) -> String {
 }
 
 /// The generic webhook's JSON body.
-pub fn webhook_payload(ctx: &Context) -> Value {
+pub(crate) fn webhook_payload(ctx: &Context) -> Value {
     json!({
         "event_type": ctx.event_type,
         "exchange_id": ctx.exchange_id,

@@ -6,20 +6,18 @@ use std::time::Duration;
 
 use mess_core::event::{EXCHANGE_ACTOR, NotificationOutcome};
 use mess_core::{
-    Channel, DomainError, EventKind, ExchangeId, Notice, Notifier, OutcomeSink, Profile, ThreadRef,
+    DomainError, EventKind, ExchangeId, Notice, Notifier, OutcomeSink, Profile, ThreadRef,
 };
 use rand::RngExt;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderName, HeaderValue, RETRY_AFTER};
-use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::NotifyConfig;
-use crate::hooks::{hook_request, hook_targets};
-use crate::message::{Context, Outgoing, channel_request};
+use crate::deliveries::{Deliveries, Target, deliveries};
+use crate::message::{Context, Outgoing};
 use crate::profile::validate_profile;
-use crate::recipients::recipients;
 use crate::safety::{GuardedResolver, Policy, Refused};
 
 /// Why the notifier could not start.
@@ -56,20 +54,6 @@ struct Job {
     executor_id: String,
     target: Target,
     outcomes: Arc<dyn OutcomeSink>,
-}
-
-enum Target {
-    Channel(Channel),
-    Hook(Value),
-}
-
-impl Target {
-    fn kind(&self) -> &'static str {
-        match self {
-            Target::Channel(c) => c.kind(),
-            Target::Hook(_) => "hook",
-        }
-    }
 }
 
 /// What the dispatcher's deliveries share.
@@ -156,37 +140,22 @@ impl Notifier for HttpNotifier {
         let Some(thread_ref) = notice.event.thread_ref.clone() else {
             return;
         };
-        // The event's own time: what the exchange's clock said when it happened.
-        let now = notice.event.ts;
-        // Members without a channel get nothing: no need to build the message for them.
-        let mut people = recipients(&notice.event, &notice.thread, &notice.members, now);
-        people.retain(|m| !m.notifications.is_empty());
-        let hooks = hook_targets(&notice.event, &notice.thread, &notice.members, now);
-        if people.is_empty() && hooks.is_empty() {
-            return;
-        }
-        let ctx = Arc::new(Context::new(
+        // At the event's own time: what the exchange's clock said when it happened.
+        let Some(Deliveries { ctx, targets }) = deliveries(
             &notice.event,
             &notice.thread,
+            &notice.members,
+            notice.event.ts,
             self.public_url.as_deref(),
-        ));
-        let targets =
-            people
-                .iter()
-                .flat_map(|m| {
-                    m.notifications
-                        .iter()
-                        .map(move |c| (m, Target::Channel(c.clone())))
-                })
-                .chain(hooks.iter().filter_map(|(m, moment)| {
-                    Some((m, Target::Hook(m.hooks.get(*moment)?.clone())))
-                }));
-        for (member, target) in targets {
+        ) else {
+            return;
+        };
+        for (executor_id, target) in targets {
             self.enqueue(Job {
                 ctx: Arc::clone(&ctx),
                 exchange: notice.exchange_id.clone(),
                 thread_ref: thread_ref.clone(),
-                executor_id: member.executor_id.to_string(),
+                executor_id,
                 target,
                 outcomes: Arc::clone(&notice.outcomes),
             });
@@ -255,10 +224,7 @@ enum Try {
 }
 
 async fn deliver(shared: &Shared, job: Job) {
-    let request = match &job.target {
-        Target::Channel(c) => Ok(channel_request(c, &job.ctx)),
-        Target::Hook(spec) => hook_request(spec, &job.ctx),
-    };
+    let request = job.target.request(&job.ctx);
     let (delivered, attempts, status, error) = match request {
         Err(error) => (false, 0, None, Some(error)),
         Ok(out) => {

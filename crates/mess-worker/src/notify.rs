@@ -5,18 +5,18 @@
 //! retries; every outcome is recorded as a `notification_delivered` /
 //! `notification_failed` event (no URL, token or secret in it).
 //!
-//! Members' lifecycle hooks (`hooks.on_request_created`...) are sent the same way, built
-//! by `mess-notify`'s `hooks`. Not carried over: the send-time check of resolved
-//! addresses (a Worker's `fetch` cannot reach private or link-local addresses anyway).
+//! Members' lifecycle hooks (`hooks.on_request_created`...) are among those deliveries
+//! (`mess_notify::deliveries`), as in the binary. Not carried over: the send-time check of
+//! resolved addresses (a Worker's `fetch` cannot reach private or link-local addresses
+//! anyway).
 
 use std::time::Duration;
 
 use futures::future::{Either, select};
 use mess_core::EventKind;
 use mess_core::event::NotificationOutcome;
-pub use mess_notify::hooks::{hook_request, hook_targets};
-pub use mess_notify::message::{Context, Outgoing, channel_request};
-pub use mess_notify::{recipients, validate_profile as validate};
+use mess_notify::Target;
+use mess_notify::message::{Context, Outgoing};
 use worker::{Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
 
 /// Attempts per delivery (the binary's default is 5 over minutes; a Worker's `wait_until`
@@ -64,17 +64,12 @@ async fn send_once(out: &Outgoing) -> Try {
     }
 }
 
-/// Sends `out` (retrying what is worth retrying) and returns the outcome event's kind.
-/// `target` is the channel's type or `hook`; a request that could not be built (a hook
-/// whose template fills in to a refused URL) fails without an attempt.
-pub async fn deliver(
-    executor_id: &str,
-    target: &str,
-    ctx: &Context,
-    out: Result<Outgoing, String>,
-) -> EventKind {
+/// Sends `target`'s request for the context's event (retrying what is worth retrying) and
+/// returns the outcome event's kind. A request that could not be built (a hook whose
+/// template fills in to a refused URL) fails without an attempt.
+pub async fn deliver(executor_id: &str, target: &Target, ctx: &Context) -> EventKind {
     let mut attempts = 0;
-    let (delivered, status, error) = match out {
+    let (delivered, status, error) = match target.request(ctx) {
         Err(error) => (false, None, Some(error)),
         Ok(out) => loop {
             attempts += 1;
@@ -90,7 +85,7 @@ pub async fn deliver(
     };
     let outcome = NotificationOutcome {
         executor_id: executor_id.to_owned(),
-        channel: target.to_owned(),
+        channel: target.kind().to_owned(),
         trigger: ctx.event_type.clone(),
         attempts,
         http_status: status,
@@ -104,7 +99,7 @@ pub async fn deliver(
             ctx.exchange_id,
             ctx.thread.thread_ref,
             executor_id,
-            target,
+            target.kind(),
             attempts
         );
         EventKind::NotificationFailed(outcome)

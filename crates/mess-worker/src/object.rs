@@ -331,7 +331,7 @@ impl Core {
                 let target = ExecutorId::parse(id)?;
                 let body = http::json_body(&mut req).await?;
                 let profile = Profile::parse(&body)?;
-                notify::validate(&profile)?;
+                mess_notify::validate_profile(&profile)?;
                 let cmd = Command::UpdateProfile {
                     executor: target,
                     profile,
@@ -384,7 +384,7 @@ impl Core {
     async fn register(self: &Rc<Self>, req: &mut Request) -> Result<Response, ApiError> {
         let body = http::json_body(req).await?;
         let reg = Registration::parse(&body)?;
-        notify::validate(&reg.profile)?;
+        mess_notify::validate_profile(&reg.profile)?;
         let actor = Actor::Member(reg.executor_id.clone());
         match self.submit(actor, Command::Register(reg)).await? {
             Written::Registered { member, api_key } => Ok(json(
@@ -606,35 +606,14 @@ impl Core {
                 let Some(thread) = e.thread_ref.as_ref().and_then(|r| x.thread(r)) else {
                     continue;
                 };
-                let people = notify::recipients(e, thread, &members, now);
-                let hooks = notify::hook_targets(e, thread, &members, now);
-                if people.iter().all(|m| m.notifications.is_empty()) && hooks.is_empty() {
+                let public_url = self.public_url.as_deref();
+                let Some(mess_notify::Deliveries { ctx, targets }) =
+                    mess_notify::deliveries(e, thread, &members, now, public_url)
+                else {
                     continue;
-                }
-                let ctx = Rc::new(notify::Context::new(e, thread, self.public_url.as_deref()));
-                for m in &people {
-                    for c in &m.notifications {
-                        let out = Ok(notify::channel_request(c, &ctx));
-                        jobs.push((
-                            e.thread_ref.clone(),
-                            m.executor_id.to_string(),
-                            c.kind(),
-                            out,
-                            Rc::clone(&ctx),
-                        ));
-                    }
-                }
-                for (m, moment) in &hooks {
-                    if let Some(spec) = m.hooks.get(*moment) {
-                        let out = notify::hook_request(spec, &ctx);
-                        jobs.push((
-                            e.thread_ref.clone(),
-                            m.executor_id.to_string(),
-                            "hook",
-                            out,
-                            Rc::clone(&ctx),
-                        ));
-                    }
+                };
+                for (executor, target) in targets {
+                    jobs.push((e.thread_ref.clone(), executor, target, Arc::clone(&ctx)));
                 }
             }
         }
@@ -645,8 +624,8 @@ impl Core {
         self.state.wait_until(async move {
             let sends = jobs
                 .into_iter()
-                .map(|(r, executor, target, out, ctx)| async move {
-                    let kind = notify::deliver(&executor, target, &ctx, out).await;
+                .map(|(r, executor, target, ctx)| async move {
+                    let kind = notify::deliver(&executor, &target, &ctx).await;
                     (r, kind)
                 });
             let outcomes = futures::future::join_all(sends).await;
