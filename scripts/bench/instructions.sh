@@ -60,21 +60,40 @@ count() {
       END { printf "%.0f", s / n }'
 }
 
-for bin in "$@"; do
-  rm -rf "$WORK/data" "$WORK"/cg.out*
-  cp -a "$WORK/seed" "$WORK/data"
-  PORT=$PORT BIND_ADDRESS=127.0.0.1 STORAGE_PATH=$WORK/data \
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.out" \
-    "$bin" >"$WORK/server.log" 2>&1 &
+# start URL LOG CMD...: starts CMD under callgrind (counting off) and waits until URL answers.
+start() {
+  local url=$1 log=$2
+  shift 2
+  rm -f "$WORK"/cg.out*
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.out" \
+    "$@" >"$log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 600); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT/health" && break
+    curl -sf -o /dev/null "$url" && break
     sleep 0.2
   done
+}
+
+# warm_up [wrk args...]: 2 s of these requests, counted by nobody (first uses out of the way).
+warm_up() {
   callgrind_control -i on "$SERVER_PID" >/dev/null 2>&1
-  wrk -t1 -c8 -d2s -H "$AUTH" "$API/$REF" >/dev/null
-  wrk -t1 -c8 -d2s -s "$CREATE" -H "$AUTH" "$API" >/dev/null
+  wrk -t1 -c8 -d2s "$@" >/dev/null
   callgrind_control -i off "$SERVER_PID" >/dev/null 2>&1
+}
+
+stop() {
+  kill "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}
+
+for bin in "$@"; do
+  rm -rf "$WORK/data"
+  cp -a "$WORK/seed" "$WORK/data"
+  PORT=$PORT BIND_ADDRESS=127.0.0.1 STORAGE_PATH=$WORK/data \
+    start "http://127.0.0.1:$PORT/health" "$WORK/server.log" "$bin"
+  warm_up -H "$AUTH" "$API/$REF"
+  warm_up -s "$CREATE" -H "$AUTH" "$API"
   get=$(count "$SERVER_PID" get -H "$AUTH" "$API/$REF")
   create=$(count "$SERVER_PID" create -s "$CREATE" -H "$AUTH" "$API")
   claim=$(MESS_REFS=$PENDING MESS_PREFIX=/api/v1/exchanges/home/requests/ MESS_WRK_THREADS=1 \
@@ -82,25 +101,15 @@ for bin in "$@"; do
     -s "$ROOT/scripts/bench/patch_pool.lua" -H "Authorization: Bearer $ASSIGNEE_KEY" \
     "http://127.0.0.1:$PORT")
   echo "$bin: GET one thread $get, create $create, claim $claim instructions per request"
-  kill "$SERVER_PID"
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=
+  stop
 done
 
 # The fixture, measured the same way.
-rm -f "$WORK"/cg.out*
-valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.out" \
-  "$ROOT/target/release/mess-bench" hello --port "$PORT" >"$WORK/fixture.log" 2>&1 &
-SERVER_PID=$!
 HELLO=http://127.0.0.1:$PORT/hello
-for _ in $(seq 1 600); do
-  curl -sf -o /dev/null "$HELLO" && break
-  sleep 0.2
-done
-callgrind_control -i on "$SERVER_PID" >/dev/null 2>&1
-wrk -t1 -c8 -d2s "$HELLO" >/dev/null
-wrk -t1 -c8 -d2s -s "$CREATE" "$HELLO" >/dev/null
-callgrind_control -i off "$SERVER_PID" >/dev/null 2>&1
+start "$HELLO" "$WORK/fixture.log" "$ROOT/target/release/mess-bench" hello --port "$PORT"
+warm_up "$HELLO"
+warm_up -s "$CREATE" "$HELLO"
 get=$(count "$SERVER_PID" get "$HELLO")
 post=$(count "$SERVER_PID" post -s "$CREATE" "$HELLO")
 echo "fixture (mess-bench hello): GET /hello $get, POST /hello $post instructions per request"
+stop
