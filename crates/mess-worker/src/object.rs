@@ -207,9 +207,7 @@ impl Core {
         // each member last seen at its latest event.
         let mut replay = Replay::new();
         for e in loaded.events {
-            if e.exchange_id == *id {
-                replay.push(e);
-            }
+            replay.push(e);
         }
         let events = replay.events();
         let members = loaded.members.into_iter().filter(|m| m.exchange_id == *id);

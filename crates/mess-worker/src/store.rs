@@ -169,7 +169,8 @@ async fn read_all(bucket: &Bucket, keys: &[String]) -> Result<Vec<(String, Vec<u
 pub struct Loaded {
     /// Every member record of the exchange.
     pub members: Vec<Member>,
-    /// Every event of the exchange, each thread's in `seq` order.
+    /// Every event of the exchange, in the order read (the rebuild's `Replay` puts each
+    /// thread's in `seq` order).
     pub events: Vec<Event>,
     /// Lines that did not parse (foreign, or of a type this version does not know).
     pub skipped: usize,
@@ -204,8 +205,6 @@ pub async fn load(bucket: &Bucket, exchange: &ExchangeId) -> Result<Loaded, Stor
             }
         }
     }
-    // Threads are independent; within one, `seq` is the order of its history.
-    events.sort_by(|a, b| (&a.thread_ref, a.seq, a.ts).cmp(&(&b.thread_ref, b.seq, b.ts)));
     Ok(Loaded {
         members,
         events,
