@@ -82,7 +82,11 @@ def api(base, state_file):
     s, tablet, _ = call(base, "POST", f"{home}/register", body={"executor_id": "tablet"})
     tablet = tablet.get("api_key", "")
     s, b, _ = call(base, "POST", f"{home}/register", body={"executor_id": "my-phone"})
-    check("registering a taken id: 409 JSON", s == 409 and "error" in b, f"{s} {b}")
+    check("registering a taken id: 409 JSON, code already_registered",
+          s == 409 and "error" in b and b.get("code") == "already_registered", f"{s} {b}")
+    s, b, _ = call(base, "POST", f"{home}/register", body={"executor_id": "exchange"})
+    check("registering the exchange's own id: 409 reserved_id",
+          s == 409 and b.get("code") == "reserved_id", f"{s} {b}")
     s, b, _ = call(base, "POST", "/api/v1/exchanges/Bad_Id/register", body={"executor_id": "x"})
     check("registering in an invalid exchange id: 400 JSON", s == 400 and "error" in b, f"{s} {b}")
     s, b, _ = call(base, "POST", f"{home}/register", body={"display_name": "no id"})
@@ -92,7 +96,8 @@ def api(base, state_file):
 
     s, b, h = call(base, "GET", f"{home}/requests")
     check("no key: 401 JSON with WWW-Authenticate",
-          s == 401 and "error" in b and h.get("WWW-Authenticate") == "Bearer", f"{s} {b}")
+          s == 401 and "error" in b and b.get("code") == "unauthorized"
+          and h.get("WWW-Authenticate") == "Bearer", f"{s} {b}")
     s, b, _ = call(base, "GET", f"{home}/requests", key="mess_home_" + "0" * 64)
     check("an unknown key: 401 JSON", s == 401 and "error" in b, f"{s} {b}")
     s, b, _ = call(base, "GET", f"{home}/no-such-route")
@@ -157,7 +162,8 @@ def api(base, state_file):
     winner = next((w for w, r in results.items() if r[0] == 200), "my-phone")
     loser_body = next((r[1] for r in results.values() if r[0] == 409), {})
     check("the losing claim's 409 says from/to",
-          loser_body.get("from") == "claimed" and loser_body.get("to") == "claimed", f"{loser_body}")
+          loser_body.get("from") == "claimed" and loser_body.get("to") == "claimed"
+          and loser_body.get("code") == "already_claimed", f"{loser_body}")
     wkey = phone if winner == "my-phone" else tablet
     s, b, _ = call(base, "PATCH", f"{home}/requests/{ref}", key=wkey, body={"status": "claimed"})
     check("a repeated claim by the assignee: 200 no-op", s == 200 and b.get("status") == "claimed",

@@ -1,9 +1,11 @@
 //! The one error enum of the domain.
 
+use crate::rules::Conflict;
 use crate::status::Status;
 
-/// Why the domain refused a command. Each variant maps to exactly one HTTP status in
-/// `mess-http` (400, 403, 404, 409); the message is safe to show to the client.
+/// Why the domain refused a command. Each variant maps to exactly one HTTP status and
+/// machine-readable code in `mess-api`'s error table (400, 403, 404, 409); the message is
+/// safe to show to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     /// The input is malformed or out of bounds (400).
@@ -18,10 +20,14 @@ pub enum DomainError {
     /// The executor id is taken (409).
     #[error("{0}")]
     AlreadyRegistered(String),
-    /// The transition table does not allow this move, or the thread is held by
-    /// someone else (409, with `from` and `to`).
+    /// The id is the exchange's own (`exchange`) and can never be a member's (409).
+    #[error("{0}")]
+    ReservedId(String),
+    /// A rule of the transition table refused the move (409, with `from` and `to`).
     #[error("{message}")]
     Conflict {
+        /// Which rule refused it.
+        rule: Conflict,
         /// What went wrong, for people.
         message: String,
         /// The thread's status when the command arrived.

@@ -10,13 +10,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
-use crate::ids::{ExchangeId, ThreadRef};
+use crate::ids::{Actor, ExchangeId, ThreadRef};
 use crate::mess::Block;
 use crate::status::{Priority, Status};
 
-/// The actor id recorded for what the exchange does by itself (expiry). It is not a valid
-/// executor id, so it can never be confused with a member.
-pub const EXCHANGE_ACTOR: &str = "@exchange";
+/// The actor id recorded for what the exchange does by itself (expiry, notification
+/// outcomes): `exchange`, the MESS convention. No member may register it
+/// ([`DomainError::ReservedId`](crate::DomainError::ReservedId)).
+pub const EXCHANGE_ACTOR: &str = "exchange";
+
+/// How earlier versions recorded [`EXCHANGE_ACTOR`]. Stored lines are never rewritten:
+/// reading one gives the current spelling.
+pub const LEGACY_EXCHANGE_ACTOR: &str = "@exchange";
 
 /// One stored event.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,8 +34,8 @@ pub struct Event {
     pub exchange_id: ExchangeId,
     /// The thread it is about, if any.
     pub thread_ref: Option<ThreadRef>,
-    /// Who caused it: a member id, or [`EXCHANGE_ACTOR`].
-    pub actor_id: String,
+    /// Who caused it: a member, or the exchange itself (stored as [`EXCHANGE_ACTOR`]).
+    pub actor_id: Actor,
     /// Position in its thread's history (1, 2, ...); 0 when not about a thread.
     pub seq: u64,
     /// What happened.
@@ -248,7 +253,8 @@ impl<'de> Visitor<'de> for EventVisitor {
                 Field::ExchangeId => exchange_id = Some(map.next_value::<ExchangeId>()?),
                 Field::ThreadRef => thread_ref = Some(map.next_value::<Option<ThreadRef>>()?),
                 Field::EventType => event_type = Some(map.next_value()?),
-                Field::ActorId => actor_id = Some(map.next_value::<String>()?),
+                // `@exchange` (an older spelling) reads as the exchange too.
+                Field::ActorId => actor_id = Some(map.next_value::<Actor>()?),
                 Field::Seq => seq = Some(map.next_value::<u64>()?),
                 // We write `event_type` before `payload`: then the payload is parsed once,
                 // straight into its type. Other writers' order still works, through a Value.

@@ -13,33 +13,15 @@ use crate::error::DomainError;
 use crate::event::{
     EXCHANGE_ACTOR, Event, EventKind, MemberSnapshot, MessageAdded, StatusChanged, ThreadCreated,
 };
-use crate::ids::{ExchangeId, ExecutorId, ThreadRef};
+use crate::ids::{Actor, ExchangeId, ExecutorId, ThreadRef};
 use crate::key::{ApiKey, KeyHash};
 use crate::member::{Member, Profile, Registration};
 use crate::mess::Block;
 use crate::request::NewRequest;
-use crate::rules::{Roles, transition};
+use crate::rules::{self, Roles, transition};
 use crate::shards::ShardedMap;
-use crate::status::{Group, Status};
+use crate::status::Status;
 use crate::thread::{Confirmation, Step, Thread, fold_thread};
-
-/// Who is acting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Actor {
-    /// A registered member (or, for registration, the id being registered).
-    Member(ExecutorId),
-    /// The exchange itself (expiry).
-    Exchange,
-}
-
-impl Actor {
-    fn id(&self) -> &str {
-        match self {
-            Actor::Member(m) => m.as_str(),
-            Actor::Exchange => EXCHANGE_ACTOR,
-        }
-    }
-}
 
 /// A status change asked for in a PATCH.
 #[derive(Debug, Clone, PartialEq)]
@@ -438,7 +420,7 @@ impl Exchange {
         env: Env<'_>,
         now: Timestamp,
         thread: Option<(&ThreadRef, u64)>,
-        actor: &str,
+        actor: &Actor,
         kind: EventKind,
     ) -> Event {
         Event {
@@ -446,7 +428,7 @@ impl Exchange {
             ts: now,
             exchange_id: self.id.clone(),
             thread_ref: thread.map(|(r, _)| r.clone()),
-            actor_id: actor.to_owned(),
+            actor_id: actor.clone(),
             seq: thread.map_or(0, |(_, s)| s),
             kind,
         }
@@ -471,6 +453,11 @@ impl Exchange {
         now: Timestamp,
         env: Env<'_>,
     ) -> Result<Decision, DomainError> {
+        if reg.executor_id.as_str() == EXCHANGE_ACTOR {
+            return Err(DomainError::ReservedId(format!(
+                "{EXCHANGE_ACTOR} is the exchange's own id; choose another executor id"
+            )));
+        }
         if self.members.contains_key(&reg.executor_id) {
             return Err(DomainError::AlreadyRegistered(format!(
                 "executor {} is already registered",
@@ -498,7 +485,7 @@ impl Exchange {
             env,
             now,
             None,
-            member.executor_id.as_str(),
+            &Actor::Member(member.executor_id.clone()),
             EventKind::ExecutorRegistered(Self::snapshot(&member)),
         );
         Ok(Decision {
@@ -538,7 +525,7 @@ impl Exchange {
     ) -> Event {
         member.updated_at = now;
         member.last_seen = now;
-        self.event(env, now, None, actor.id(), kind(Self::snapshot(member)))
+        self.event(env, now, None, actor, kind(Self::snapshot(member)))
     }
 
     fn own_member(&self, actor: &Actor, target: &ExecutorId) -> Result<&Arc<Member>, DomainError> {
@@ -586,7 +573,7 @@ impl Exchange {
             env,
             now,
             None,
-            actor.id(),
+            actor,
             EventKind::ExecutorRemoved(Self::snapshot(&member)),
         );
         Ok(Decision {
@@ -651,7 +638,7 @@ impl Exchange {
             env,
             now,
             Some((&r, 1)),
-            requestor.as_str(),
+            actor,
             EventKind::ThreadCreated(ThreadCreated {
                 requestor_id: requestor.to_string(),
                 intent: req.intent,
@@ -695,7 +682,6 @@ impl Exchange {
             .ok_or_else(|| DomainError::NotFound("Thread not found".into()))?;
         let roles = Self::roles(actor, t);
         let from = t.status;
-        let conflict = |message: String, to: Status| DomainError::Conflict { message, from, to };
         let mut events = Vec::new();
         let mut seq = t.seq;
         let mut next_seq = || {
@@ -705,14 +691,23 @@ impl Exchange {
         match status {
             Some(su) if su.to != from => {
                 let to = su.to;
-                if to == Status::Claimed && t.executor_id.is_some() && !roles.assignee {
+                let conflict = |rule, message: String| DomainError::Conflict {
+                    rule,
+                    message,
+                    from,
+                    to,
+                };
+                if rules::claim_conflict(to, t.executor_id.is_some(), roles) {
                     return Err(conflict(
+                        rules::Conflict::HeldByAnother,
                         "the request is already claimed by another member".into(),
-                        to,
                     ));
                 }
                 let row = transition(from, to).ok_or_else(|| {
-                    conflict(format!("cannot change status from {from} to {to}"), to)
+                    conflict(
+                        rules::Conflict::NoSuchMove,
+                        format!("cannot change status from {from} to {to}"),
+                    )
                 })?;
                 if !roles.may(row.who) {
                     return Err(DomainError::Forbidden(format!(
@@ -720,18 +715,16 @@ impl Exchange {
                         row.who.describe()
                     )));
                 }
-                if to == Status::Completed
-                    && t.confirm_before
-                    && t.confirmation != Confirmation::Given
-                {
+                let confirmed = t.confirmation == Confirmation::Given;
+                if rules::awaits_confirmation(to, t.confirm_before, confirmed) {
                     return Err(conflict(
+                        rules::Conflict::AwaitingConfirmation,
                         "this request needs the requestor's confirmation before it is completed"
                             .into(),
-                        to,
                     ));
                 }
                 let executor_id = match to {
-                    Status::Claimed if from == Status::Pending => Some(actor.id().to_owned()),
+                    Status::Claimed if from == Status::Pending => Some(actor.as_str().to_owned()),
                     Status::Pending => None,
                     _ => t.executor_id.clone(),
                 };
@@ -744,7 +737,7 @@ impl Exchange {
                     env,
                     now,
                     Some((r, next_seq())),
-                    actor.id(),
+                    actor,
                     EventKind::StatusChanged(change),
                 ));
                 let mut blocks = mess.unwrap_or_default();
@@ -756,7 +749,7 @@ impl Exchange {
                     env,
                     now,
                     Some((r, next_seq())),
-                    actor.id(),
+                    actor,
                     EventKind::MessageAdded(added),
                 ));
                 return Ok(Decision {
@@ -764,21 +757,8 @@ impl Exchange {
                     outcome: Outcome::Updated(r.clone(), to),
                 });
             }
-            Some(_) if from.is_terminal() => {
-                return Err(conflict(format!("the request is already {from}"), from));
-            }
-            Some(_) if from == Status::Claimed && !roles.assignee => {
-                return Err(conflict(
-                    "the request is already claimed by another member".into(),
-                    from,
-                ));
-            }
-            Some(_) if from.group() == Group::Active && !roles.assignee => {
-                return Err(DomainError::Forbidden(format!(
-                    "only the assignee may set the status {from}"
-                )));
-            }
-            Some(_) | None => {}
+            Some(_) => rules::repeat_status(from, roles)?,
+            None => {}
         }
         // No status change: at most a message to append.
         let had_status = status.is_some();
@@ -796,7 +776,7 @@ impl Exchange {
                 ));
             }
         };
-        if !(roles.requestor || roles.assignee || from == Status::Pending) {
+        if !rules::may_append(roles, from) {
             return Err(DomainError::Forbidden(
                 "only the requestor and the assignee may add messages to this request".into(),
             ));
@@ -806,7 +786,7 @@ impl Exchange {
             env,
             now,
             Some((r, next_seq())),
-            actor.id(),
+            actor,
             EventKind::MessageAdded(added),
         ));
         Ok(Decision {
@@ -822,6 +802,7 @@ impl Exchange {
             .ok_or_else(|| DomainError::NotFound("Thread not found".into()))?;
         if t.deadline.is_none_or(|d| d > now) {
             return Err(DomainError::Conflict {
+                rule: rules::Conflict::NoSuchMove,
                 message: "the request has not reached its deadline".into(),
                 from: t.status,
                 to: Status::Expired,

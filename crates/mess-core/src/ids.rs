@@ -196,3 +196,73 @@ mod tests {
         }
     }
 }
+
+/// Who acts: a member, or the exchange itself (expiry, notification outcomes), stored and
+/// shown as `exchange`, the MESS convention ([`EXCHANGE_ACTOR`](crate::event::EXCHANGE_ACTOR)).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// A registered member (or, for registration, the id being registered).
+    Member(ExecutorId),
+    /// The exchange itself.
+    Exchange,
+}
+
+impl Actor {
+    /// Parses a stored or sent actor id: `exchange` (or the legacy `@exchange`) is the
+    /// exchange, anything else must be a valid executor id.
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        use crate::event::{EXCHANGE_ACTOR, LEGACY_EXCHANGE_ACTOR};
+        if s == EXCHANGE_ACTOR || s == LEGACY_EXCHANGE_ACTOR {
+            Ok(Actor::Exchange)
+        } else {
+            ExecutorId::parse(s).map(Actor::Member)
+        }
+    }
+
+    /// The id as stored: the member's id, or `exchange`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Actor::Member(m) => m.as_str(),
+            Actor::Exchange => crate::event::EXCHANGE_ACTOR,
+        }
+    }
+
+    /// The member, unless it is the exchange.
+    pub fn member(&self) -> Option<&ExecutorId> {
+        match self {
+            Actor::Member(m) => Some(m),
+            Actor::Exchange => None,
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Actor {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Actor {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}

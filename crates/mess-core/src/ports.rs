@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use crate::error::DomainError;
 use crate::event::{Event, EventKind};
 use crate::exchange::Exchange;
-use crate::ids::{ExchangeId, ThreadRef};
+use crate::ids::{Actor, ExchangeId, ThreadRef};
 use crate::member::{Member, Profile};
 use crate::replay::Replay;
 use crate::thread::Thread;
@@ -119,7 +119,7 @@ pub trait OutcomeSink: Send + Sync {
         &self,
         exchange: ExchangeId,
         thread: Option<ThreadRef>,
-        actor: String,
+        actor: Actor,
         kind: EventKind,
     );
 }

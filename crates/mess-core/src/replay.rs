@@ -75,7 +75,7 @@ impl Replay {
             Some(log) => log,
             None => self.exchanges.entry(e.exchange_id.clone()).or_default(),
         };
-        log.saw(&e.actor_id, e.ts);
+        log.saw(e.actor_id.as_str(), e.ts);
         let threads = &mut log.threads;
         let Some(r) = &e.thread_ref else { return };
         let entry = Entry {
@@ -241,7 +241,7 @@ mod tests {
                     ts: Timestamp::from_unix_millis(t0.unix_millis() + (i * 7 % 1000) as i64),
                     exchange_id: x.clone(),
                     thread_ref: Some(r.clone()),
-                    actor_id: "a".into(),
+                    actor_id: crate::Actor::parse("a").expect("valid"),
                     seq: n as u64 + 1,
                     kind,
                 });

@@ -12,7 +12,12 @@
 //! | partial | completed | assignee |
 //! | waiting, held | expired | the exchange itself |
 //! | terminal | anything | nobody |
+//!
+//! Beside the table, the protocol's bullet rules, each a named function: [`claim_conflict`],
+//! [`awaits_confirmation`], [`repeat_status`] (the no-op) and [`may_append`].
 
+use crate::error::DomainError;
+use crate::status::Group;
 use crate::status::Status::{self, *};
 
 /// Who may make a move.
@@ -148,6 +153,65 @@ impl Roles {
     }
 }
 
+/// Which rule refused a move with a 409; the API names it in its error `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// The table has no row for the move (a terminal thread, a move it does not list).
+    NoSuchMove,
+    /// Another member holds the claim.
+    HeldByAnother,
+    /// `confirm_before`: the requestor has not confirmed yet.
+    AwaitingConfirmation,
+}
+
+/// A claim of a thread another member holds is a conflict (409: the claimer lost a race),
+/// not a permission problem.
+pub fn claim_conflict(to: Status, held: bool, roles: Roles) -> bool {
+    to == Claimed && held && !roles.assignee
+}
+
+/// `confirm_before: true` on a request: `completed` is refused until the assignee has sent
+/// `needs_confirmation` and the requestor has replied.
+pub fn awaits_confirmation(to: Status, confirm_before: bool, confirmed: bool) -> bool {
+    to == Completed && confirm_before && !confirmed
+}
+
+/// A status equal to the current one is a no-op answered 200 (a repeated claim by the
+/// assignee), except on a terminal thread (409), on a claimed thread someone else holds
+/// (409), and on an active thread from anyone but its assignee (403).
+pub fn repeat_status(from: Status, roles: Roles) -> Result<(), DomainError> {
+    let conflict = |rule, message: String| DomainError::Conflict {
+        rule,
+        message,
+        from,
+        to: from,
+    };
+    if from.is_terminal() {
+        return Err(conflict(
+            Conflict::NoSuchMove,
+            format!("the request is already {from}"),
+        ));
+    }
+    if from == Claimed && !roles.assignee {
+        return Err(conflict(
+            Conflict::HeldByAnother,
+            "the request is already claimed by another member".into(),
+        ));
+    }
+    if from.group() == Group::Active && !roles.assignee {
+        return Err(DomainError::Forbidden(format!(
+            "only the assignee may set the status {from}"
+        )));
+    }
+    Ok(())
+}
+
+/// Requestor and assignee may add messages at any time; other members only to a `pending`
+/// thread (a question before claiming).
+pub fn may_append(roles: Roles, status: Status) -> bool {
+    roles.requestor || roles.assignee || status == Pending
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +229,64 @@ mod tests {
         for to in Status::ALL.into_iter().filter(|s| *s != Completed) {
             assert!(transition(Partial, to).is_none(), "partial -> {to}");
         }
+    }
+
+    const OTHER: Roles = Roles {
+        requestor: false,
+        assignee: false,
+        exchange: false,
+    };
+    const ASSIGNEE: Roles = Roles {
+        requestor: false,
+        assignee: true,
+        exchange: false,
+    };
+
+    #[test]
+    fn a_claim_of_a_thread_held_by_another_member_is_a_conflict() {
+        assert!(claim_conflict(Claimed, true, OTHER));
+        assert!(!claim_conflict(Claimed, true, ASSIGNEE));
+        assert!(!claim_conflict(Claimed, false, OTHER));
+        assert!(!claim_conflict(InProgress, true, OTHER));
+    }
+
+    #[test]
+    fn completion_waits_for_the_requestors_confirmation() {
+        assert!(awaits_confirmation(Completed, true, false));
+        assert!(!awaits_confirmation(Completed, true, true));
+        assert!(!awaits_confirmation(Completed, false, false));
+        assert!(!awaits_confirmation(Partial, true, false));
+    }
+
+    #[test]
+    fn a_repeated_status_is_a_no_op_only_for_whoever_may_hold_it() {
+        assert_eq!(repeat_status(Claimed, ASSIGNEE), Ok(()));
+        assert_eq!(repeat_status(Pending, OTHER), Ok(()));
+        assert!(matches!(
+            repeat_status(Claimed, OTHER),
+            Err(DomainError::Conflict {
+                rule: Conflict::HeldByAnother,
+                ..
+            })
+        ));
+        assert!(matches!(
+            repeat_status(Completed, ASSIGNEE),
+            Err(DomainError::Conflict {
+                rule: Conflict::NoSuchMove,
+                ..
+            })
+        ));
+        assert!(matches!(
+            repeat_status(InProgress, OTHER),
+            Err(DomainError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn only_requestor_and_assignee_append_except_to_a_pending_thread() {
+        assert!(may_append(OTHER, Pending));
+        assert!(!may_append(OTHER, InProgress));
+        assert!(may_append(ASSIGNEE, Completed));
     }
 
     #[test]

@@ -249,7 +249,7 @@ impl Thread {
         // request that no longer passes still makes a thread, with the defaults.
         let terms = crate::request::Terms::read(&c.request).ok();
         let first = message_json(
-            &e.actor_id,
+            e.actor_id.as_str(),
             e.ts,
             &[Block::of(BlockKind::Request, &c.request)],
         );
@@ -418,12 +418,12 @@ impl Step {
                 executor_id: c.executor_id.clone(),
             },
             EventKind::MessageAdded(m) => Step::Message {
-                json: message_json(&e.actor_id, e.ts, &m.mess),
+                json: message_json(e.actor_id.as_str(), e.ts, &m.mess),
                 reply_from: m
                     .mess
                     .iter()
                     .any(|b| b.kind() == BlockKind::Reply)
-                    .then(|| e.actor_id.clone()),
+                    .then(|| e.actor_id.to_string()),
             },
             _ => Step::Other,
         }

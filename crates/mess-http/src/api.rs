@@ -675,3 +675,26 @@ pub struct RemovedResponse {
     pub executor_id: String,
     pub removed: bool,
 }
+
+/// Query parameters of a listing (the handler parses them with `mess_api::query::ListQuery`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only threads with this status (aliases accepted).
+    #[param(value_type = Option<StatusInput>)]
+    pub status: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Query parameters of the capability catalog (parsed by
+/// `mess_api::query::CapabilityQuery`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CapabilityQuery {
+    /// Only capabilities with this tag.
+    pub tag: Option<String>,
+}

@@ -12,7 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::authenticate;
 use crate::body::BodyLimit;
-use crate::error::ApiError;
+use crate::error::{ApiError, HttpError};
 use crate::middleware::{self, CorsOrigins};
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
@@ -32,29 +32,31 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
-            body_limit: 10 * 1024 * 1024,
+            body_limit: mess_api::BODY_LIMIT,
             cors: CorsOrigins::Any,
             shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("Not found".into()))
+async fn not_found() -> Result<HttpResponse, HttpError> {
+    Err(ApiError::NotFound("Not found".into()).into())
 }
 
 /// 405 with `Allow: allow`, for a resource outside an exchange (or `/register`).
 fn method_not_allowed(allow: &'static str) -> Route {
-    web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) })
+    web::to(
+        move || async move { Err::<HttpResponse, _>(HttpError(ApiError::MethodNotAllowed(allow))) },
+    )
 }
 
 /// Under an exchange, authentication comes first: 401 before 404 or 405.
 async fn authed_not_found(
     req: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     authenticate(&req, &state)?;
-    Err(ApiError::NotFound("Not found".into()))
+    Err(ApiError::NotFound("Not found".into()).into())
 }
 
 /// 405 with `Allow: allow` under an exchange, after authentication (401 first).
@@ -62,7 +64,7 @@ fn authed_method_not_allowed(allow: &'static str) -> Route {
     web::to(
         move |req: HttpRequest, state: web::Data<AppState>| async move {
             authenticate(&req, &state)?;
-            Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow))
+            Err::<HttpResponse, _>(HttpError(ApiError::MethodNotAllowed(allow)))
         },
     )
 }
@@ -196,13 +198,12 @@ pub fn create_app(
         .app_data(state)
         .app_data(web::Data::new(BodyLimit(config.body_limit)))
         .app_data(web::Data::new(config.cors))
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            HttpError(ApiError::bad(format!("invalid query string: {err}"))).into()
+        }))
         .app_data(
-            web::QueryConfig::default().error_handler(|err, _| {
-                ApiError::bad(format!("invalid query string: {err}")).into()
-            }),
-        )
-        .app_data(
-            web::PathConfig::default().error_handler(|_, _| ApiError::bad("invalid path").into()),
+            web::PathConfig::default()
+                .error_handler(|_, _| HttpError(ApiError::bad("invalid path")).into()),
         )
         .configure(configure)
         .wrap(ErrorHandlers::new().default_handler(middleware::json_error))

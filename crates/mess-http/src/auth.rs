@@ -4,12 +4,15 @@
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
+use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures::future::{Ready, ready};
-use mess_core::{ApiKey, ExchangeId, Member};
+use mess_api::auth;
+use mess_core::Member;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, HttpError};
 use crate::hub::ExchangeHandle;
+use crate::routes::segment;
 use crate::state::AppState;
 
 /// A request made with a valid key of the exchange in its path.
@@ -34,55 +37,24 @@ pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Authed, ApiEr
 }
 
 fn check_key(req: &HttpRequest, state: &AppState) -> Result<Authed, ApiError> {
-    let mut headers = req
-        .headers()
-        .get_all(actix_web::http::header::AUTHORIZATION);
-    let header = headers.next().ok_or(ApiError::Unauthorized(
-        "missing API key: send Authorization: Bearer <key>",
-    ))?;
-    // Two keys are ambiguous (a proxy may check one, we the other): refuse both.
-    if headers.next().is_some() {
-        return Err(ApiError::Unauthorized(
-            "send exactly one Authorization header",
-        ));
-    }
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized(
-            "send the API key as Authorization: Bearer <key>",
-        ))?;
-    let key = ApiKey::parse(token).ok_or(ApiError::Unauthorized("invalid API key"))?;
-    let handle = state
+    let headers = req.headers().get_all(header::AUTHORIZATION);
+    let key = auth::bearer(headers.map(|v| v.as_bytes()))?;
+    let exchange = state
         .hub
         .exchange(&key.exchange())
         .ok_or(ApiError::Unauthorized("invalid API key"))?;
-    let member = handle
-        .read(|x| x.authenticate(&key).cloned())
-        .ok_or(ApiError::Unauthorized("invalid API key"))?;
-    let path_exchange = req.match_info().get("exchange_id").unwrap_or_default();
-    let path_exchange = ExchangeId::parse(path_exchange).map_err(ApiError::from)?;
-    if path_exchange != *handle.id() {
-        return Err(ApiError::Forbidden(
-            "this API key belongs to another exchange".into(),
-        ));
-    }
-    handle.touch(&member.executor_id, state.hub.now());
-    Ok(Authed {
-        exchange: handle,
-        member,
-    })
+    let member = auth::member_of(&*exchange, &key, segment(req, "exchange_id"))?;
+    Ok(Authed { exchange, member })
 }
 
 impl FromRequest for Authed {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Error = HttpError;
+    type Future = Ready<Result<Self, HttpError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(match req.app_data::<web::Data<AppState>>() {
-            Some(state) => authenticate(req, state),
-            None => Err(ApiError::Internal),
+            Some(state) => authenticate(req, state).map_err(HttpError),
+            None => Err(HttpError(ApiError::Internal)),
         })
     }
 }

@@ -6,7 +6,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, HttpError};
 
 pub use mess_core::wire::MAX_DEPTH;
 
@@ -30,18 +30,18 @@ fn is_json(req: &HttpRequest) -> bool {
 }
 
 /// Parses `bytes` as a JSON object body (mess-core's rules: depth, NUL, an object).
-pub fn parse(bytes: &[u8]) -> Result<Value, ApiError> {
+pub fn parse(bytes: &[u8]) -> Result<Value, HttpError> {
     Ok(mess_core::wire::parse_body(bytes)?)
 }
 
 impl FromRequest for JsonBody {
-    type Error = ApiError;
-    type Future = futures::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Error = HttpError;
+    type Future = futures::future::LocalBoxFuture<'static, Result<Self, HttpError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req
             .app_data::<web::Data<BodyLimit>>()
-            .map_or(10 * 1024 * 1024, |l| l.0);
+            .map_or(mess_api::BODY_LIMIT, |l| l.0);
         let json = is_json(req);
         let declared = req
             .headers()
@@ -51,18 +51,18 @@ impl FromRequest for JsonBody {
         let mut payload = payload.take();
         Box::pin(async move {
             if declared.is_some_and(|n| n > limit) {
-                return Err(ApiError::PayloadTooLarge(limit));
+                return Err(ApiError::PayloadTooLarge(limit).into());
             }
             let mut buf = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|_| ApiError::bad("could not read the request body"))?;
                 if buf.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge(limit));
+                    return Err(ApiError::PayloadTooLarge(limit).into());
                 }
                 buf.extend_from_slice(&chunk);
             }
             if !json {
-                return Err(ApiError::bad("Content-Type must be application/json"));
+                return Err(ApiError::bad("Content-Type must be application/json").into());
             }
             parse(&buf).map(JsonBody)
         })

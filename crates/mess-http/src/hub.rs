@@ -19,9 +19,9 @@ use std::time::Duration;
 use foldhash::{HashMap, HashSet};
 use mess_core::event::EventKind;
 use mess_core::{
-    Actor, ApiKey, Clock, Command, DomainError, Entropy, Env, Event, Exchange, ExchangeId,
-    ExecutorId, Member, Notice, Notifier, Outcome, OutcomeSink, Status, Storage, StorageError,
-    Thread, ThreadRef, Timestamp,
+    Actor, Clock, Command, DomainError, Entropy, Env, Event, Exchange, ExchangeId, ExecutorId,
+    Member, Notice, Notifier, Outcome, OutcomeSink, Profile, Status, Storage, StorageError, Thread,
+    ThreadRef, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -47,30 +47,7 @@ pub enum WriteError {
     ShuttingDown,
 }
 
-/// What a successful write returns to its handler.
-#[derive(Debug)]
-pub enum Written {
-    /// A member registered; the key is shown once.
-    Registered {
-        /// The new member.
-        member: Arc<Member>,
-        /// Its key.
-        api_key: ApiKey,
-    },
-    /// A profile changed.
-    ProfileUpdated(Arc<Member>),
-    /// A key was replaced; the new one is shown once.
-    KeyRotated {
-        /// The member.
-        member: Arc<Member>,
-        /// Its new key.
-        api_key: ApiKey,
-    },
-    /// A member left.
-    Removed(Arc<Member>),
-    /// A thread was created or updated; here it is as published.
-    Thread(Arc<Thread>),
-}
+pub use mess_api::Written;
 
 enum Job {
     Command {
@@ -80,7 +57,7 @@ enum Job {
     },
     Outcome {
         thread: Option<ThreadRef>,
-        actor: String,
+        actor: Actor,
         kind: EventKind,
     },
     /// Finish what came before, then stop.
@@ -93,6 +70,39 @@ pub struct ExchangeHandle {
     published: RwLock<Exchange>,
     last_seen: Mutex<HashMap<ExecutorId, Timestamp>>,
     tx: mpsc::Sender<Job>,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<dyn Notifier>,
+}
+
+/// The routes of `mess-api` see an exchange through this.
+impl mess_api::ExchangePort for ExchangeHandle {
+    fn id(&self) -> &ExchangeId {
+        &self.id
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Exchange) -> R) -> R {
+        ExchangeHandle::read(self, f)
+    }
+
+    fn touch(&self, member: &ExecutorId, now: Timestamp) {
+        ExchangeHandle::touch(self, member, now);
+    }
+
+    fn last_seen(&self, member: &Member) -> Timestamp {
+        ExchangeHandle::last_seen(self, member)
+    }
+
+    fn validate(&self, profile: &Profile) -> Result<(), DomainError> {
+        self.notifier.validate(profile)
+    }
+
+    async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, mess_api::ApiError> {
+        Ok(self.submit(actor, cmd).await?)
+    }
 }
 
 impl ExchangeHandle {
@@ -198,6 +208,8 @@ impl Hub {
             published: RwLock::new(state),
             last_seen: Mutex::new(HashMap::default()),
             tx,
+            clock: Arc::clone(&self.clock),
+            notifier: Arc::clone(&self.notifier),
         });
         let writer = Writer {
             hub: Arc::clone(self),
@@ -314,7 +326,7 @@ impl OutcomeSink for Sink {
         &self,
         exchange: ExchangeId,
         thread: Option<ThreadRef>,
-        actor: String,
+        actor: Actor,
         kind: EventKind,
     ) {
         debug_assert_eq!(&exchange, self.exchange.id());

@@ -1,8 +1,10 @@
 //! # mess-http
 //!
-//! The HTTP API of a MESS exchange on actix-web: every route of the contract, bearer-key
-//! authentication, JSON errors, CORS and security headers, Prometheus metrics, and the
-//! OpenAPI document generated from the handlers.
+//! The actix-web host of a MESS exchange: it adapts HTTP to `mess-api`, where every route
+//! is decided (parse, authorize, decide, view, the error table), and holds what only a
+//! long-running server has: the per-exchange writer task with its group commit, the
+//! delivery of answers to actix's worker threads, per-IP rate limits, CORS and security
+//! headers, Prometheus metrics, and the OpenAPI document generated from the handlers.
 //!
 //! It sees storage and notification only through mess-core's ports (`Arc<dyn Storage>`,
 //! `Arc<dyn Notifier>`); the `mess-exchange` binary chooses the adapters.
@@ -11,10 +13,11 @@
 //! - [`hub`]: every exchange in memory and the per-exchange writer that sequences
 //!   commands, appends their events durably (one append per batch, several overlapping),
 //!   then publishes.
-//! - [`routes`], [`membership`]: the handlers; [`api`]: their documented shapes; [`openapi`]: the spec.
+//! - [`routes`], [`membership`]: the handlers, each an extractor in and `mess-api`'s answer
+//!   out; [`api`]: their documented shapes; [`openapi`]: the spec.
 //! - [`auth`]: the bearer-key extractor; [`body`]: JSON bodies within limits;
 //!   [`limits`]: registration token and per-IP rate limits.
-//! - [`error`]: the one error enum and its status mapping.
+//! - [`error`]: `mess-api`'s error table, sent through actix.
 //! - [`middleware`]: CORS, headers, JSON for every error, metrics.
 //! - [`app`]: the actix application shared by the server and the tests.
 #![forbid(unsafe_code)]
@@ -33,5 +36,18 @@ pub mod routes;
 pub mod state;
 
 pub use app::{HttpConfig, configure, serve};
+pub use error::HttpError;
 pub use hub::Hub;
 pub use state::AppState;
+
+/// Sends a `mess-api` answer through actix.
+pub fn respond(reply: mess_api::Reply) -> actix_web::HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(reply.status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = actix_web::HttpResponse::build(status);
+    res.content_type(reply.content_type);
+    for header in reply.headers {
+        res.insert_header(header);
+    }
+    res.body(reply.body)
+}

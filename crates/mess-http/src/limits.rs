@@ -7,72 +7,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
-use sha2::{Digest, Sha256};
+pub use mess_api::RegistrationPolicy;
 
 use crate::error::ApiError;
-
-/// Who may register.
-#[derive(Debug, Clone, Default)]
-pub struct RegistrationPolicy {
-    /// `REGISTRATION_TOKEN`: when set, `/register` on any exchange requires it.
-    pub token: Option<String>,
-    /// `REGISTRATION_TOKENS` (`home=abc,office=def`): per-exchange tokens, which win over
-    /// the global one for their exchange.
-    pub per_exchange: HashMap<String, String>,
-}
-
-impl RegistrationPolicy {
-    /// Parses `REGISTRATION_TOKENS` (`exchange=token,...`) beside `REGISTRATION_TOKEN`.
-    pub fn new(token: Option<String>, per_exchange: Option<&str>) -> Self {
-        let per_exchange = per_exchange
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
-            .collect();
-        Self {
-            token: token.filter(|t| !t.is_empty()),
-            per_exchange,
-        }
-    }
-
-    /// Checks the request's token (`X-Registration-Token: <token>`, or
-    /// `Authorization: Bearer <token>`) for `exchange`: 401 when one is needed and it is
-    /// missing or wrong. Compared by hash in constant time.
-    pub fn check(&self, req: &HttpRequest, exchange: &str) -> Result<(), ApiError> {
-        let Some(expected) = self.per_exchange.get(exchange).or(self.token.as_ref()) else {
-            return Ok(());
-        };
-        let headers = req.headers();
-        let given = headers
-            .get("x-registration-token")
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| {
-                headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-            })
-            .ok_or(ApiError::Unauthorized(
-                "this exchange requires a registration token",
-            ))?;
-        let (a, b) = (
-            Sha256::digest(given.as_bytes()),
-            Sha256::digest(expected.as_bytes()),
-        );
-        let same = a
-            .iter()
-            .zip(b.iter())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0;
-        if same {
-            Ok(())
-        } else {
-            Err(ApiError::Unauthorized("invalid registration token"))
-        }
-    }
-}
 
 /// A token bucket per client IP: `per_minute` tokens a minute, bursts up to `per_minute`.
 #[derive(Debug)]
@@ -166,7 +103,12 @@ impl Guard {
     /// Admits a registration on `exchange`: rate limit first, then the token.
     pub fn admit_registration(&self, req: &HttpRequest, exchange: &str) -> Result<(), ApiError> {
         self.registrations.take(client_ip(req))?;
-        self.registration.check(req, exchange)
+        let header = |name| req.headers().get(name).map(|v| v.as_bytes());
+        self.registration.check(
+            exchange,
+            header("x-registration-token"),
+            header("authorization"),
+        )
     }
 }
 

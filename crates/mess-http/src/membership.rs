@@ -1,19 +1,13 @@
 //! A member's own key and membership: rotate the key, or leave the exchange.
 
 use actix_web::{HttpRequest, HttpResponse};
-use mess_core::{Actor, Command, ExecutorId};
-use serde_json::json;
+use mess_api::routes;
 
 use crate::api;
 use crate::auth::Authed;
-use crate::error::{ApiError, ErrorBody};
-use crate::hub::Written;
-
-fn target(req: &HttpRequest) -> Result<ExecutorId, ApiError> {
-    Ok(ExecutorId::parse(
-        req.match_info().get("executor_id").unwrap_or_default(),
-    )?)
-}
+use crate::error::{ErrorBody, HttpError};
+use crate::respond;
+use crate::routes::segment;
 
 /// Replace your own API key. The old key stops working at once; the new one is shown once.
 #[utoipa::path(
@@ -32,17 +26,11 @@ fn target(req: &HttpRequest) -> Result<ExecutorId, ApiError> {
     ),
     security(("bearer" = []))
 )]
-pub async fn rotate_key(auth: Authed, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let executor = target(&req)?;
-    let actor = Actor::Member(auth.member.executor_id.clone());
-    match auth.exchange.submit(actor, Command::RotateKey { executor }).await? {
-        Written::KeyRotated { member, api_key } => Ok(HttpResponse::Ok().json(json!({
-            "executor_id": member.executor_id,
-            "api_key": api_key.expose(),
-            "message": "Save this API key - it cannot be retrieved again. The old key no longer works.",
-        }))),
-        _ => Err(ApiError::Internal),
-    }
+pub async fn rotate_key(auth: Authed, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+    let id = segment(&req, "executor_id");
+    Ok(respond(
+        routes::rotate_key(&*auth.exchange, &auth.member, id).await?,
+    ))
 }
 
 /// Leave the exchange: your record and key are deleted; threads you took part in stay.
@@ -62,18 +50,9 @@ pub async fn rotate_key(auth: Authed, req: HttpRequest) -> Result<HttpResponse, 
     ),
     security(("bearer" = []))
 )]
-pub async fn remove(auth: Authed, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let executor = target(&req)?;
-    let actor = Actor::Member(auth.member.executor_id.clone());
-    match auth
-        .exchange
-        .submit(actor, Command::Remove { executor })
-        .await?
-    {
-        Written::Removed(member) => Ok(HttpResponse::Ok().json(json!({
-            "executor_id": member.executor_id,
-            "removed": true,
-        }))),
-        _ => Err(ApiError::Internal),
-    }
+pub async fn remove(auth: Authed, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+    let id = segment(&req, "executor_id");
+    Ok(respond(
+        routes::remove_executor(&*auth.exchange, &auth.member, id).await?,
+    ))
 }

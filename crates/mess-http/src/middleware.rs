@@ -11,46 +11,25 @@ use actix_web::middleware::{ErrorHandlerResponse, Next};
 use actix_web::{Error, HttpResponse, web};
 use metrics::{Counter, Histogram, SharedString};
 
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, ErrorCode};
 
-/// Which browser origins may call the API (`CORS_ORIGINS`).
-#[derive(Debug, Clone)]
-pub enum CorsOrigins {
-    /// `*`: any origin (keys are bearer tokens, never cookies, so this is safe).
-    Any,
-    /// Only these origins.
-    List(Vec<String>),
-}
+pub use mess_api::cors::CorsOrigins;
+use mess_api::cors::{ALLOW_HEADERS, ALLOW_METHODS, EXPOSE_HEADERS, MAX_AGE};
 
-impl CorsOrigins {
-    /// Parses a comma-separated list; `*` (or empty) means any.
-    pub fn parse(s: &str) -> Self {
-        let list: Vec<String> = s
-            .split(',')
-            .map(|o| o.trim().trim_end_matches('/').to_owned())
-            .filter(|o| !o.is_empty())
-            .collect();
-        if list.is_empty() || list.iter().any(|o| o == "*") {
-            CorsOrigins::Any
-        } else {
-            CorsOrigins::List(list)
-        }
-    }
-
-    fn allow(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
-        match (self, origin) {
-            (CorsOrigins::Any, _) => Some(HeaderValue::from_static("*")),
-            (CorsOrigins::List(list), Some(o)) => {
-                let s = o.to_str().ok()?;
-                list.iter().any(|a| a == s).then(|| o.clone())
+/// The `Access-Control-Allow-Origin` value for this request, if its origin is allowed.
+fn allowed(origins: &CorsOrigins, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+    match origin {
+        None => origins.allow(None).map(HeaderValue::from_static),
+        Some(o) => {
+            let allowed = origins.allow(Some(o.to_str().ok()?))?;
+            if allowed == "*" {
+                Some(HeaderValue::from_static("*"))
+            } else {
+                Some(o.clone())
             }
-            (CorsOrigins::List(_), None) => None,
         }
     }
 }
-
-const ALLOW_METHODS: &str = "GET, HEAD, POST, PATCH, DELETE, OPTIONS";
-const ALLOW_HEADERS: &str = "Authorization, Content-Type";
 
 /// Answers every `OPTIONS` (a CORS preflight) with 204 and the allowed origins, methods and
 /// headers; adds `Access-Control-Allow-Origin` to other responses for allowed origins.
@@ -58,9 +37,10 @@ pub async fn cors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
+    let origin = req.headers().get(header::ORIGIN);
     let allowed = match req.app_data::<web::Data<CorsOrigins>>() {
-        Some(origins) => origins.allow(req.headers().get(header::ORIGIN)),
-        None => CorsOrigins::Any.allow(None),
+        Some(origins) => allowed(origins, origin),
+        None => allowed(&CorsOrigins::Any, None),
     };
     if req.method() == actix_web::http::Method::OPTIONS {
         let mut res = HttpResponse::NoContent();
@@ -68,7 +48,7 @@ pub async fn cors(
             res.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone()))
                 .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS))
                 .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS))
-                .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"));
+                .insert_header((header::ACCESS_CONTROL_MAX_AGE, MAX_AGE));
         }
         res.insert_header((header::VARY, "Origin"));
         return Ok(req.into_response(res.finish()));
@@ -79,7 +59,7 @@ pub async fn cors(
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
         h.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Retry-After"),
+            HeaderValue::from_static(EXPOSE_HEADERS),
         );
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
@@ -218,11 +198,10 @@ pub fn json_error<B: MessageBody + 'static>(
             new.insert_header((name.clone(), value.clone()));
         }
     }
-    let new = new.json(ErrorBody {
-        error: message,
-        from: None,
-        to: None,
-    });
+    let new = new.json(ErrorBody::new(
+        ErrorCode::for_status(status.as_u16()),
+        message,
+    ));
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, new).map_into_right_body(),
     ))

@@ -30,6 +30,7 @@ use crate::{api, error, membership, routes};
     ),
     components(schemas(
         error::ErrorBody,
+        error::ErrorCode,
         api::StatusName,
         api::StatusInput,
         api::PriorityName,

@@ -379,6 +379,17 @@ async fn registration_errors() {
     .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert!(again.body["error"].is_string());
+    assert_eq!(again.body["code"], "already_registered");
+    let reserved = call(
+        &app,
+        Method::POST,
+        &format!("{HOME}/register"),
+        None,
+        Some(json!({"executor_id": "exchange"})),
+    )
+    .await;
+    assert_eq!(reserved.status, StatusCode::CONFLICT, "{:?}", reserved.body);
+    assert_eq!(reserved.body["code"], "reserved_id");
     for bad in [
         json!({"executor_id": "../etc"}),
         json!({}),
@@ -395,6 +406,7 @@ async fn registration_errors() {
         .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         assert!(r.body["error"].is_string());
+        assert_eq!(r.body["code"], "invalid_request", "{bad}");
     }
     for exchange in ["Home", "a_b", "a=b", "a.b"] {
         let r = call(
@@ -444,6 +456,11 @@ async fn authentication_comes_first_and_exchanges_are_isolated() {
     let none = call(&app, Method::GET, &format!("{HOME}/requests"), None, None).await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     assert!(none.body["error"].is_string());
+    assert_eq!(none.body["code"], "unauthorized");
+    // An error actix answers by itself gets a code too.
+    let outside = call(&app, Method::GET, "/nowhere", None, None).await;
+    assert_eq!(outside.status, StatusCode::NOT_FOUND);
+    assert_eq!(outside.body["code"], "not_found");
     let req = test::TestRequest::get()
         .uri(&format!("{HOME}/requests"))
         .insert_header(("Authorization", format!("bearer {home}")))
@@ -564,6 +581,7 @@ async fn transitions_and_permissions_follow_the_protocol() {
         (bad.body["from"].as_str(), bad.body["to"].as_str()),
         (Some("pending"), Some("completed"))
     );
+    assert_eq!(bad.body["code"], "invalid_transition");
 
     assert_eq!(
         call(
@@ -599,6 +617,7 @@ async fn transitions_and_permissions_follow_the_protocol() {
     )
     .await;
     assert_eq!(stolen.status, StatusCode::CONFLICT);
+    assert_eq!(stolen.body["code"], "already_claimed");
     let forbidden = call(
         &app,
         Method::PATCH,
@@ -608,6 +627,7 @@ async fn transitions_and_permissions_follow_the_protocol() {
     )
     .await;
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert_eq!(forbidden.body["code"], "forbidden");
     let msg = call(
         &app,
         Method::PATCH,
@@ -712,6 +732,9 @@ async fn exactly_one_of_many_concurrent_claims_wins() {
         .filter(|r| r.status == StatusCode::CONFLICT)
         .count();
     assert_eq!((wins, conflicts), (1, 15));
+    for lost in results.iter().filter(|r| r.status == StatusCode::CONFLICT) {
+        assert_eq!(lost.body["code"], "already_claimed", "{:?}", lost.body);
+    }
 }
 
 #[actix_web::test]
@@ -960,6 +983,11 @@ async fn headers_cors_health_and_capabilities() {
             .to_str()
             .unwrap()
             .contains("Authorization")
+    );
+    let allowed = pre.headers().get("access-control-allow-headers").unwrap();
+    assert!(
+        allowed.to_str().unwrap().contains("X-Registration-Token"),
+        "a browser can register on an exchange that needs a token"
     );
 
     let caps = call(

@@ -42,7 +42,7 @@ impl Context {
         Self {
             exchange_id: event.exchange_id.to_string(),
             event_type: event.kind.event_type().to_owned(),
-            actor_id: event.actor_id.clone(),
+            actor_id: event.actor_id.to_string(),
             ts: serde_json::to_value(event.ts).unwrap_or(Value::Null),
             thread: Arc::clone(thread),
             summary: serde_json::to_value(thread.summary()).unwrap_or(Value::Null),

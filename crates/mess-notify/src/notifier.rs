@@ -4,9 +4,9 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use mess_core::event::{EXCHANGE_ACTOR, NotificationOutcome};
+use mess_core::event::NotificationOutcome;
 use mess_core::{
-    DomainError, EventKind, ExchangeId, Notice, Notifier, OutcomeSink, Profile, ThreadRef,
+    Actor, DomainError, EventKind, ExchangeId, Notice, Notifier, OutcomeSink, Profile, ThreadRef,
 };
 use rand::RngExt;
 use reqwest::StatusCode;
@@ -399,7 +399,7 @@ fn record(job: &Job, delivered: bool, attempts: u32, status: Option<u16>, error:
     job.outcomes.record(
         job.exchange.clone(),
         Some(job.thread_ref.clone()),
-        EXCHANGE_ACTOR.to_owned(),
+        Actor::Exchange,
         kind,
     );
 }

@@ -27,7 +27,7 @@ pub fn recipients(
             m.executor_id.as_str() != thread.requestor_id && wants_new_thread(m, thread, now)
         }
         EventKind::StatusChanged(_) => {
-            m.executor_id.as_str() != event.actor_id && is_party(m, thread)
+            event.actor_id != *m.executor_id.as_str() && is_party(m, thread)
         }
         _ => false,
     };
@@ -110,7 +110,7 @@ pub(crate) mod tests {
             ts: at("2026-02-01T12:00:00Z"),
             exchange_id: ExchangeId::parse("home").unwrap(),
             thread_ref: Some("2026-02-01-AAAA".parse().unwrap()),
-            actor_id: "agent".into(),
+            actor_id: mess_core::Actor::parse("agent").expect("valid"),
             seq: 1,
             kind: EventKind::ThreadCreated(ThreadCreated {
                 requestor_id: "agent".into(),
@@ -138,7 +138,7 @@ pub(crate) mod tests {
             ts: at("2026-02-01T12:05:00Z"),
             exchange_id: ExchangeId::parse("home").unwrap(),
             thread_ref: Some(thread.thread_ref.clone()),
-            actor_id: actor.into(),
+            actor_id: mess_core::Actor::parse(actor).expect("valid"),
             seq: 2,
             kind: EventKind::StatusChanged(StatusChanged {
                 old_status: thread.status,
@@ -308,7 +308,7 @@ pub(crate) mod tests {
         assert_eq!(ids(&recipients(&e, &t, &members, e.ts)), ["agent"]);
         let e = changed(&mut t, "agent", Status::Cancelled, Some("phone"));
         assert_eq!(ids(&recipients(&e, &t, &members, e.ts)), ["phone"]);
-        let e = changed(&mut t, "@exchange", Status::Expired, Some("phone"));
+        let e = changed(&mut t, "exchange", Status::Expired, Some("phone"));
         assert_eq!(ids(&recipients(&e, &t, &members, e.ts)), ["agent", "phone"]);
     }
 

@@ -22,7 +22,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 const REF: &str = "2026-02-01-AAAA";
 
 /// One recorded outcome, as `OutcomeSink::record` received it.
-type Recorded = (ExchangeId, Option<ThreadRef>, String, EventKind);
+type Recorded = (ExchangeId, Option<ThreadRef>, mess_core::Actor, EventKind);
 
 /// Collects outcomes so tests can wait for them without sleeping.
 #[derive(Default)]
@@ -36,7 +36,7 @@ impl OutcomeSink for Sink {
         &self,
         exchange: ExchangeId,
         thread: Option<ThreadRef>,
-        actor: String,
+        actor: mess_core::Actor,
         kind: EventKind,
     ) {
         self.got
@@ -75,7 +75,7 @@ impl Sink {
             .map(|(exchange, thread, actor, kind)| {
                 assert_eq!(exchange.as_str(), "home");
                 assert_eq!(thread.as_ref().map(ThreadRef::as_str), Some(REF));
-                assert_eq!(actor, "@exchange");
+                assert_eq!(*actor, mess_core::Actor::Exchange);
                 match kind {
                     EventKind::NotificationDelivered(o) => (true, o.clone()),
                     EventKind::NotificationFailed(o) => (false, o.clone()),
@@ -119,7 +119,7 @@ fn created_event(intent: &str, priority: Priority) -> Event {
         ts: Timestamp::parse("2026-02-01T22:00:00Z").unwrap(),
         exchange_id: ExchangeId::parse("home").unwrap(),
         thread_ref: Some(REF.parse().unwrap()),
-        actor_id: "claude-agent".into(),
+        actor_id: mess_core::Actor::parse("claude-agent").expect("valid"),
         seq: 1,
         kind: EventKind::ThreadCreated(ThreadCreated {
             requestor_id: "claude-agent".into(),
@@ -550,7 +550,7 @@ async fn a_status_change_notifies_the_requestor_but_not_the_actor() {
     let event = Event {
         event_id: "e2".into(),
         seq: 2,
-        actor_id: "my-phone".into(),
+        actor_id: mess_core::Actor::parse("my-phone").expect("valid"),
         kind: EventKind::StatusChanged(StatusChanged {
             old_status: Status::Pending,
             new_status: Status::Claimed,

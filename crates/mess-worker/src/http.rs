@@ -1,43 +1,20 @@
-//! HTTP plumbing shared by the Worker and the Durable Object: JSON responses, the headers
-//! every response carries (CORS, `Cache-Control: no-store`...), and request bodies, as the
-//! binary does it (`mess-http`'s `middleware.rs`, `body.rs`). The body rules and `data:`
-//! URIs themselves are mess-core's (`mess_core::wire`), shared with the binary.
+//! HTTP plumbing shared by the Worker and the Durable Object: the headers every response
+//! carries (CORS, `Cache-Control: no-store`...) and reading request bodies, as the binary
+//! does it (`mess-http`'s `middleware.rs`, `body.rs`). The body rules themselves are
+//! mess-core's (`mess_core::wire`), shared with the binary.
 
+use mess_api::BODY_LIMIT;
 use serde_json::Value;
 use worker::{Headers, Request, Response};
 
 use crate::error::ApiError;
 
-/// The largest request body, as the binary's default `MAX_BODY_BYTES` (10 MiB).
-pub const BODY_LIMIT: usize = 10 * 1024 * 1024;
+use mess_api::cors::{ALLOW_HEADERS, ALLOW_METHODS, CorsOrigins, EXPOSE_HEADERS, MAX_AGE};
 
-const ALLOW_METHODS: &str = "GET, HEAD, POST, PATCH, DELETE, OPTIONS";
-const ALLOW_HEADERS: &str = "Authorization, Content-Type";
-
-/// A JSON response.
-pub fn json(status: u16, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let headers = Headers::new();
-    let _ = headers.set("Content-Type", "application/json");
-    Response::builder()
-        .with_status(status)
-        .with_headers(headers)
-        .fixed(bytes)
-}
-
-/// Which browser origins may call the API (`CORS_ORIGINS`: a comma-separated list, `*` or
-/// empty for any).
+/// The `Access-Control-Allow-Origin` for `origin`, by `CORS_ORIGINS` (a comma-separated
+/// list, `*` or empty for any).
 fn allowed_origin(origins: &str, origin: Option<&str>) -> Option<String> {
-    let list: Vec<&str> = origins
-        .split(',')
-        .map(|o| o.trim().trim_end_matches('/'))
-        .filter(|o| !o.is_empty())
-        .collect();
-    if list.is_empty() || list.contains(&"*") {
-        return Some("*".into());
-    }
-    let o = origin?;
-    list.contains(&o).then(|| o.to_owned())
+    CorsOrigins::parse(origins).allow(origin).map(str::to_owned)
 }
 
 /// The answer to any `OPTIONS` (a CORS preflight): 204 with the allowed origin, methods and
@@ -49,7 +26,7 @@ pub fn preflight(req: &Request, origins: &str) -> Response {
         let _ = headers.set("Access-Control-Allow-Origin", &o);
         let _ = headers.set("Access-Control-Allow-Methods", ALLOW_METHODS);
         let _ = headers.set("Access-Control-Allow-Headers", ALLOW_HEADERS);
-        let _ = headers.set("Access-Control-Max-Age", "86400");
+        let _ = headers.set("Access-Control-Max-Age", MAX_AGE);
     }
     let _ = headers.set("Vary", "Origin");
     Response::builder()
@@ -68,7 +45,7 @@ pub fn finish(mut res: Response, origin: Option<&str>, origins: &str) -> Respons
     let _ = h.set("Referrer-Policy", "no-referrer");
     if let Some(o) = allowed_origin(origins, origin) {
         let _ = h.set("Access-Control-Allow-Origin", &o);
-        let _ = h.set("Access-Control-Expose-Headers", "Retry-After");
+        let _ = h.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
         let _ = h.set("Vary", "Origin");
     }
     res
@@ -89,12 +66,7 @@ fn is_json(req: &Request) -> bool {
     }
 }
 
-/// Parses `bytes` as a JSON object body, by mess-core's rules.
-pub fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
-    Ok(mess_core::wire::parse_body(bytes)?)
-}
-
-/// Reads the request's JSON object body within [`BODY_LIMIT`]: 413 past it, 400 for
+/// Reads the request's JSON object body within `mess_api::BODY_LIMIT`: 413 past it, 400 for
 /// anything that is not a JSON object.
 pub async fn json_body(req: &mut Request) -> Result<Value, ApiError> {
     let declared = req
@@ -116,5 +88,5 @@ pub async fn json_body(req: &mut Request) -> Result<Value, ApiError> {
     if !is_json(req) {
         return Err(ApiError::bad("Content-Type must be application/json"));
     }
-    parse_body(&bytes)
+    Ok(mess_core::wire::parse_body(&bytes)?)
 }

@@ -21,13 +21,12 @@ mod notify;
 mod object;
 mod store;
 
-use mess_core::ExchangeId;
-use serde_json::json;
+use mess_api::routes;
 use worker::{Env, Method, Request, Response, event};
 
 pub use object::ExchangeObject;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, error_response, respond};
 
 /// The Worker's entry point.
 #[event(fetch)]
@@ -41,7 +40,7 @@ pub async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> worker::Res
         // The object's responses already carry the common headers.
         Ok(Routed::Object(res)) => Ok(res),
         Ok(Routed::Here(res)) => Ok(http::finish(res, origin.as_deref(), &cors)),
-        Err(e) => Ok(http::finish(e.into_response(), origin.as_deref(), &cors)),
+        Err(e) => Ok(http::finish(error_response(&e), origin.as_deref(), &cors)),
     }
 }
 
@@ -67,7 +66,7 @@ async fn route(req: Request, env: &Env) -> Result<Routed, ApiError> {
         return Err(ApiError::NotFound("Not found".into()));
     }
     let target = if sub == "/register" {
-        let id = ExchangeId::parse(exchange)?;
+        let id = routes::exchange_id(exchange)?;
         if req.method() != Method::Post {
             return Err(ApiError::MethodNotAllowed("POST"));
         }
@@ -105,15 +104,8 @@ async fn health(req: &Request, env: &Env) -> Result<Response, ApiError> {
         .var("DEFAULT_EXCHANGE")
         .map(|v| v.to_string())
         .unwrap_or_else(|_| "home".into());
-    let body = json!({
-        "status": if ok { "ok" } else { "degraded" },
-        "service": "mess-exchange",
-        "version": env!("CARGO_PKG_VERSION"),
-        "storage": "r2",
-        "exchange_id": default_exchange,
-    });
-    let status = if ok { 200 } else { 503 };
-    let res = http::json(status, &body);
+    let res = respond(routes::health(ok, "r2", &default_exchange));
+    let status = res.status_code();
     if method == Method::Head {
         let headers = res.headers().clone();
         return Ok(Response::builder()

@@ -15,26 +15,20 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use futures::lock::Mutex;
-use mess_core::mess::data_uris;
+use mess_api::{ExchangePort, RegistrationPolicy, Reply, Written, auth, routes};
 use mess_core::{
-    Actor, ApiKey, Block, Clock, Command, Cursor, Env, Event, Exchange, ExchangeId, ExecutorId,
-    Member, NewRequest, OsEntropy, Outcome, Profile, Registration, Replay, Status, StatusUpdate,
-    Thread, ThreadRef, Timestamp,
+    Actor, ApiKey, Clock, Command, DomainError, Env, Event, Exchange, ExchangeId, ExecutorId,
+    Member, OsEntropy, Outcome, Profile, Replay, Status, ThreadRef, Timestamp,
 };
-use serde_json::{Value, json};
 use worker::{Bucket, Method, Request, Response, State, durable_object};
 
-use crate::error::ApiError;
-use crate::http::{self, json};
+use crate::error::{ApiError, error_response, respond};
+use crate::http;
 use crate::{notify, store};
 
 /// Where the object keeps its exchange's id (its only use of Durable Object storage), for
 /// an alarm that wakes a restarted object.
 const EXCHANGE_KEY: &str = "exchange_id";
-/// The default page size of a listing.
-const DEFAULT_LIMIT: usize = 50;
-/// The largest page size of a listing.
-const MAX_LIMIT: usize = 500;
 
 /// Now, from the JavaScript clock (the `time` crate's clock is not available on
 /// wasm32-unknown-unknown without its `wasm-bindgen` feature).
@@ -46,21 +40,6 @@ impl Clock for JsClock {
     }
 }
 
-/// What a write returns to its handler.
-enum Written {
-    Registered {
-        member: Arc<Member>,
-        api_key: ApiKey,
-    },
-    ProfileUpdated(Arc<Member>),
-    KeyRotated {
-        member: Arc<Member>,
-        api_key: ApiKey,
-    },
-    Removed(Arc<Member>),
-    Thread(Arc<Thread>),
-}
-
 /// The exchange's state and what it needs, shared with the work that outlives a request
 /// (notifications).
 struct Core {
@@ -68,6 +47,8 @@ struct Core {
     bucket: Bucket,
     public_url: Option<String>,
     cors: String,
+    /// `REGISTRATION_TOKEN` / `REGISTRATION_TOKENS`, as on the binary.
+    registration: RegistrationPolicy,
     /// The acknowledged state, once loaded.
     exchange: RefCell<Option<Exchange>>,
     last_seen: RefCell<HashMap<ExecutorId, Timestamp>>,
@@ -90,12 +71,18 @@ impl worker::DurableObject for ExchangeObject {
             .map(|v| v.to_string())
             .filter(|s| !s.is_empty());
         let cors = http::cors_origins(&env);
+        let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+        let registration = RegistrationPolicy::new(
+            var("REGISTRATION_TOKEN"),
+            var("REGISTRATION_TOKENS").as_deref(),
+        );
         Self {
             core: Rc::new(Core {
                 state,
                 bucket,
                 public_url,
                 cors,
+                registration,
                 exchange: RefCell::new(None),
                 last_seen: RefCell::new(HashMap::new()),
                 lock: Mutex::new(()),
@@ -111,7 +98,7 @@ impl worker::DurableObject for ExchangeObject {
                 if matches!(e, ApiError::Internal | ApiError::Unavailable) {
                     worker::console_error!("request failed: {:?}", e);
                 }
-                e.into_response()
+                error_response(&e)
             }
         };
         Ok(http::finish(res, origin.as_deref(), &self.core.cors))
@@ -147,37 +134,49 @@ fn parse_path(path: &str) -> Option<(&str, &str)> {
 
 /// The bearer key: 401 without a well-formed one.
 pub fn bearer(req: &Request) -> Result<ApiKey, ApiError> {
-    let header =
-        req.headers()
-            .get("Authorization")
-            .ok()
-            .flatten()
-            .ok_or(ApiError::Unauthorized(
-                "missing API key: send Authorization: Bearer <key>",
-            ))?;
-    let token = header
-        .strip_prefix("Bearer ")
-        .ok_or(ApiError::Unauthorized(
-            "send the API key as Authorization: Bearer <key>",
-        ))?;
-    ApiKey::parse(token).ok_or(ApiError::Unauthorized("invalid API key"))
+    // The Fetch API joins repeated headers into one value, which then is no key.
+    let header = req.headers().get("Authorization").ok().flatten();
+    auth::bearer(header.as_deref().map(str::as_bytes).into_iter())
 }
 
-fn thread_ref(raw: &str) -> Result<ThreadRef, ApiError> {
-    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || raw.len() > 64 {
-        return Err(ApiError::bad("invalid thread ref"));
+/// One exchange of this object, as `mess-api`'s routes see it.
+struct Port<'a> {
+    core: &'a Rc<Core>,
+    id: ExchangeId,
+}
+
+impl ExchangePort for Port<'_> {
+    fn id(&self) -> &ExchangeId {
+        &self.id
     }
-    ThreadRef::parse(raw).map_err(|_| ApiError::NotFound("Thread not found".into()))
-}
 
-fn executor_view(member: &Member, last_seen: Timestamp) -> Value {
-    json!({
-        "id": member.executor_id,
-        "display_name": member.display_name,
-        "capabilities": member.capabilities,
-        "last_seen": last_seen,
-        "created_at": member.created_at,
-    })
+    fn now(&self) -> Timestamp {
+        JsClock.now()
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Exchange) -> R) -> R {
+        match self.core.exchange.borrow().as_ref() {
+            Some(x) => f(x),
+            // Routes run after `ensure_loaded`; before it there is nothing to see.
+            None => f(&Exchange::new(self.id.clone())),
+        }
+    }
+
+    fn touch(&self, member: &ExecutorId, now: Timestamp) {
+        self.core.last_seen.borrow_mut().insert(member.clone(), now);
+    }
+
+    fn last_seen(&self, member: &Member) -> Timestamp {
+        self.core.last_seen(member)
+    }
+
+    fn validate(&self, profile: &Profile) -> Result<(), DomainError> {
+        mess_notify::validate_profile(profile)
+    }
+
+    async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, ApiError> {
+        self.core.submit(actor, cmd).await
+    }
 }
 
 fn env() -> Env<'static> {
@@ -247,258 +246,89 @@ impl Core {
     async fn handle(self: Rc<Self>, mut req: Request) -> Result<Response, ApiError> {
         let url = req.url().map_err(|_| ApiError::bad("invalid URL"))?;
         let path = url.path().to_owned();
+        let query = url.query().unwrap_or_default().to_owned();
         let (path_ex, sub) = parse_path(&path).ok_or(ApiError::NotFound("Not found".into()))?;
         let method = req.method();
         if sub == "/register" {
-            let exchange = ExchangeId::parse(path_ex)?;
+            let exchange = routes::exchange_id(path_ex)?;
             if method != Method::Post {
                 return Err(ApiError::MethodNotAllowed("POST"));
             }
+            // The body first, then the token, as on the binary.
+            let body = http::json_body(&mut req).await?;
+            let header = |name| req.headers().get(name).ok().flatten();
+            let (token, authorization) = (header("X-Registration-Token"), header("Authorization"));
+            self.registration.check(
+                exchange.as_str(),
+                token.as_deref().map(str::as_bytes),
+                authorization.as_deref().map(str::as_bytes),
+            )?;
             self.ensure_loaded(&exchange).await?;
             self.expire_due().await;
-            return self.register(&mut req).await;
+            let x = Port {
+                core: &self,
+                id: exchange,
+            };
+            return Ok(respond(routes::register(&x, &body).await?));
         }
         // Authentication first: 401 before 400, 404 or 405.
         let key = bearer(&req)?;
         let me = key.exchange();
         self.ensure_loaded(&me).await?;
-        let member = self
-            .read(|x| x.authenticate(&key).cloned())?
-            .ok_or(ApiError::Unauthorized("invalid API key"))?;
-        let path_ex = ExchangeId::parse(path_ex)?;
-        if path_ex != me {
-            return Err(ApiError::Forbidden(
-                "this API key belongs to another exchange".into(),
-            ));
-        }
-        let now = JsClock.now();
-        self.last_seen
-            .borrow_mut()
-            .insert(member.executor_id.clone(), now);
+        let x = Port {
+            core: &self,
+            id: me,
+        };
+        let member = auth::member_of(&x, &key, path_ex)?;
         self.expire_due().await;
         let segs: Vec<&str> = sub.split('/').skip(1).collect();
-        let actor = Actor::Member(member.executor_id.clone());
-        match (segs.as_slice(), method) {
-            (["requests"], Method::Get) => self.list_requests(&url),
+        let reply: Reply = match (segs.as_slice(), method) {
+            (["requests"], Method::Get) => routes::list_requests(&x, &query)?,
             (["requests"], Method::Post) => {
                 let body = http::json_body(&mut req).await?;
-                let new = NewRequest::parse(body)?;
-                match self.submit(actor, Command::Create(new)).await? {
-                    Written::Thread(t) => Ok(json(
-                        201,
-                        &json!({ "ref": t.thread_ref, "status": t.status }),
-                    )),
-                    _ => Err(ApiError::Internal),
-                }
+                routes::create_request(&x, &member, body).await?
             }
-            (["requests"], _) => Err(ApiError::MethodNotAllowed("GET, POST")),
-            (["requests", r], Method::Get) if !r.is_empty() => {
-                let r = thread_ref(r)?;
-                let t = self
-                    .read(|x| x.thread(&r).cloned())?
-                    .ok_or_else(|| ApiError::NotFound("Thread not found".into()))?;
-                Ok(json(200, &json!({ "thread": &*t })))
-            }
+            (["requests"], _) => return Err(ApiError::MethodNotAllowed("GET, POST")),
+            (["requests", r], Method::Get) if !r.is_empty() => routes::get_request(&x, r)?,
             (["requests", r], Method::Patch) if !r.is_empty() => {
-                let r = thread_ref(r)?;
                 let body = http::json_body(&mut req).await?;
-                self.update_request(actor, r, body).await
+                routes::update_request(&x, &member, r, body).await?
             }
-            (["requests", r], _) if !r.is_empty() => Err(ApiError::MethodNotAllowed("GET, PATCH")),
+            (["requests", r], _) if !r.is_empty() => {
+                return Err(ApiError::MethodNotAllowed("GET, PATCH"));
+            }
             (["requests", r, "attachments", name], Method::Get)
                 if !r.is_empty() && !name.is_empty() =>
             {
-                let r = thread_ref(r)?;
-                self.attachment(&r, name)
+                routes::attachment(&x, r, name)?
             }
             (["requests", r, "attachments", name], _) if !r.is_empty() && !name.is_empty() => {
-                Err(ApiError::MethodNotAllowed("GET"))
+                return Err(ApiError::MethodNotAllowed("GET"));
             }
-            (["executors"], Method::Get) => {
-                let mut members: Vec<Arc<Member>> =
-                    self.read(|x| x.members().cloned().collect())?;
-                members.sort_by(|a, b| a.executor_id.cmp(&b.executor_id));
-                let views: Vec<Value> = members
-                    .iter()
-                    .map(|m| executor_view(m, self.last_seen(m)))
-                    .collect();
-                Ok(json(200, &json!({ "executors": views })))
-            }
-            (["executors"], _) => Err(ApiError::MethodNotAllowed("GET")),
+            (["executors"], Method::Get) => routes::list_executors(&x)?,
+            (["executors"], _) => return Err(ApiError::MethodNotAllowed("GET")),
             (["executors", id], Method::Patch) if !id.is_empty() => {
-                let target = ExecutorId::parse(id)?;
                 let body = http::json_body(&mut req).await?;
-                let profile = Profile::parse(&body)?;
-                mess_notify::validate_profile(&profile)?;
-                let cmd = Command::UpdateProfile {
-                    executor: target,
-                    profile,
-                };
-                match self.submit(actor, cmd).await? {
-                    Written::ProfileUpdated(m) => Ok(json(
-                        200,
-                        &json!({ "executor": executor_view(&m, self.last_seen(&m)) }),
-                    )),
-                    _ => Err(ApiError::Internal),
-                }
+                routes::update_executor(&x, &member, id, &body).await?
             }
             (["executors", id], Method::Delete) if !id.is_empty() => {
-                let executor = ExecutorId::parse(id)?;
-                match self.submit(actor, Command::Remove { executor }).await? {
-                    Written::Removed(m) => Ok(json(
-                        200,
-                        &json!({ "executor_id": m.executor_id, "removed": true }),
-                    )),
-                    _ => Err(ApiError::Internal),
-                }
+                routes::remove_executor(&x, &member, id).await?
             }
             (["executors", id], _) if !id.is_empty() => {
-                Err(ApiError::MethodNotAllowed("PATCH, DELETE"))
+                return Err(ApiError::MethodNotAllowed("PATCH, DELETE"));
             }
             (["executors", id, "rotate-key"], Method::Post) if !id.is_empty() => {
-                let executor = ExecutorId::parse(id)?;
-                match self.submit(actor, Command::RotateKey { executor }).await? {
-                    Written::KeyRotated { member, api_key } => Ok(json(
-                        200,
-                        &json!({
-                            "executor_id": member.executor_id,
-                            "api_key": api_key.expose(),
-                            "message": "Save this API key - it cannot be retrieved again. The old key no longer works.",
-                        }),
-                    )),
-                    _ => Err(ApiError::Internal),
-                }
+                routes::rotate_key(&x, &member, id).await?
             }
             (["executors", id, "rotate-key"], _) if !id.is_empty() => {
-                Err(ApiError::MethodNotAllowed("POST"))
+                return Err(ApiError::MethodNotAllowed("POST"));
             }
             // The binary's catalog comes from CAPABILITIES_FILE; a Worker has none.
-            (["capabilities"], Method::Get) => Ok(json(200, &json!({ "capabilities": [] }))),
-            (["capabilities"], _) => Err(ApiError::MethodNotAllowed("GET")),
-            _ => Err(ApiError::NotFound("Not found".into())),
-        }
-    }
-
-    async fn register(self: &Rc<Self>, req: &mut Request) -> Result<Response, ApiError> {
-        let body = http::json_body(req).await?;
-        let reg = Registration::parse(&body)?;
-        mess_notify::validate_profile(&reg.profile)?;
-        let actor = Actor::Member(reg.executor_id.clone());
-        match self.submit(actor, Command::Register(reg)).await? {
-            Written::Registered { member, api_key } => Ok(json(
-                201,
-                &json!({
-                    "executor_id": member.executor_id,
-                    "api_key": api_key.expose(),
-                    "message": "Save this API key - it cannot be retrieved again.",
-                }),
-            )),
-            _ => Err(ApiError::Internal),
-        }
-    }
-
-    fn list_requests(&self, url: &worker::Url) -> Result<Response, ApiError> {
-        let (mut status, mut limit, mut cursor) = (None, None, None);
-        for (k, v) in url.query_pairs() {
-            let slot = match &*k {
-                "status" => &mut status,
-                "limit" => &mut limit,
-                "cursor" => &mut cursor,
-                _ => continue,
-            };
-            if slot.is_some() {
-                return Err(ApiError::bad(format!(
-                    "invalid query string: duplicate field `{k}`"
-                )));
-            }
-            *slot = Some(v.into_owned());
-        }
-        let status = status.as_deref().map(Status::parse).transpose()?;
-        let limit = match limit.as_deref() {
-            None => DEFAULT_LIMIT,
-            Some(l) => l
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad(format!("limit must be an integer from 1 to {MAX_LIMIT}"))
-                })?,
+            (["capabilities"], Method::Get) => routes::capabilities(&[], &query)?,
+            (["capabilities"], _) => return Err(ApiError::MethodNotAllowed("GET")),
+            _ => return Err(ApiError::NotFound("Not found".into())),
         };
-        let cursor = cursor
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .map(Cursor::decode)
-            .transpose()?;
-        let (page, next) = self.read(|x| x.list(status, cursor.as_ref(), limit))?;
-        let threads: Vec<_> = page.iter().map(|t| t.summary()).collect();
-        Ok(json(
-            200,
-            &json!({ "threads": threads, "next_cursor": next.map(|c| c.encode()) }),
-        ))
-    }
-
-    async fn update_request(
-        self: &Rc<Self>,
-        actor: Actor,
-        r: ThreadRef,
-        body: Value,
-    ) -> Result<Response, ApiError> {
-        let mut fields = match body {
-            Value::Object(m) => m,
-            _ => return Err(ApiError::bad("the body must be a JSON object")),
-        };
-        let status = match fields.remove("status") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(Status::parse(&s)?),
-            Some(_) => return Err(ApiError::bad("status must be a string")),
-        };
-        let mess = match fields.remove("mess") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(Block::parse_list(&v)?),
-        };
-        if status.is_none() && mess.is_none() {
-            return Err(ApiError::bad("send status and/or mess"));
-        }
-        let status = status.map(|to| StatusUpdate { to, extra: fields });
-        let cmd = Command::Update {
-            thread: r,
-            status,
-            mess,
-        };
-        match self.submit(actor, cmd).await? {
-            Written::Thread(t) => Ok(json(
-                200,
-                &json!({ "ref": t.thread_ref, "status": t.status, "thread": &*t }),
-            )),
-            _ => Err(ApiError::Internal),
-        }
-    }
-
-    fn attachment(&self, r: &ThreadRef, name: &str) -> Result<Response, ApiError> {
-        let t = self
-            .read(|x| x.thread(r).cloned())?
-            .ok_or_else(|| ApiError::NotFound("Thread not found".into()))?;
-        let not_found = || ApiError::NotFound("Attachment not found".into());
-        let mut found = None;
-        let mut n = 0usize;
-        'outer: for m in &t.messages {
-            for (label, uri) in data_uris(&m.mess) {
-                n += 1;
-                if name == n.to_string() || name == label {
-                    found = Some(uri.to_owned());
-                    break 'outer;
-                }
-            }
-        }
-        let uri = found.ok_or_else(not_found)?;
-        let (mime, bytes) = mess_core::wire::decode_data_uri(&uri).ok_or_else(not_found)?;
-        let headers = worker::Headers::new();
-        let _ = headers.set("Content-Type", &mime);
-        let _ = headers.set("Content-Disposition", "attachment");
-        Ok(Response::builder()
-            .with_status(200)
-            .with_headers(headers)
-            .fixed(bytes))
+        Ok(respond(reply))
     }
 
     /// Decides, stores and applies one command, then schedules its notifications.
@@ -654,7 +484,7 @@ impl Core {
                     ts: JsClock.now(),
                     exchange_id: x.id().clone(),
                     thread_ref: r,
-                    actor_id: mess_core::event::EXCHANGE_ACTOR.to_owned(),
+                    actor_id: Actor::Exchange,
                     seq,
                     kind,
                 });

@@ -38,9 +38,14 @@ fn block() -> impl Strategy<Value = Block> {
     (0..BlockKind::ALL.len(), json_value()).prop_map(|(k, v)| Block::new(BlockKind::ALL[k], v))
 }
 
-/// A message: (sender, milliseconds after the creation, blocks).
+/// A message: (sender, milliseconds after the creation, blocks). Senders are actors: any
+/// executor id (`exchange`, the exchange's own, among them).
 fn message() -> impl Strategy<Value = (String, i64, Vec<Block>)> {
-    ("\\PC{0,10}", 0i64..10_000_000, vec(block(), 0..4))
+    (
+        "[A-Za-z0-9][A-Za-z0-9_-]{0,9}",
+        0i64..10_000_000,
+        vec(block(), 0..4),
+    )
 }
 
 fn event(seq: u64, ts: Timestamp, actor: &str, kind: EventKind) -> Event {
@@ -49,7 +54,7 @@ fn event(seq: u64, ts: Timestamp, actor: &str, kind: EventKind) -> Event {
         ts,
         exchange_id: ExchangeId::parse("home").expect("valid"),
         thread_ref: Some(ThreadRef::parse(REF).expect("valid")),
-        actor_id: actor.into(),
+        actor_id: mess_core::Actor::parse(actor).expect("valid"),
         seq,
         kind,
     }
@@ -67,15 +72,15 @@ proptest! {
         let t0 = Timestamp::parse("2026-02-01T22:00:00.000Z").expect("valid");
         let mut request: Map<String, Value> = request.into_iter().collect();
         request.insert("intent".into(), Value::String("Is the \"door\" closed?".into()));
-        let mut log = vec![event(1, t0, "req\u{e9}", EventKind::ThreadCreated(ThreadCreated {
-            requestor_id: "req\u{e9}".into(),
+        let mut log = vec![event(1, t0, "req-1", EventKind::ThreadCreated(ThreadCreated {
+            requestor_id: "req-1".into(),
             intent: "Is the \"door\" closed?".into(),
             priority: Priority::Normal,
             request: request.clone(),
         }))];
         // The list the thread used to hold, built as it used to be.
         let mut expected = vec![Message {
-            from: "req\u{e9}".into(),
+            from: "req-1".into(),
             ts: t0,
             mess: vec![Block::new(BlockKind::Request, Value::Object(request))],
         }];

@@ -19,7 +19,7 @@ fn event(n: u8, minute: u8, thread: bool, actor: &str, kind: EventKind) -> Event
         ts: Timestamp::parse(&format!("2026-02-01T22:{minute:02}:00.123Z")).expect("valid"),
         exchange_id: ExchangeId::parse("home").expect("valid"),
         thread_ref: thread.then(|| ThreadRef::parse(REF).expect("valid")),
-        actor_id: actor.into(),
+        actor_id: mess_core::Actor::parse(actor).expect("valid"),
         seq: if thread { u64::from(n) } else { 0 },
         kind,
     }
@@ -155,7 +155,7 @@ fn golden_notification_delivered() {
     });
     golden(
         "notification_delivered",
-        event(4, 0, true, "@exchange", kind),
+        event(4, 0, true, "exchange", kind),
     );
 }
 
@@ -169,7 +169,7 @@ fn golden_notification_failed() {
         http_status: None,
         error: Some("timed out after 10s".into()),
     });
-    golden("notification_failed", event(5, 2, true, "@exchange", kind));
+    golden("notification_failed", event(5, 2, true, "exchange", kind));
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn golden_event_of_a_type_from_a_newer_version() {
         event_type: "thread_archived".into(),
         payload: json!({"reason": "older than a year", "by": ["policy", 3]}),
     };
-    golden("thread_archived", event(6, 9, true, "@exchange", kind));
+    golden("thread_archived", event(6, 9, true, "exchange", kind));
 }
 
 /// Create, claim, complete with a response: the seed's GET example, folded from events.
@@ -218,4 +218,13 @@ fn a_folded_thread_has_the_seeds_get_shape() {
             .map(|l| Event::from_line(l).expect("reads back")),
     );
     assert_eq!(fresh.thread(&r), thread);
+}
+
+#[test]
+fn the_exchange_recorded_as_at_exchange_reads_as_exchange() {
+    // Lines written before the rename stay as they are; reading them gives `exchange`.
+    let line = r#"{"event_id":"e5","ts":"2026-02-01T22:02:00.000Z","exchange_id":"home","thread_ref":"2026-02-01-XY1Z","event_type":"status_changed","actor_id":"@exchange","payload":{"old_status":"pending","new_status":"expired","executor_id":null},"seq":5}"#;
+    let e = Event::from_line(line).expect("a stored line");
+    assert_eq!(e.actor_id, mess_core::Actor::Exchange);
+    assert!(e.to_line().contains(r#""actor_id":"exchange""#));
 }

@@ -240,6 +240,8 @@ pub enum Refusal {
     NotFound,
     /// 409 on registration.
     AlreadyRegistered,
+    /// 409: the exchange's own id.
+    ReservedId,
     /// 409 with `from` and `to`.
     Conflict(Status, Status),
 }
@@ -251,6 +253,7 @@ impl Refusal {
             DomainError::Forbidden(_) => Refusal::Forbidden,
             DomainError::NotFound(_) => Refusal::NotFound,
             DomainError::AlreadyRegistered(_) => Refusal::AlreadyRegistered,
+            DomainError::ReservedId(_) => Refusal::ReservedId,
             DomainError::Conflict { from, to, .. } => Refusal::Conflict(*from, *to),
         }
     }
@@ -310,10 +313,6 @@ impl Then {
     /// Every event is stamped now, in this exchange, by this actor; thread events carry
     /// the thread's ref and the next `seq`s; member events carry neither.
     fn check_envelopes(&self, d: &Decision) {
-        let actor_id = match &self.actor {
-            Actor::Member(m) => m.to_string(),
-            Actor::Exchange => mess_core::event::EXCHANGE_ACTOR.to_owned(),
-        };
         let (thread, mut seq) = match (&self.thread, &d.outcome) {
             (Some(r), _) => (Some(r.clone()), self.world.thread(r).seq),
             (None, Outcome::Created(r)) => (Some(r.clone()), 0),
@@ -322,7 +321,7 @@ impl Then {
         for e in &d.events {
             assert_eq!(e.ts, self.world.now(), "ts");
             assert_eq!(&e.exchange_id, self.world.exchange.id(), "exchange_id");
-            assert_eq!(e.actor_id, actor_id, "actor_id");
+            assert_eq!(e.actor_id, self.actor, "actor_id");
             assert_eq!(e.thread_ref, thread, "thread_ref");
             if thread.is_some() {
                 seq += 1;

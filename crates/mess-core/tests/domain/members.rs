@@ -228,3 +228,10 @@ fn removing_someone_else_is_forbidden() {
         .when(BOB, remove(ALICE))
         .then_error(Refusal::Forbidden);
 }
+
+#[test]
+fn registering_the_exchanges_own_id_is_refused_as_reserved() {
+    given()
+        .when("exchange", register("exchange"))
+        .then_error(Refusal::ReservedId);
+}

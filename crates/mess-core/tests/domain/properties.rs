@@ -204,7 +204,7 @@ fn check_and_apply(w: &mut World, e: Event) -> Result<(), TestCaseError> {
         );
         let row = row.expect("checked");
         prop_assert!(
-            roles(&e.actor_id, &t).may(row.who),
+            roles(e.actor_id.as_str(), &t).may(row.who),
             "{} may not {}",
             e.actor_id,
             row.name

@@ -143,7 +143,7 @@ fn pending_to_expired_only_by_the_exchange() {
     assert_eq!(t.status, Expired);
     assert_eq!(
         t.messages.last().map(|m| m.from),
-        Some("@exchange".to_owned())
+        Some("exchange".to_owned())
     );
     assert!(w.exchange.due_for_expiry(w.now()).is_empty());
 }

@@ -33,7 +33,7 @@ pub fn event(
         ts: Timestamp::from_unix_millis(ts_ms),
         exchange_id: exchange_id.clone(),
         thread_ref: thread_ref.cloned(),
-        actor_id: "claude-agent".into(),
+        actor_id: mess_core::Actor::parse("claude-agent").expect("valid"),
         seq,
         kind,
     }

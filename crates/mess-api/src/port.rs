@@ -1,0 +1,63 @@
+//! What a host gives the routes: one exchange's acknowledged state, a way to commit a
+//! command durably, and a clock.
+
+use std::sync::Arc;
+
+use mess_core::{
+    Actor, ApiKey, Command, DomainError, Exchange, ExchangeId, ExecutorId, Member, Profile, Thread,
+    Timestamp,
+};
+
+use crate::error::ApiError;
+
+/// What a committed command returns to its route.
+#[derive(Debug)]
+pub enum Written {
+    /// A member registered; the key is shown once.
+    Registered {
+        /// The new member.
+        member: Arc<Member>,
+        /// Its key.
+        api_key: ApiKey,
+    },
+    /// A profile changed.
+    ProfileUpdated(Arc<Member>),
+    /// A key was replaced; the new one is shown once.
+    KeyRotated {
+        /// The member.
+        member: Arc<Member>,
+        /// Its new key.
+        api_key: ApiKey,
+    },
+    /// A member left.
+    Removed(Arc<Member>),
+    /// A thread was created or updated; here it is as acknowledged.
+    Thread(Arc<Thread>),
+}
+
+/// One exchange as a host holds it. The binary's hub (a writer task per exchange, group
+/// commit) and the Worker's Durable Object (one write at a time, R2) both implement it.
+pub trait ExchangePort {
+    /// The exchange's id.
+    fn id(&self) -> &ExchangeId;
+
+    /// Now, from the host's clock.
+    fn now(&self) -> Timestamp;
+
+    /// Runs `f` on the acknowledged state: what readers may see (briefly; clone out what
+    /// you need).
+    fn read<R>(&self, f: impl FnOnce(&Exchange) -> R) -> R;
+
+    /// Records that `member` was seen at `now` (every authenticated request).
+    fn touch(&self, member: &ExecutorId, now: Timestamp);
+
+    /// When `member` was last seen: the later of the host's record and the member's own.
+    fn last_seen(&self, member: &Member) -> Timestamp;
+
+    /// Checks a profile's channels and hooks before it is stored (the notifier's rules).
+    fn validate(&self, profile: &Profile) -> Result<(), DomainError>;
+
+    /// Decides `cmd` for `actor` against the current state, stores its events (and member
+    /// record) durably, applies them, and only then returns: an acknowledged write.
+    async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, ApiError>;
+}

@@ -1,0 +1,109 @@
+//! Query strings, parsed into what the routes need: a bad value is a 400 that says which.
+
+use mess_core::{Cursor, Status};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+/// The default page size of a listing.
+pub const DEFAULT_LIMIT: usize = 50;
+/// The largest page size of a listing.
+pub const MAX_LIMIT: usize = 500;
+
+fn parse<'a, T: Deserialize<'a>>(query: &'a str) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::bad(format!("invalid query string: {e}")))
+}
+
+#[derive(Deserialize)]
+struct RawList {
+    status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET .../requests?status=&limit=&cursor=`.
+#[derive(Debug)]
+pub struct ListQuery {
+    /// Only threads with this status (aliases resolved).
+    pub status: Option<Status>,
+    /// Page size.
+    pub limit: usize,
+    /// Where the previous page ended.
+    pub cursor: Option<Cursor>,
+}
+
+impl ListQuery {
+    /// Parses the raw query string (without `?`). Unknown fields are ignored; a repeated
+    /// one, an empty `status=` or `limit=`, or a limit outside 1..=500 is a 400.
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        let raw: RawList = parse(query)?;
+        let status = raw.status.as_deref().map(Status::parse).transpose()?;
+        let limit = match raw.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad(format!("limit must be an integer from 1 to {MAX_LIMIT}"))
+                })?,
+        };
+        let cursor = raw
+            .cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(Cursor::decode)
+            .transpose()?;
+        Ok(Self {
+            status,
+            limit,
+            cursor,
+        })
+    }
+}
+
+/// `GET .../capabilities?tag=`.
+#[derive(Debug, Deserialize)]
+pub struct CapabilityQuery {
+    /// Only capabilities with this tag.
+    pub tag: Option<String>,
+}
+
+impl CapabilityQuery {
+    /// Parses the raw query string (without `?`).
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        parse(query)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_defaults_to_fifty_and_accepts_aliases() {
+        let q = ListQuery::parse("").expect("empty is fine");
+        assert_eq!((q.status, q.limit), (None, DEFAULT_LIMIT));
+        let q = ListQuery::parse("status=in-progress&limit=500&other=1").expect("valid");
+        assert_eq!((q.status, q.limit), (Some(Status::InProgress), 500));
+    }
+
+    #[test]
+    fn bad_listing_parameters_are_refused_by_name() {
+        for (query, says) in [
+            ("limit=0", "limit must be"),
+            ("limit=501", "limit must be"),
+            ("limit=", "limit must be"),
+            ("status=", "status"),
+            ("status=Pending", "status"),
+            ("status=pending&status=claimed", "duplicate field `status`"),
+            ("cursor=zz", "invalid cursor"),
+        ] {
+            match ListQuery::parse(query) {
+                Err(ApiError::BadRequest(m)) => assert!(m.contains(says), "{query}: {m}"),
+                other => panic!("{query}: {other:?}"),
+            }
+        }
+    }
+}

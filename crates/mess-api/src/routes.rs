@@ -1,0 +1,257 @@
+//! One function per route: parse, authorize, decide (through the port's commit), view.
+//! Authentication is the host's first step ([`crate::auth`]); each function here gets the
+//! member it found, and the raw path segments, query string and parsed JSON body.
+
+use std::sync::Arc;
+
+use mess_core::mess::data_uris;
+use mess_core::{
+    Actor, Block, Command, ExchangeId, ExecutorId, Member, NewRequest, Profile, Registration,
+    Status, StatusUpdate, Thread, ThreadRef,
+};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::port::{ExchangePort, Written};
+use crate::query::{CapabilityQuery, ListQuery};
+use crate::reply::Reply;
+use crate::views::{self, RefAndStatus};
+
+/// A thread ref from the path: 400 for characters no ref has, 404 for a ref that cannot
+/// exist.
+pub fn thread_ref(raw: &str) -> Result<ThreadRef, ApiError> {
+    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || raw.len() > 64 {
+        return Err(ApiError::bad("invalid thread ref"));
+    }
+    ThreadRef::parse(raw).map_err(|_| ApiError::not_found("Thread"))
+}
+
+/// An exchange id from the path (400 when malformed).
+pub fn exchange_id(raw: &str) -> Result<ExchangeId, ApiError> {
+    Ok(ExchangeId::parse(raw)?)
+}
+
+fn actor(me: &Member) -> Actor {
+    Actor::Member(me.executor_id.clone())
+}
+
+fn thread<P: ExchangePort>(x: &P, r: &ThreadRef) -> Result<Arc<Thread>, ApiError> {
+    x.read(|s| s.thread(r).cloned())
+        .ok_or_else(|| ApiError::not_found("Thread"))
+}
+
+/// A commit whose answer is not the kind its command makes: a bug in the host.
+fn unexpected(w: Written) -> ApiError {
+    debug_assert!(false, "unexpected write result: {w:?}");
+    ApiError::Internal
+}
+
+/// `POST /register`: join the exchange; the key is in the answer, once. (The host checks
+/// the registration token and its rate limits first.)
+pub async fn register<P: ExchangePort>(x: &P, body: &Value) -> Result<Reply, ApiError> {
+    let reg = Registration::parse(body)?;
+    x.validate(&reg.profile)?;
+    let actor = Actor::Member(reg.executor_id.clone());
+    match x.commit(actor, Command::Register(reg)).await? {
+        Written::Registered { member, api_key } => Ok(Reply::json(
+            201,
+            &json!({
+                "executor_id": member.executor_id,
+                "api_key": api_key.expose(),
+                "message": "Save this API key - it cannot be retrieved again.",
+            }),
+        )),
+        w => Err(unexpected(w)),
+    }
+}
+
+/// `GET /requests`: a page of threads, newest-updated first.
+pub fn list_requests<P: ExchangePort>(x: &P, query: &str) -> Result<Reply, ApiError> {
+    let q = ListQuery::parse(query)?;
+    let (page, next) = x.read(|s| s.list(q.status, q.cursor.as_ref(), q.limit));
+    let body = views::thread_list(&page, next.map(|c| c.encode()));
+    Ok(Reply::json_bytes(200, body))
+}
+
+/// `POST /requests`: a new thread from `me`.
+pub async fn create_request<P: ExchangePort>(
+    x: &P,
+    me: &Member,
+    body: Value,
+) -> Result<Reply, ApiError> {
+    let req = NewRequest::parse(body)?;
+    match x.commit(actor(me), Command::Create(req)).await? {
+        Written::Thread(t) => Ok(Reply::json(
+            201,
+            &RefAndStatus {
+                thread_ref: &t.thread_ref,
+                status: t.status,
+            },
+        )),
+        w => Err(unexpected(w)),
+    }
+}
+
+/// `GET /requests/{ref}`: one thread with its messages.
+pub fn get_request<P: ExchangePort>(x: &P, raw_ref: &str) -> Result<Reply, ApiError> {
+    let t = thread(x, &thread_ref(raw_ref)?)?;
+    Ok(Reply::json_bytes(200, views::thread_object(b"{", &t)))
+}
+
+/// A PATCH body: `status` (aliases accepted) with the status block's other fields beside
+/// it, and/or `mess`.
+fn update_command(r: ThreadRef, body: Value) -> Result<Command, ApiError> {
+    let Value::Object(mut fields) = body else {
+        return Err(ApiError::bad("the body must be a JSON object"));
+    };
+    let status = match fields.remove("status") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Status::parse(&s)?),
+        Some(_) => return Err(ApiError::bad("status must be a string")),
+    };
+    let mess = match fields.remove("mess") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(Block::parse_list(&v)?),
+    };
+    if status.is_none() && mess.is_none() {
+        return Err(ApiError::bad("send status and/or mess"));
+    }
+    Ok(Command::Update {
+        thread: r,
+        status: status.map(|to| StatusUpdate { to, extra: fields }),
+        mess,
+    })
+}
+
+/// `PATCH /requests/{ref}`: change the status and/or append a message.
+pub async fn update_request<P: ExchangePort>(
+    x: &P,
+    me: &Member,
+    raw_ref: &str,
+    body: Value,
+) -> Result<Reply, ApiError> {
+    let cmd = update_command(thread_ref(raw_ref)?, body)?;
+    match x.commit(actor(me), cmd).await? {
+        Written::Thread(t) => Ok(Reply::json_bytes(200, views::updated_thread(&t))),
+        w => Err(unexpected(w)),
+    }
+}
+
+/// `GET /requests/{ref}/attachments/{name}`: one `data:` URI of the thread, decoded, named
+/// by its position (`1`, `2`...) or by the `name`/`filename` beside it.
+pub fn attachment<P: ExchangePort>(x: &P, raw_ref: &str, name: &str) -> Result<Reply, ApiError> {
+    let t = thread(x, &thread_ref(raw_ref)?)?;
+    let uri = t
+        .messages
+        .iter()
+        .flat_map(|m| data_uris(&m.mess))
+        .enumerate()
+        .find(|(n, (label, _))| name == (n + 1).to_string() || name == label)
+        .map(|(_, (_, uri))| uri)
+        .ok_or_else(|| ApiError::not_found("Attachment"))?;
+    let (mime, bytes) =
+        mess_core::wire::decode_data_uri(&uri).ok_or_else(|| ApiError::not_found("Attachment"))?;
+    Ok(Reply {
+        status: 200,
+        content_type: mime,
+        headers: vec![("Content-Disposition", "attachment".into())],
+        body: bytes,
+    })
+}
+
+/// `GET /executors`: every member, by id.
+pub fn list_executors<P: ExchangePort>(x: &P) -> Result<Reply, ApiError> {
+    let mut members: Vec<Arc<Member>> = x.read(|s| s.members().cloned().collect());
+    members.sort_by(|a, b| a.executor_id.cmp(&b.executor_id));
+    let views: Vec<Value> = members
+        .iter()
+        .map(|m| views::executor(m, x.last_seen(m)))
+        .collect();
+    Ok(Reply::json(200, &json!({ "executors": views })))
+}
+
+/// `PATCH /executors/{id}`: change one's own profile.
+pub async fn update_executor<P: ExchangePort>(
+    x: &P,
+    me: &Member,
+    raw_id: &str,
+    body: &Value,
+) -> Result<Reply, ApiError> {
+    let executor = ExecutorId::parse(raw_id)?;
+    let profile = Profile::parse(body)?;
+    x.validate(&profile)?;
+    let cmd = Command::UpdateProfile { executor, profile };
+    match x.commit(actor(me), cmd).await? {
+        Written::ProfileUpdated(m) => Ok(Reply::json(
+            200,
+            &json!({ "executor": views::executor(&m, x.last_seen(&m)) }),
+        )),
+        w => Err(unexpected(w)),
+    }
+}
+
+/// `POST /executors/{id}/rotate-key`: replace one's own key; the new one is shown once.
+pub async fn rotate_key<P: ExchangePort>(
+    x: &P,
+    me: &Member,
+    raw_id: &str,
+) -> Result<Reply, ApiError> {
+    let executor = ExecutorId::parse(raw_id)?;
+    match x.commit(actor(me), Command::RotateKey { executor }).await? {
+        Written::KeyRotated { member, api_key } => Ok(Reply::json(
+            200,
+            &json!({
+                "executor_id": member.executor_id,
+                "api_key": api_key.expose(),
+                "message": "Save this API key - it cannot be retrieved again. The old key no longer works.",
+            }),
+        )),
+        w => Err(unexpected(w)),
+    }
+}
+
+/// `DELETE /executors/{id}`: leave the exchange.
+pub async fn remove_executor<P: ExchangePort>(
+    x: &P,
+    me: &Member,
+    raw_id: &str,
+) -> Result<Reply, ApiError> {
+    let executor = ExecutorId::parse(raw_id)?;
+    match x.commit(actor(me), Command::Remove { executor }).await? {
+        Written::Removed(m) => Ok(Reply::json(
+            200,
+            &json!({ "executor_id": m.executor_id, "removed": true }),
+        )),
+        w => Err(unexpected(w)),
+    }
+}
+
+/// `GET /capabilities`: the catalog (`CAPABILITIES_FILE` on the binary), by `tag`.
+pub fn capabilities(catalog: &[Value], query: &str) -> Result<Reply, ApiError> {
+    let q = CapabilityQuery::parse(query)?;
+    let items: Vec<&Value> = catalog
+        .iter()
+        .filter(|c| match &q.tag {
+            None => true,
+            Some(tag) => c
+                .get("tags")
+                .and_then(Value::as_array)
+                .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag))),
+        })
+        .collect();
+    Ok(Reply::json(200, &json!({ "capabilities": items })))
+}
+
+/// `GET /health`: 200 `ok`, or 503 `degraded` while storage does not answer.
+pub fn health(storage_ok: bool, storage: &str, default_exchange: &str) -> Reply {
+    Reply::json(
+        if storage_ok { 200 } else { 503 },
+        &json!({
+            "status": if storage_ok { "ok" } else { "degraded" },
+            "service": "mess-exchange",
+            "version": env!("CARGO_PKG_VERSION"),
+            "storage": storage,
+            "exchange_id": default_exchange,
+        }),
+    )
+}
