@@ -36,12 +36,6 @@ impl From<DomainError> for HttpError {
     }
 }
 
-impl From<WriteError> for HttpError {
-    fn from(e: WriteError) -> Self {
-        Self(e.into())
-    }
-}
-
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
