@@ -226,14 +226,6 @@ impl Actor {
             Actor::Exchange => crate::event::EXCHANGE_ACTOR,
         }
     }
-
-    /// The member, unless it is the exchange.
-    pub fn member(&self) -> Option<&ExecutorId> {
-        match self {
-            Actor::Member(m) => Some(m),
-            Actor::Exchange => None,
-        }
-    }
 }
 
 impl fmt::Display for Actor {
