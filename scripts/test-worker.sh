@@ -3,7 +3,8 @@
 # emulates R2 and Durable Objects locally on 127.0.0.1:
 #   1. builds it (scripts/build-worker.sh; installs what is missing) and `npm ci` if needed;
 #   2. starts `wrangler dev` on a free port with a fresh local state directory;
-#   3. runs the API scenarios (scripts/worker-e2e.py api);
+#   3. runs the API scenarios (scripts/e2e.py api: the same suite scripts/test-e2e.sh runs
+#      against the binary);
 #   4. restarts `wrangler dev` on the same state (every Durable Object rebuilds from R2) and
 #      checks the same answers, then the R2 objects' keys and lines in wrangler's local state
 #      (and one object through `wrangler r2 object get --local`);
@@ -83,31 +84,22 @@ start_wrangler() {
     return 1
 }
 
-passed=0
-failed=0
-tally() { # reads a worker-e2e.py run's output on stdin, echoes it, adds its counts
-    local line
-    while IFS= read -r line; do
-        echo "$line"
-        if [[ "$line" =~ ^[a-z-]+:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-            passed=$((passed + BASH_REMATCH[1]))
-            failed=$((failed + BASH_REMATCH[2]))
-        fi
-    done
-}
+# shellcheck source=lib/tally.sh
+source "$ROOT/scripts/lib/tally.sh"
 
 if ! start_wrangler; then
     echo "test-worker: wrangler dev did not start"
     echo "0 passed, 1 failed"
     exit 1
 fi
-tally < <(python3 scripts/worker-e2e.py api "$BASE" "$WORK/state.json" </dev/null || true)
+tally < <(python3 scripts/e2e.py api "$BASE" "$WORK/state.json" r2 </dev/null || true)
 # Let notifications finish (their outcomes are written after the responses).
 sleep 3
 stop_wrangler
 
 if [[ -f "$WORK/state.json" ]] && start_wrangler; then
-    tally < <(python3 scripts/worker-e2e.py after-restart "$BASE" "$WORK/state.json" "$PERSIST" "$CONFIG" </dev/null || true)
+    tally < <(python3 scripts/e2e.py after-restart "$BASE" "$WORK/state.json" </dev/null || true)
+    tally < <(python3 scripts/e2e.py r2 "$WORK/state.json" "$PERSIST" "$CONFIG" </dev/null || true)
 else
     failed=$((failed + 1))
     echo "FAIL restart: wrangler dev did not come back"

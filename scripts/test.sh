@@ -2,8 +2,9 @@
 # The whole test suite, as the README runs it: unit, property, in-process and end-to-end
 # Rust tests; the storage suite against a real S3 server (moto); the DuckDB contract with
 # the real DuckDB; generated Python and TypeScript clients and schemathesis (a smoke run
-# and a deeper one) against the live binary; a short cargo-fuzz run; the Cloudflare Worker
-# under wrangler dev; the deployment checks. Installs what it needs (a Python venv at
+# and a deeper one) against the live binary; a short cargo-fuzz run; one end-to-end API
+# suite (scripts/e2e.py) against the binary and against the Cloudflare Worker under
+# wrangler dev; the deployment checks. Installs what it needs (a Python venv at
 # .venv, npm packages, cargo-fuzz, the wasm toolchain) and starts moto itself. Needs no
 # input.
 set -euo pipefail
@@ -37,6 +38,9 @@ cargo test --workspace --doc
 
 step "generated clients and schemathesis against the live binary"
 bash scripts/test-clients.sh
+
+step "the end-to-end API suite against the binary (the Worker runs the same one below)"
+bash scripts/test-e2e.sh
 
 step "schemathesis, deeper: more examples and another seed (the hostile-input suite)"
 SCHEMATHESIS_EXAMPLES=100 SCHEMATHESIS_SEED=7 bash scripts/test-clients.sh

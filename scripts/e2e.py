@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""End-to-end scenarios against the Worker under `wrangler dev` (scripts/test-worker.sh).
+"""One black-box suite, two hosts: the end-to-end API scenarios, run unchanged against the
+binary (scripts/test-e2e.sh) and against the Worker under `wrangler dev`
+(scripts/test-worker.sh).
 
-    worker-e2e.py api BASE_URL STATE_FILE     the API scenarios; saves what phase 2 needs
-    worker-e2e.py after-restart BASE_URL STATE_FILE PERSIST_DIR
-                                              the same answers after a restart (the Durable
-                                              Objects rebuild from R2), and the R2 objects'
-                                              keys and lines in wrangler's local state
+    e2e.py api BASE_URL STATE_FILE STORAGE    the API scenarios; saves what phase 2 needs.
+                                              STORAGE is what /health must name: the one
+                                              answer that differs by host (filesystem, s3, r2)
+    e2e.py after-restart BASE_URL STATE_FILE  the same answers after a restart (the binary
+                                              replays its log, a Durable Object rebuilds
+                                              from R2)
+    e2e.py r2 STATE_FILE PERSIST_DIR CONFIG   the Worker only: the R2 objects' keys and
+                                              lines in wrangler's local state
 
 Prints one line per check and `N passed, M failed`; exits non-zero on a failure.
 Standard library only.
@@ -56,11 +61,11 @@ def call(base, method, path, key=None, body=None, headers=None):
     return status, raw, hdrs
 
 
-def api(base, state_file):
+def api(base, state_file, storage):
     home = "/api/v1/exchanges/home"
 
     s, b, h = call(base, "GET", "/health")
-    check("health is 200 with storage r2", s == 200 and b.get("storage") == "r2"
+    check(f"health is 200 with storage {storage}", s == 200 and b.get("storage") == storage
           and b.get("status") == "ok" and b.get("service") == "mess-exchange", f"{s} {b}")
 
     s, phone, _ = call(base, "POST", f"{home}/register", body={
@@ -295,11 +300,11 @@ def wrangler_get(persist, config, key):
     return res.returncode, res.stdout
 
 
-def after_restart(base, state_file, persist, config):
+def after_restart(base, state_file):
     st = json.load(open(state_file))
     home = "/api/v1/exchanges/home"
     s, after, _ = call(base, "GET", f"{home}/requests/{st['ref']}", key=st["agent"])
-    check("after a restart: the same thread, rebuilt from R2", s == 200 and after == st["before"],
+    check("after a restart: the same thread, rebuilt", s == 200 and after == st["before"],
           f"{s}")
     s, lst, _ = call(base, "GET", f"{home}/requests", key=st["agent"])
     check("after a restart: the same listing", s == 200 and lst == st["list_before"], f"{s}")
@@ -313,6 +318,9 @@ def after_restart(base, state_file, persist, config):
                    body={"status": "claimed"})
     check("after a restart: a claim still works (seq continues)", s == 200, f"{s} {b}")
 
+
+def r2(state_file, persist, config):
+    st = json.load(open(state_file))
     objects = r2_objects(persist)
     keys = sorted(k for k, _ in objects)
     check("R2 holds objects (wrangler's local state)", len(keys) > 0, f"{persist}")
@@ -389,9 +397,11 @@ def after_restart(base, state_file, persist, config):
 def main():
     mode = sys.argv[1]
     if mode == "api":
-        api(sys.argv[2], sys.argv[3])
+        api(sys.argv[2], sys.argv[3], sys.argv[4])
     elif mode == "after-restart":
-        after_restart(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
+        after_restart(sys.argv[2], sys.argv[3])
+    elif mode == "r2":
+        r2(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         sys.exit(f"unknown mode {mode}")
     print(f"{mode}: {PASSED} passed, {FAILED} failed")
