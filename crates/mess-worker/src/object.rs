@@ -2,7 +2,7 @@
 //! exchange's `mess_core::Exchange` in memory, rebuilt from R2 when the object starts, and
 //! is the only writer of the exchange's objects in R2.
 //!
-//! Writes follow the binary's hub (`mess-http`'s `hub.rs`), one at a time: under an async
+//! Writes follow the binary's hub (`mess-http`'s `hub/writer.rs`), one at a time: under an async
 //! lock, `Exchange::decide` against the acknowledged state, the member record (create-only
 //! for a registration: checked here, where nothing else writes it) and then the events
 //! written to R2, and only then `apply`, the answer and the notifications. Readers see only

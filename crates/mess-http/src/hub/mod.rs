@@ -1,0 +1,313 @@
+//! The hub: every exchange's state in memory, and one writer task per exchange that
+//! sequences its commands.
+//!
+//! Writes follow one path: a handler sends a command to the exchange's writer; the
+//! writer drains everything queued, decides each command against its *working* state
+//! (so a batch sees its own earlier effects: exactly one claim wins), appends all the
+//! batch's events in one durable storage call, and only then publishes the changed
+//! threads to the *published* state that readers see, answers the handlers and queues
+//! notifications. Readers never wait for a write and never see an unacknowledged one.
+//! While a batch's append is in flight the writer goes on deciding the next one. Appends
+//! are handed to storage, and answered, in the order they were decided (several
+//! overlap); each batch publishes the thread states it left, not later ones.
+//!
+//! # Layout
+//! - `mod.rs`: the [`Hub`] registry (loading, finding and opening exchanges, storage
+//!   health, expiry, shutdown) and [`ExchangeHandle`], an exchange as handlers see it.
+//! - `writer`: the per-exchange writer task: batching, pipelined group-commit appends,
+//!   publishing, rollback and notifications.
+//! - `answers`: delivering the writer's answers to the handlers' (actix worker) threads.
+//! - `metrics`: counts for `/metrics`.
+
+mod answers;
+mod metrics;
+mod writer;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use foldhash::HashMap;
+use mess_core::{
+    Actor, Clock, Command, DomainError, Entropy, Exchange, ExchangeId, ExecutorId, Member,
+    Notifier, Profile, Storage, StorageError, Timestamp,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use answers::{DELIVERER, Reply};
+use writer::{Job, Writer};
+
+pub use answers::deliver_on_this_thread;
+pub use metrics::status_totals;
+
+/// How many commands may wait for one exchange's writer before handlers wait too.
+const QUEUE_DEPTH: usize = 4096;
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The domain refused it.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Storage failed; nothing was acknowledged.
+    #[error("storage unavailable")]
+    Unavailable(#[source] StorageError),
+    /// The writer is gone (shutting down).
+    #[error("the exchange is shutting down")]
+    ShuttingDown,
+}
+
+pub use mess_api::Written;
+
+/// One exchange: its published state, read by handlers, and its writer's queue.
+pub struct ExchangeHandle {
+    id: ExchangeId,
+    published: RwLock<Exchange>,
+    last_seen: Mutex<HashMap<ExecutorId, Timestamp>>,
+    tx: mpsc::Sender<Job>,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<dyn Notifier>,
+}
+
+/// The routes of `mess-api` see an exchange through this.
+impl mess_api::ExchangePort for ExchangeHandle {
+    fn id(&self) -> &ExchangeId {
+        &self.id
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Exchange) -> R) -> R {
+        ExchangeHandle::read(self, f)
+    }
+
+    fn touch(&self, member: &ExecutorId, now: Timestamp) {
+        ExchangeHandle::touch(self, member, now);
+    }
+
+    fn last_seen(&self, member: &Member) -> Timestamp {
+        ExchangeHandle::last_seen(self, member)
+    }
+
+    fn validate(&self, profile: &Profile) -> Result<(), DomainError> {
+        self.notifier.validate(profile)
+    }
+
+    async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, mess_api::ApiError> {
+        Ok(self.submit(actor, cmd).await?)
+    }
+}
+
+impl ExchangeHandle {
+    /// The exchange's id.
+    pub fn id(&self) -> &ExchangeId {
+        &self.id
+    }
+
+    /// Runs `f` on the published state (briefly: clone out what you need).
+    pub fn read<R>(&self, f: impl FnOnce(&Exchange) -> R) -> R {
+        let guard = self.published.read().unwrap_or_else(|e| e.into_inner());
+        f(&guard)
+    }
+
+    /// Records that a member was seen now.
+    pub fn touch(&self, member: &ExecutorId, now: Timestamp) {
+        let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+        // The hot path (every authenticated request) allocates only on a member's first.
+        match seen.get_mut(member) {
+            Some(t) => *t = now,
+            None => {
+                seen.insert(member.clone(), now);
+            }
+        }
+    }
+
+    /// When a member was last seen (falls back to its record).
+    pub fn last_seen(&self, member: &Member) -> Timestamp {
+        let seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(&member.executor_id)
+            .copied()
+            .unwrap_or(member.last_seen)
+            .max(member.last_seen)
+    }
+
+    /// Sends a command to the writer and waits until it is durable (or refused).
+    pub async fn submit(&self, actor: Actor, cmd: Command) -> Result<Written, WriteError> {
+        let (tx, rx) = oneshot::channel();
+        let via = DELIVERER.with(|d| d.borrow().clone());
+        let reply = Reply { tx, via };
+        self.tx
+            .send(Job::Command { actor, cmd, reply })
+            .await
+            .map_err(|_| WriteError::ShuttingDown)?;
+        rx.await.map_err(|_| WriteError::ShuttingDown)?
+    }
+}
+
+/// Every exchange of this server.
+pub struct Hub {
+    exchanges: RwLock<HashMap<ExchangeId, Arc<ExchangeHandle>>>,
+    storage: Arc<dyn Storage>,
+    notifier: Arc<dyn Notifier>,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+    storage_ok: AtomicBool,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Hub {
+    /// Loads every member and event from `storage` and starts one writer per exchange.
+    /// Must be called inside a tokio runtime.
+    pub async fn load(
+        storage: Arc<dyn Storage>,
+        notifier: Arc<dyn Notifier>,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+    ) -> Result<Arc<Self>, StorageError> {
+        let replayed = storage.replay().await?;
+        if replayed.skipped_lines > 0 {
+            tracing::warn!(
+                skipped = replayed.skipped_lines,
+                "skipped unreadable event lines at start-up"
+            );
+        }
+        let (states, events) = (replayed.exchanges, replayed.events);
+        tracing::info!(exchanges = states.len(), events, "replayed the event log");
+        let hub = Arc::new(Self {
+            exchanges: RwLock::new(HashMap::default()),
+            storage,
+            notifier,
+            clock,
+            entropy,
+            storage_ok: AtomicBool::new(true),
+            tasks: Mutex::new(Vec::new()),
+        });
+        for (id, state) in states {
+            let handle = hub.spawn_exchange(id.clone(), state);
+            hub.exchanges
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, handle);
+        }
+        Ok(hub)
+    }
+
+    fn spawn_exchange(self: &Arc<Self>, id: ExchangeId, state: Exchange) -> Arc<ExchangeHandle> {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        // The writer never lists: its copy skips the list indexes.
+        let working = state.for_deciding();
+        let handle = Arc::new(ExchangeHandle {
+            id,
+            published: RwLock::new(state),
+            last_seen: Mutex::new(HashMap::default()),
+            tx,
+            clock: Arc::clone(&self.clock),
+            notifier: Arc::clone(&self.notifier),
+        });
+        let writer = Writer {
+            hub: Arc::clone(self),
+            handle: Arc::clone(&handle),
+            working,
+        };
+        let task = tokio::spawn(writer.run(rx));
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+        handle
+    }
+
+    /// An existing exchange.
+    pub fn exchange(&self, id: &ExchangeId) -> Option<Arc<ExchangeHandle>> {
+        self.exchanges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// An exchange, created (empty) if it does not exist yet: registration opens one.
+    pub fn exchange_or_create(self: &Arc<Self>, id: &ExchangeId) -> Arc<ExchangeHandle> {
+        if let Some(h) = self.exchange(id) {
+            return h;
+        }
+        let mut map = self.exchanges.write().unwrap_or_else(|e| e.into_inner());
+        let handle = map
+            .entry(id.clone())
+            .or_insert_with(|| self.spawn_exchange(id.clone(), Exchange::new(id.clone())));
+        Arc::clone(handle)
+    }
+
+    /// Every exchange.
+    pub fn exchanges(&self) -> Vec<Arc<ExchangeHandle>> {
+        self.exchanges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The injected clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The storage kind (`filesystem`, `s3`).
+    pub fn storage_kind(&self) -> &'static str {
+        self.storage.kind()
+    }
+
+    /// The notifier (for validating channels before a write).
+    pub fn notifier(&self) -> &Arc<dyn Notifier> {
+        &self.notifier
+    }
+
+    /// Whether the last write (or check) reached storage.
+    pub fn storage_ok(&self) -> bool {
+        self.storage_ok.load(Ordering::Relaxed)
+    }
+
+    /// Asks storage whether it answers, within `timeout`; remembers the answer.
+    pub async fn check_storage(&self, timeout: Duration) -> bool {
+        let ok = matches!(
+            tokio::time::timeout(timeout, self.storage.check()).await,
+            Ok(Ok(()))
+        );
+        self.storage_ok.store(ok, Ordering::Relaxed);
+        ok
+    }
+
+    /// Expires every thread whose deadline has passed. Called periodically.
+    pub async fn expire_due(&self) {
+        let now = self.clock.now();
+        for h in self.exchanges() {
+            for r in h.read(|x| x.due_for_expiry(now)) {
+                // A conflict means the thread moved on meanwhile: nothing to do.
+                let _ = h
+                    .submit(Actor::Exchange, Command::Expire { thread: r })
+                    .await;
+            }
+        }
+    }
+
+    /// Stops accepting commands and waits for every writer to finish what it has queued.
+    pub async fn shutdown(&self) {
+        let handles: Vec<_> = self
+            .exchanges
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for (_, h) in handles {
+            let _ = h.tx.send(Job::Stop).await;
+        }
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
