@@ -12,6 +12,7 @@ test:
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    bash scripts/lint-worker.sh
 
 # Format the code.
 fmt:

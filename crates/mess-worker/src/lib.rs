@@ -1,7 +1,9 @@
 //! # mess-worker
 //!
-//! The MESS exchange on Cloudflare Workers, with the binary's routes, bodies and status
-//! codes, and every rule from `mess-core` (compiled to wasm32 unchanged).
+//! The MESS exchange on Cloudflare Workers: a host of `mess-api`, whose route functions
+//! (parsing, authorization, views, status codes, the error table) the binary's actix
+//! handlers call too, with every rule from `mess-core` (compiled to wasm32 unchanged). This
+//! crate only adapts I/O: Worker requests in, `mess_api::Reply` out, R2 for storage.
 //!
 //! - The Worker ([`fetch`]) answers `/health`, CORS preflights and what needs no state
 //!   (404 outside the API, 401 without a well-formed key, 405 on `/register`), and sends
@@ -14,6 +16,7 @@
 //!
 //! Build with `scripts/build-worker.sh`; run with `npm run worker:dev`; see
 //! docs/deployment.md ("Cloudflare Workers").
+#![forbid(unsafe_code)]
 
 mod error;
 mod http;

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Lints the Cloudflare Worker (crates/mess-worker), which the workspace's `cargo fmt --all`
+# and `cargo clippy --workspace` do not reach (it builds only for wasm32, apart): rustfmt,
+# then clippy for wasm32-unknown-unknown with warnings as errors. Installs the target when
+# missing. Used by `just lint` and .ci/run.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    rustup target add wasm32-unknown-unknown
+fi
+cd "$ROOT/crates/mess-worker"
+cargo fmt --check
+cargo clippy --target wasm32-unknown-unknown -- -D warnings
