@@ -11,7 +11,8 @@
 # Starts target/debug/mess-exchange (building it when missing) on a free port with a temp
 # data dir and stops it on exit. Needs .venv (scripts/test.sh installs it from
 # scripts/requirements-test.txt), node and npm. No input; exits non-zero on any failure.
-# Settings: SCHEMATHESIS_SEED (default 20261123), SCHEMATHESIS_EXAMPLES (default 30).
+# Settings: SCHEMATHESIS_SEEDS (a space-separated list, default "20261123 7 424242"),
+# SCHEMATHESIS_EXAMPLES (default 30).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,7 +20,8 @@ cd "$ROOT"
 VENV=$ROOT/.venv
 CLIENTS=$ROOT/scripts/clients
 BIN=$ROOT/target/debug/mess-exchange
-SEED=${SCHEMATHESIS_SEED:-20261123}
+# Several seeds, each its own run: one seed's examples miss what another's find.
+SEEDS=${SCHEMATHESIS_SEEDS:-20261123 7 424242}
 EXAMPLES=${SCHEMATHESIS_EXAMPLES:-30}
 export CI=true
 
@@ -102,34 +104,35 @@ ts_client() {
   node "$CLIENTS/dist/ts_flow.js" "$BASE"
 }
 
-schemathesis_run() {
-  local key cursor attachment_ref
-  key=$(curl -fsS -X POST "$BASE/api/v1/exchanges/home/register" \
+schemathesis_run() { # seed
+  # Each seed fuzzes an exchange of its own, so runs do not see each other's members.
+  local exchange=fuzz-$1 key cursor attachment_ref
+  key=$(curl -fsS -X POST "$BASE/api/v1/exchanges/$exchange/register" \
     -H 'Content-Type: application/json' -d '{"executor_id": "schemathesis"}' |
     "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')
   # Another member, for the operations that may only act on yourself (schemathesis.toml).
-  curl -fsS -X POST "$BASE/api/v1/exchanges/home/register" \
+  curl -fsS -X POST "$BASE/api/v1/exchanges/$exchange/register" \
     -H 'Content-Type: application/json' -d '{"executor_id": "bystander"}' >/dev/null
   # Two threads, so a page of one has a real `next_cursor` (see schemathesis.toml).
   for i in 1 2; do
-    curl -fsS -X POST "$BASE/api/v1/exchanges/home/requests" -H "Authorization: Bearer $key" \
+    curl -fsS -X POST "$BASE/api/v1/exchanges/$exchange/requests" -H "Authorization: Bearer $key" \
       -H 'Content-Type: application/json' -d "{\"intent\": \"seed thread $i\"}" >/dev/null
   done
-  cursor=$(curl -fsS "$BASE/api/v1/exchanges/home/requests?limit=1" -H "Authorization: Bearer $key" |
+  cursor=$(curl -fsS "$BASE/api/v1/exchanges/$exchange/requests?limit=1" -H "Authorization: Bearer $key" |
     "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["next_cursor"])')
   # A thread with an inline attachment (a 1x1 PNG), for GET .../attachments/{name}.
-  attachment_ref=$(curl -fsS -X POST "$BASE/api/v1/exchanges/home/requests" \
+  attachment_ref=$(curl -fsS -X POST "$BASE/api/v1/exchanges/$exchange/requests" \
     -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
     -d '{"intent": "with an attachment", "context": [{"image": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="}]}' |
     "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["ref"])')
   # Hypothesis' own caches go to the temp dir, not the repository.
   HYPOTHESIS_STORAGE_DIRECTORY=$TMP/hypothesis \
-    MESS_CURSOR=$cursor MESS_ATTACHMENT_REF=$attachment_ref "$VENV/bin/schemathesis" --config-file "$CLIENTS/schemathesis.toml" \
+    MESS_EXCHANGE=$exchange MESS_CURSOR=$cursor MESS_ATTACHMENT_REF=$attachment_ref "$VENV/bin/schemathesis" --config-file "$CLIENTS/schemathesis.toml" \
     run "$BASE/api/v1/openapi.json" \
-    -H "Authorization: Bearer $key" \
-    --seed "$SEED" --max-examples "$EXAMPLES" --no-color
+    -H "Authorization: Bearer $key" --checks all \
+    --seed "$1" --max-examples "$EXAMPLES" --no-color
   # Had the run revoked its own key, everything after would only have tested the 401 path.
-  curl -fsS -o /dev/null "$BASE/api/v1/exchanges/home/executors" -H "Authorization: Bearer $key" ||
+  curl -fsS -o /dev/null "$BASE/api/v1/exchanges/$exchange/executors" -H "Authorization: Bearer $key" ||
     { echo "the fuzzing member's key stopped working during the run" >&2; return 1; }
 }
 
@@ -141,9 +144,11 @@ step "2/3 TypeScript client (@hey-api/openapi-ts)"
 set +e; (set -e; ts_client); rc=$?; set -e
 record "typescript client: generated from openapi.yaml, seed flow against the binary" $rc
 
-step "3/3 schemathesis (seed $SEED, at most $EXAMPLES examples per operation)"
-set +e; (set -e; schemathesis_run); rc=$?; set -e
-record "schemathesis: live spec, every default check" $rc
+for seed in $SEEDS; do
+  step "3/3 schemathesis (seed $seed, at most $EXAMPLES examples per operation, every check)"
+  set +e; (set -e; schemathesis_run "$seed"); rc=$?; set -e
+  record "schemathesis: live spec, --checks all, seed $seed" $rc
+done
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   RESULTS+=("FAIL  the server died during the run"); FAILED=$((FAILED + 1))

@@ -157,4 +157,22 @@ mod tests {
         assert_eq!(decode_data_uri("http://x"), None);
         assert_eq!(decode_data_uri("data:a\nb;base64,aGVsbG8="), None);
     }
+
+    #[test]
+    fn a_nul_in_any_key_or_string_at_any_depth_is_refused() {
+        for body in [
+            r#"{"executor_id":"a","x\u0000y":1}"#,
+            r#"{"a":{"b":[{"\u0000":true}]}}"#,
+            r#"{"a":["ok","n\u0000"]}"#,
+        ] {
+            assert_eq!(
+                parse_body(body.as_bytes()),
+                Err(DomainError::invalid(
+                    "strings must not contain NUL characters"
+                )),
+                "{body}"
+            );
+        }
+        assert!(parse_body(br#"{"x y":"\u0001"}"#).is_ok());
+    }
 }
