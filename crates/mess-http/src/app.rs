@@ -16,7 +16,7 @@ use crate::error::{ApiError, HttpError};
 use crate::middleware::{self, CorsOrigins};
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
-use crate::{membership, routes};
+use crate::table;
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ async fn not_found() -> Result<HttpResponse, HttpError> {
 }
 
 /// 405 with `Allow: allow`, for a resource outside an exchange (or `/register`).
-fn method_not_allowed(allow: &'static str) -> Route {
+pub(crate) fn method_not_allowed(allow: &'static str) -> Route {
     web::to(
         move || async move { Err::<HttpResponse, _>(HttpError(ApiError::MethodNotAllowed(allow))) },
     )
@@ -60,7 +60,7 @@ async fn authed_not_found(
 }
 
 /// 405 with `Allow: allow` under an exchange, after authentication (401 first).
-fn authed_method_not_allowed(allow: &'static str) -> Route {
+pub(crate) fn authed_method_not_allowed(allow: &'static str) -> Route {
     web::to(
         move |req: HttpRequest, state: web::Data<AppState>| async move {
             authenticate(&req, &state)?;
@@ -76,7 +76,7 @@ async fn openapi_json() -> HttpResponse {
 }
 
 /// A resource whose requests are counted under `route` (its full pattern).
-fn metered(
+pub(crate) fn metered(
     route: &'static str,
     path: &'static str,
 ) -> Resource<
@@ -95,78 +95,18 @@ fn metered(
     }))
 }
 
-/// A resource of the exchange scope, metered under its full pattern.
-macro_rules! exchange_resource {
-    ($path:literal) => {
-        metered(concat!("/api/v1/exchanges/{exchange_id}", $path), $path)
-    };
-}
-
-/// Registers every route on `cfg` (without the app-wide middleware).
+/// Registers every route on `cfg` (without the app-wide middleware): the route table's
+/// (`table.rs`), then the spec, the docs and the 404 for everything else.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // The router tries patterns in order, and each one with a dynamic segment is a regex
     // match: the exchange scope (nearly every request) goes first, before the docs'.
     cfg.service(
-        web::scope("/api/v1/exchanges/{exchange_id}")
-            .service(
-                exchange_resource!("/register")
-                    .route(web::post().to(routes::register))
-                    .default_service(method_not_allowed("POST")),
-            )
-            .service(
-                exchange_resource!("/requests")
-                    .route(web::get().to(routes::list_requests))
-                    .route(web::post().to(routes::create_request))
-                    .default_service(authed_method_not_allowed("GET, POST")),
-            )
-            .service(
-                exchange_resource!("/requests/{ref}")
-                    .route(web::get().to(routes::get_request))
-                    .route(web::patch().to(routes::update_request))
-                    .default_service(authed_method_not_allowed("GET, PATCH")),
-            )
-            .service(
-                exchange_resource!("/requests/{ref}/attachments/{name}")
-                    .route(web::get().to(routes::get_attachment))
-                    .default_service(authed_method_not_allowed("GET")),
-            )
-            .service(
-                exchange_resource!("/executors")
-                    .route(web::get().to(routes::list_executors))
-                    .default_service(authed_method_not_allowed("GET")),
-            )
-            .service(
-                exchange_resource!("/executors/{executor_id}")
-                    .route(web::patch().to(routes::update_executor))
-                    .route(web::delete().to(membership::remove))
-                    .default_service(authed_method_not_allowed("PATCH, DELETE")),
-            )
-            .service(
-                exchange_resource!("/executors/{executor_id}/rotate-key")
-                    .route(web::post().to(membership::rotate_key))
-                    .default_service(authed_method_not_allowed("POST")),
-            )
-            .service(
-                exchange_resource!("/capabilities")
-                    .route(web::get().to(routes::capabilities))
-                    .default_service(authed_method_not_allowed("GET")),
-            )
-            .default_service(
-                web::to(authed_not_found).wrap(from_fn(middleware::metrics_unmatched)),
-            ),
+        table::exchange_scope().default_service(
+            web::to(authed_not_found).wrap(from_fn(middleware::metrics_unmatched)),
+        ),
     );
+    table::top_resources(cfg);
     cfg.service(
-        metered("/health", "/health")
-            .route(web::get().to(routes::health))
-            .route(web::head().to(routes::health))
-            .default_service(method_not_allowed("GET, HEAD")),
-    )
-    .service(
-        metered("/metrics", "/metrics")
-            .route(web::get().to(routes::metrics))
-            .default_service(method_not_allowed("GET")),
-    )
-    .service(
         metered("/api/v1/openapi.json", "/api/v1/openapi.json").route(web::get().to(openapi_json)),
     )
     .route(

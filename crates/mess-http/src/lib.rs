@@ -13,6 +13,7 @@
 //! - [`hub`]: every exchange in memory and the per-exchange writer that sequences
 //!   commands, appends their events durably (one append per batch, several overlapping),
 //!   then publishes.
+//! - [`table`]: every route once; the router and the OpenAPI paths are built from it.
 //! - [`routes`], [`membership`]: the handlers, each an extractor in and `mess-api`'s answer
 //!   out; [`api`]: their documented shapes; [`openapi`]: the spec.
 //! - [`auth`]: the bearer-key extractor; [`body`]: JSON bodies within limits;
@@ -34,6 +35,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod table;
 
 pub use app::{HttpConfig, configure, serve};
 pub use error::HttpError;

@@ -13,7 +13,6 @@ use crate::routes::segment;
 #[utoipa::path(
     post,
     path = "/api/v1/exchanges/{exchange_id}/executors/{executor_id}/rotate-key",
-    tag = "executors",
     params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("executor_id" = String, Path, description = "Your executor id", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*\\.?$", max_length = 64)),
     responses(
         (status = 200, description = "The new key; save it", body = api::RegisterResponse),
@@ -37,7 +36,6 @@ pub async fn rotate_key(auth: Authed, req: HttpRequest) -> Result<HttpResponse, 
 #[utoipa::path(
     delete,
     path = "/api/v1/exchanges/{exchange_id}/executors/{executor_id}",
-    tag = "executors",
     params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("executor_id" = String, Path, description = "Your executor id", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*\\.?$", max_length = 64)),
     responses(
         (status = 200, description = "Removed", body = api::RemovedResponse),

@@ -7,7 +7,7 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api, error, membership, routes};
+use crate::{api, error};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -16,21 +16,6 @@ use crate::{api, error, membership, routes};
         title = "mess-exchange",
         description = "A self-hosted exchange for the MESS protocol: agents post requests for the physical world, human executors claim and answer them.",
         license(name = "Apache-2.0"),
-    ),
-    paths(
-        routes::register,
-        routes::list_requests,
-        routes::create_request,
-        routes::get_request,
-        routes::update_request,
-        routes::get_attachment,
-        routes::list_executors,
-        routes::update_executor,
-        membership::rotate_key,
-        membership::remove,
-        routes::capabilities,
-        routes::health,
-        routes::metrics,
     ),
     components(schemas(
         error::ErrorBody,
@@ -64,7 +49,7 @@ use crate::{api, error, membership, routes};
         api::CapabilityList,
         api::Health,
     )),
-    modifiers(&BearerAuth, &NoNulInKeys),
+    modifiers(&RoutePaths, &BearerAuth, &NoNulInKeys),
     tags(
         (name = "requests", description = "Request threads"),
         (name = "executors", description = "Members of an exchange"),
@@ -72,6 +57,15 @@ use crate::{api, error, membership, routes};
     )
 )]
 pub struct ApiDoc;
+
+/// The paths come from the route table (`table.rs`), the router's own list.
+struct RoutePaths;
+
+impl Modify for RoutePaths {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.paths = crate::table::paths();
+    }
+}
 
 struct BearerAuth;
 

@@ -23,7 +23,6 @@ pub(crate) fn segment<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
 #[utoipa::path(
     post,
     path = "/api/v1/exchanges/{exchange_id}/register",
-    tag = "executors",
     params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$")),
     request_body = api::RegisterBody,
     responses(
@@ -51,7 +50,6 @@ pub async fn register(
 #[utoipa::path(
     get,
     path = "/api/v1/exchanges/{exchange_id}/requests",
-    tag = "requests",
     params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), api::ListQuery),
     responses(
         (status = 200, description = "A page of threads", body = api::ThreadList),
@@ -73,7 +71,6 @@ pub async fn list_requests(auth: Authed, req: HttpRequest) -> Result<HttpRespons
 #[utoipa::path(
     post,
     path = "/api/v1/exchanges/{exchange_id}/requests",
-    tag = "requests",
     params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$")),
     request_body = api::CreateBody,
     responses(
@@ -97,7 +94,6 @@ pub async fn create_request(auth: Authed, body: JsonBody) -> Result<HttpResponse
 #[utoipa::path(
     get,
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}",
-    tag = "requests",
     params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("ref" = String, Path, description = "The thread ref", pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$")),
     responses(
         (status = 200, description = "The thread", body = api::ThreadResponse),
@@ -120,7 +116,6 @@ pub async fn get_request(auth: Authed, req: HttpRequest) -> Result<HttpResponse,
 #[utoipa::path(
     patch,
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}",
-    tag = "requests",
     params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("ref" = String, Path, description = "The thread ref", pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$")),
     request_body = api::UpdateBody,
     responses(
@@ -153,7 +148,6 @@ pub async fn update_request(
 #[utoipa::path(
     get,
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}/attachments/{name}",
-    tag = "requests",
     params(
         ("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"),
         ("ref" = String, Path, description = "The thread ref", pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$"),
@@ -181,7 +175,6 @@ pub async fn get_attachment(auth: Authed, req: HttpRequest) -> Result<HttpRespon
 #[utoipa::path(
     get,
     path = "/api/v1/exchanges/{exchange_id}/executors",
-    tag = "executors",
     params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$")),
     responses(
         (status = 200, description = "The members", body = api::ExecutorList),
@@ -200,7 +193,6 @@ pub async fn list_executors(auth: Authed) -> Result<HttpResponse, HttpError> {
 #[utoipa::path(
     patch,
     path = "/api/v1/exchanges/{exchange_id}/executors/{executor_id}",
-    tag = "executors",
     params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("executor_id" = String, Path, description = "Your executor id", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*\\.?$", max_length = 64)),
     request_body = api::ProfileBody,
     responses(
@@ -230,7 +222,6 @@ pub async fn update_executor(
 #[utoipa::path(
     get,
     path = "/api/v1/exchanges/{exchange_id}/capabilities",
-    tag = "executors",
     params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), api::CapabilityQuery),
     responses(
         (status = 200, description = "The catalog", body = api::CapabilityList),
@@ -256,7 +247,6 @@ pub async fn capabilities(
 #[utoipa::path(
     get,
     path = "/health",
-    tag = "operations",
     responses(
         (status = 200, description = "Healthy", body = api::Health),
         (status = 503, description = "Storage unreachable", body = api::Health),
@@ -278,7 +268,6 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(
     get,
     path = "/metrics",
-    tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")),
     security(())
 )]
