@@ -11,40 +11,16 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::{Ref, RefOr};
 
-/// An exchange id (path parameter).
-pub const EXCHANGE_ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
-/// An executor id: a letter or digit first, then letters, digits, `.`, `_`, `-`, never `..`
-/// (at most 64 characters).
-pub const EXECUTOR_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$";
-/// A thread ref: `YYYY-MM-DD-` then 4 to 16 of `[A-Z0-9]`.
-pub const THREAD_REF_PATTERN: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$";
+use mess_core::BlockKind;
+
 /// Not blank, no control characters.
 pub const LINE_PATTERN: &str =
     r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
-/// Not blank, no control characters other than tab, newline and carriage return.
-pub const TEXT_PATTERN: &str = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$";
 /// A notification URL: http or https, a host name (labels start with a letter), an optional
 /// port and path. Link-local addresses and cloud metadata hosts are refused.
 pub const URL_PATTERN: &str = r"^https?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?(/[A-Za-z0-9._~/-]*)?$";
-/// An IANA time zone name.
-pub const TIMEZONE_PATTERN: &str = "^[A-Za-z][A-Za-z0-9_+/-]{0,63}$";
-/// The kinds of MESS block.
 /// An RFC 3339 date-time.
 pub const DATE_TIME_PATTERN: &str = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
-/// The kinds of MESS block.
-pub const BLOCK_KINDS: [&str; 11] = [
-    "request",
-    "reply",
-    "answer",
-    "cancel",
-    "status",
-    "response",
-    "query",
-    "ack",
-    "suggestion",
-    "followup",
-    "v",
-];
 
 fn string_or_null() -> SchemaType {
     SchemaType::from_iter([Type::String, Type::Null])
@@ -80,7 +56,7 @@ pub fn mess_block() -> ObjectBuilder {
         .property_names(Some(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .enum_values(Some(BLOCK_KINDS)),
+                .enum_values(Some(BlockKind::ALL.map(BlockKind::as_str))),
         ))
         .additional_properties(Some(AdditionalProperties::FreeForm(true)))
 }
@@ -698,3 +674,33 @@ pub struct CapabilityQuery {
     /// Only capabilities with this tag.
     pub tag: Option<String>,
 }
+
+/// `{exchange_id}`, in the path of every route under an exchange.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("exchange_id"), parameter_in = Path)]
+pub struct ExchangePath(
+    /// The exchange
+    #[param(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
+    pub String,
+);
+
+/// `{ref}`, a thread's ref.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("ref"), parameter_in = Path)]
+pub struct RefPath(
+    /// The thread ref
+    #[param(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$")]
+    pub String,
+);
+
+/// `{executor_id}`, one's own id.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("executor_id"), parameter_in = Path)]
+pub struct ExecutorPath(
+    /// Your executor id
+    #[param(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*\\.?$",
+        max_length = 64
+    )]
+    pub String,
+);

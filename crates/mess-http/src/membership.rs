@@ -13,7 +13,7 @@ use crate::routes::segment;
 #[utoipa::path(
     post,
     path = "/api/v1/exchanges/{exchange_id}/executors/{executor_id}/rotate-key",
-    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("executor_id" = String, Path, description = "Your executor id", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*\\.?$", max_length = 64)),
+    params(api::ExchangePath, api::ExecutorPath),
     responses(
         (status = 200, description = "The new key; save it", body = api::RegisterResponse),
         (status = 400, description = "Invalid id", body = ErrorBody),
@@ -36,7 +36,7 @@ pub async fn rotate_key(auth: Authed, req: HttpRequest) -> Result<HttpResponse, 
 #[utoipa::path(
     delete,
     path = "/api/v1/exchanges/{exchange_id}/executors/{executor_id}",
-    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("executor_id" = String, Path, description = "Your executor id", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*\\.?$", max_length = 64)),
+    params(api::ExchangePath, api::ExecutorPath),
     responses(
         (status = 200, description = "Removed", body = api::RemovedResponse),
         (status = 400, description = "Invalid id", body = ErrorBody),

@@ -23,7 +23,7 @@ pub(crate) fn segment<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
 #[utoipa::path(
     post,
     path = "/api/v1/exchanges/{exchange_id}/register",
-    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$")),
+    params(api::ExchangePath),
     request_body = api::RegisterBody,
     responses(
         (status = 201, description = "Registered; save the key", body = api::RegisterResponse),
@@ -50,7 +50,7 @@ pub async fn register(
 #[utoipa::path(
     get,
     path = "/api/v1/exchanges/{exchange_id}/requests",
-    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), api::ListQuery),
+    params(api::ExchangePath, api::ListQuery),
     responses(
         (status = 200, description = "A page of threads", body = api::ThreadList),
         (status = 400, description = "Invalid status, limit or cursor", body = ErrorBody),
@@ -71,7 +71,7 @@ pub async fn list_requests(auth: Authed, req: HttpRequest) -> Result<HttpRespons
 #[utoipa::path(
     post,
     path = "/api/v1/exchanges/{exchange_id}/requests",
-    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$")),
+    params(api::ExchangePath),
     request_body = api::CreateBody,
     responses(
         (status = 201, description = "Created", body = api::CreateResponse),
@@ -94,7 +94,7 @@ pub async fn create_request(auth: Authed, body: JsonBody) -> Result<HttpResponse
 #[utoipa::path(
     get,
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}",
-    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("ref" = String, Path, description = "The thread ref", pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$")),
+    params(api::ExchangePath, api::RefPath),
     responses(
         (status = 200, description = "The thread", body = api::ThreadResponse),
         (status = 400, description = "Invalid ref", body = ErrorBody),
@@ -116,7 +116,7 @@ pub async fn get_request(auth: Authed, req: HttpRequest) -> Result<HttpResponse,
 #[utoipa::path(
     patch,
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}",
-    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("ref" = String, Path, description = "The thread ref", pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$")),
+    params(api::ExchangePath, api::RefPath),
     request_body = api::UpdateBody,
     responses(
         (status = 200, description = "Updated (or an allowed no-op)", body = api::UpdateResponse),
@@ -149,8 +149,8 @@ pub async fn update_request(
     get,
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}/attachments/{name}",
     params(
-        ("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"),
-        ("ref" = String, Path, description = "The thread ref", pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$"),
+        api::ExchangePath,
+        api::RefPath,
         ("name" = String, Path, description = "Position (1-based) or name of the attachment"),
     ),
     responses(
@@ -175,7 +175,7 @@ pub async fn get_attachment(auth: Authed, req: HttpRequest) -> Result<HttpRespon
 #[utoipa::path(
     get,
     path = "/api/v1/exchanges/{exchange_id}/executors",
-    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$")),
+    params(api::ExchangePath),
     responses(
         (status = 200, description = "The members", body = api::ExecutorList),
         (status = 400, description = "Invalid exchange id", body = ErrorBody),
@@ -193,7 +193,7 @@ pub async fn list_executors(auth: Authed) -> Result<HttpResponse, HttpError> {
 #[utoipa::path(
     patch,
     path = "/api/v1/exchanges/{exchange_id}/executors/{executor_id}",
-    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("executor_id" = String, Path, description = "Your executor id", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*\\.?$", max_length = 64)),
+    params(api::ExchangePath, api::ExecutorPath),
     request_body = api::ProfileBody,
     responses(
         (status = 200, description = "The updated profile", body = api::ExecutorResponse),
@@ -222,7 +222,7 @@ pub async fn update_executor(
 #[utoipa::path(
     get,
     path = "/api/v1/exchanges/{exchange_id}/capabilities",
-    params(("exchange_id" = String, Path, description = "The exchange", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), api::CapabilityQuery),
+    params(api::ExchangePath, api::CapabilityQuery),
     responses(
         (status = 200, description = "The catalog", body = api::CapabilityList),
         (status = 400, description = "Invalid exchange id", body = ErrorBody),
