@@ -15,6 +15,7 @@
 //!   ([`Written`]).
 //! - [`reply`]: a response as status, content type, headers and body bytes.
 //! - [`auth`]: the bearer key, the member it names, the registration token.
+//! - [`catalog`]: the capability catalog's shape.
 //! - [`cors`]: allowed origins, methods and headers.
 //! - [`query`]: the listing's query string.
 //! - [`routes`]: one function per route.
@@ -25,6 +26,7 @@
 #![allow(async_fn_in_trait)]
 
 pub mod auth;
+pub mod catalog;
 pub mod cors;
 pub mod error;
 pub mod port;

@@ -172,25 +172,7 @@ fn load_capabilities(path: Option<&PathBuf>) -> Result<Vec<Value>, String> {
             path.display()
         )
     })?;
-    let list = match doc {
-        Value::Array(items) => items,
-        Value::Object(mut m) => match m.remove("capabilities") {
-            Some(Value::Array(items)) => items,
-            _ => {
-                return Err(
-                    "CAPABILITIES_FILE must be a list, or a map with a `capabilities` list".into(),
-                );
-            }
-        },
-        Value::Null => Vec::new(),
-        _ => return Err("CAPABILITIES_FILE must be a list of capabilities".into()),
-    };
-    if list.iter().any(|c| !c.is_object()) {
-        return Err(
-            "every entry of CAPABILITIES_FILE must be a map (id, description, tags...)".into(),
-        );
-    }
-    Ok(list)
+    mess_api::catalog::from_document(doc, "CAPABILITIES_FILE")
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {

@@ -49,6 +49,8 @@ struct Core {
     cors: String,
     /// `REGISTRATION_TOKEN` / `REGISTRATION_TOKENS`, as on the binary.
     registration: RegistrationPolicy,
+    /// The capability catalog (`CAPABILITIES`, JSON), or why the variable is not one.
+    catalog: Result<Vec<serde_json::Value>, String>,
     /// The acknowledged state, once loaded.
     exchange: RefCell<Option<Exchange>>,
     last_seen: RefCell<HashMap<ExecutorId, Timestamp>>,
@@ -72,6 +74,12 @@ impl worker::DurableObject for ExchangeObject {
             .filter(|s| !s.is_empty());
         let cors = http::cors_origins(&env);
         let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+        let catalog = match var("CAPABILITIES").filter(|c| !c.trim().is_empty()) {
+            None => Ok(Vec::new()),
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| format!("CAPABILITIES is not valid JSON: {e}"))
+                .and_then(|doc| mess_api::catalog::from_document(doc, "CAPABILITIES")),
+        };
         let registration = RegistrationPolicy::new(
             var("REGISTRATION_TOKEN"),
             var("REGISTRATION_TOKENS").as_deref(),
@@ -83,6 +91,7 @@ impl worker::DurableObject for ExchangeObject {
                 public_url,
                 cors,
                 registration,
+                catalog,
                 exchange: RefCell::new(None),
                 last_seen: RefCell::new(HashMap::new()),
                 lock: Mutex::new(()),
@@ -323,8 +332,13 @@ impl Core {
             (["executors", id, "rotate-key"], _) if !id.is_empty() => {
                 return Err(ApiError::MethodNotAllowed("POST"));
             }
-            // The binary's catalog comes from CAPABILITIES_FILE; a Worker has none.
-            (["capabilities"], Method::Get) => routes::capabilities(&[], &query)?,
+            (["capabilities"], Method::Get) => match &self.catalog {
+                Ok(catalog) => routes::capabilities(catalog, &query)?,
+                Err(e) => {
+                    worker::console_error!("{}", e);
+                    return Err(ApiError::Internal);
+                }
+            },
             (["capabilities"], _) => return Err(ApiError::MethodNotAllowed("GET")),
             _ => return Err(ApiError::NotFound("Not found".into())),
         };
