@@ -22,6 +22,7 @@
 //! - [`clock`]: injected time and randomness.
 //! - [`ports`]: the traits storage and notification adapters implement.
 //! - [`wire`]: request-body rules and `data:` attachments, shared by every front end.
+//! - `testing` (feature `testing`, for tests only): an `Event` builder with fixture defaults.
 //!
 //! # Reading a data directory
 //! Events are stored one per line under `events/exchange={id}/YYYY/MM/DD/{uuid}.jsonl`.
@@ -92,6 +93,8 @@ pub mod request;
 pub mod rules;
 mod shards;
 pub mod status;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod thread;
 pub mod wire;
 

@@ -236,15 +236,18 @@ mod tests {
                 }),
             ];
             for (n, kind) in kinds.into_iter().enumerate() {
-                out.push(Event {
-                    event_id: format!("{i}-{n}"),
-                    ts: Timestamp::from_unix_millis(t0.unix_millis() + (i * 7 % 1000) as i64),
-                    exchange_id: x.clone(),
-                    thread_ref: Some(r.clone()),
-                    actor_id: crate::Actor::parse("a").expect("valid"),
-                    seq: n as u64 + 1,
-                    kind,
-                });
+                out.push(
+                    crate::testing::event(kind)
+                        .id(format!("{i}-{n}"))
+                        .ts(Timestamp::from_unix_millis(
+                            t0.unix_millis() + (i * 7 % 1000) as i64,
+                        ))
+                        .exchange(&x)
+                        .thread(&r)
+                        .actor("a")
+                        .seq(n as u64 + 1)
+                        .build(),
+                );
             }
         }
         out

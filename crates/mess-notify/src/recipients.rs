@@ -84,7 +84,7 @@ pub fn in_quiet_hours(prefs: &Preferences, now: Timestamp) -> bool {
 pub(crate) mod tests {
     use super::*;
     use mess_core::event::{StatusChanged, ThreadCreated};
-    use mess_core::{ExchangeId, QuietHours, Status};
+    use mess_core::{QuietHours, Status, testing};
     use serde_json::json;
 
     pub(crate) fn member(id: &str, caps: &[&str], prefs: serde_json::Value) -> Arc<Member> {
@@ -105,24 +105,21 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn created(priority: Priority, requires: &[&str]) -> (Event, Thread) {
-        let event = Event {
-            event_id: "e1".into(),
-            ts: at("2026-02-01T12:00:00Z"),
-            exchange_id: ExchangeId::parse("home").unwrap(),
-            thread_ref: Some("2026-02-01-AAAA".parse().unwrap()),
-            actor_id: mess_core::Actor::parse("agent").expect("valid"),
-            seq: 1,
-            kind: EventKind::ThreadCreated(ThreadCreated {
-                requestor_id: "agent".into(),
-                intent: "Check the door".into(),
-                priority,
-                request: json!({"intent": "Check the door", "priority": priority.as_str(),
-                                "requires": requires})
-                .as_object()
-                .unwrap()
-                .clone(),
-            }),
-        };
+        let event = testing::event(EventKind::ThreadCreated(ThreadCreated {
+            requestor_id: "agent".into(),
+            intent: "Check the door".into(),
+            priority,
+            request: json!({"intent": "Check the door", "priority": priority.as_str(),
+                            "requires": requires})
+            .as_object()
+            .unwrap()
+            .clone(),
+        }))
+        .id("e1")
+        .ts(at("2026-02-01T12:00:00Z"))
+        .thread("2026-02-01-AAAA")
+        .actor("agent")
+        .build();
         let thread = Thread::from_created(&event).unwrap();
         (event, thread)
     }
@@ -133,19 +130,17 @@ pub(crate) mod tests {
         to: Status,
         assignee: Option<&str>,
     ) -> Event {
-        let event = Event {
-            event_id: "e2".into(),
-            ts: at("2026-02-01T12:05:00Z"),
-            exchange_id: ExchangeId::parse("home").unwrap(),
-            thread_ref: Some(thread.thread_ref.clone()),
-            actor_id: mess_core::Actor::parse(actor).expect("valid"),
-            seq: 2,
-            kind: EventKind::StatusChanged(StatusChanged {
-                old_status: thread.status,
-                new_status: to,
-                executor_id: assignee.map(Into::into),
-            }),
-        };
+        let event = testing::event(EventKind::StatusChanged(StatusChanged {
+            old_status: thread.status,
+            new_status: to,
+            executor_id: assignee.map(Into::into),
+        }))
+        .id("e2")
+        .ts(at("2026-02-01T12:05:00Z"))
+        .thread(&thread.thread_ref)
+        .actor(actor)
+        .seq(2)
+        .build();
         thread.apply(&event);
         event
     }

@@ -10,7 +10,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use mess_core::event::{NotificationOutcome, StatusChanged, ThreadCreated};
 use mess_core::{
     Event, EventKind, ExchangeId, Member, Notice, Notifier, OutcomeSink, Priority, Status, Thread,
-    ThreadRef, Timestamp,
+    ThreadRef, testing,
 };
 use mess_notify::{HttpNotifier, NotifierHandle, NotifyConfig};
 use serde_json::{Value, json};
@@ -114,23 +114,18 @@ fn member(id: &str, extra: Value) -> Arc<Member> {
 }
 
 fn created_event(intent: &str, priority: Priority) -> Event {
-    Event {
-        event_id: "e1".into(),
-        ts: Timestamp::parse("2026-02-01T22:00:00Z").unwrap(),
-        exchange_id: ExchangeId::parse("home").unwrap(),
-        thread_ref: Some(REF.parse().unwrap()),
-        actor_id: mess_core::Actor::parse("claude-agent").expect("valid"),
-        seq: 1,
-        kind: EventKind::ThreadCreated(ThreadCreated {
-            requestor_id: "claude-agent".into(),
-            intent: intent.into(),
-            priority,
-            request: json!({"intent": intent, "priority": priority.as_str()})
-                .as_object()
-                .unwrap()
-                .clone(),
-        }),
-    }
+    testing::event(EventKind::ThreadCreated(ThreadCreated {
+        requestor_id: "claude-agent".into(),
+        intent: intent.into(),
+        priority,
+        request: json!({"intent": intent, "priority": priority.as_str()})
+            .as_object()
+            .unwrap()
+            .clone(),
+    }))
+    .id("e1")
+    .thread(REF)
+    .build()
 }
 
 /// A `thread_created` notice for "Check the front door" and the members given.
@@ -547,17 +542,16 @@ async fn a_status_change_notifies_the_requestor_but_not_the_actor() {
     let url = |who: &str| json!({"notifications": [{"type": "webhook", "url": format!("{}/{who}", server.uri())}]});
     let created_event = created_event("Check the front door", Priority::Normal);
     let mut thread = Thread::from_created(&created_event).unwrap();
-    let event = Event {
-        event_id: "e2".into(),
-        seq: 2,
-        actor_id: mess_core::Actor::parse("my-phone").expect("valid"),
-        kind: EventKind::StatusChanged(StatusChanged {
-            old_status: Status::Pending,
-            new_status: Status::Claimed,
-            executor_id: Some("my-phone".into()),
-        }),
-        ..created_event
-    };
+    let event = testing::event(EventKind::StatusChanged(StatusChanged {
+        old_status: Status::Pending,
+        new_status: Status::Claimed,
+        executor_id: Some("my-phone".into()),
+    }))
+    .id("e2")
+    .thread(REF)
+    .actor("my-phone")
+    .seq(2)
+    .build();
     thread.apply(&event);
     notifier.notify(Notice {
         exchange_id: event.exchange_id.clone(),

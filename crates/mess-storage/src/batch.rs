@@ -5,7 +5,7 @@
 //! no flush task running spawns one; the task takes everything queued and hands it to the
 //! [`Sink`] (one write + one fdatasync, or one PUT). As soon as the sink has *placed* those
 //! bytes (written them to the file, or named their object), the task may take the next
-//! batch, so a slow sync no longer holds up the write behind it: up to [`MAX_SYNCS`]
+//! batch, so a slow sync does not hold up the write behind it: up to [`MAX_SYNCS`]
 //! batches are syncing at once. Callers are answered in batch order, each when its own
 //! sync is done; if a sync fails, every batch placed after it and still syncing fails too
 //! (its bytes follow the failed ones). The task runs on its own, so a caller that stops

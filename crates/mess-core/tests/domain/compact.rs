@@ -1,11 +1,11 @@
 //! A thread keeps its messages as one JSON buffer (`Messages`): it must serialize exactly as
-//! the list of `Message` values it replaced would, however it was folded (event by event,
+//! the same list of `Message` values would, however it was folded (event by event,
 //! `apply_all`, or start-up's `Replay` in any stored order).
 
 use mess_core::event::{MessageAdded, ThreadCreated};
 use mess_core::{
     Block, BlockKind, Event, EventKind, Exchange, ExchangeId, Message, Priority, Replay, ThreadRef,
-    Timestamp,
+    Timestamp, testing,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -48,16 +48,14 @@ fn message() -> impl Strategy<Value = (String, i64, Vec<Block>)> {
     )
 }
 
+/// An event about `REF`, its `event_id` fixed by `seq` (the builder's default).
 fn event(seq: u64, ts: Timestamp, actor: &str, kind: EventKind) -> Event {
-    Event {
-        event_id: format!("00000000-0000-4000-8000-{seq:012}"),
-        ts,
-        exchange_id: ExchangeId::parse("home").expect("valid"),
-        thread_ref: Some(ThreadRef::parse(REF).expect("valid")),
-        actor_id: mess_core::Actor::parse(actor).expect("valid"),
-        seq,
-        kind,
-    }
+    testing::event(kind)
+        .thread(REF)
+        .actor(actor)
+        .seq(seq)
+        .ts(ts)
+        .build()
 }
 
 proptest! {
@@ -78,7 +76,7 @@ proptest! {
             priority: Priority::Normal,
             request: request.clone(),
         }))];
-        // The list the thread used to hold, built as it used to be.
+        // The expected messages, as a plain list of `Message` values.
         let mut expected = vec![Message {
             from: "req-1".into(),
             ts: t0,

@@ -6,7 +6,7 @@
 use mess_core::event::{
     MemberSnapshot, MessageAdded, NotificationOutcome, StatusChanged, ThreadCreated,
 };
-use mess_core::{Event, EventKind, ExchangeId, Priority, Status, ThreadRef, Timestamp};
+use mess_core::{Event, EventKind, Priority, Status, Timestamp, testing};
 use serde_json::json;
 
 use crate::harness::*;
@@ -14,14 +14,14 @@ use crate::harness::*;
 const REF: &str = "2026-02-01-XY1Z";
 
 fn event(n: u8, minute: u8, thread: bool, actor: &str, kind: EventKind) -> Event {
-    Event {
-        event_id: format!("00000000-0000-4000-8000-0000000000{n:02}"),
-        ts: Timestamp::parse(&format!("2026-02-01T22:{minute:02}:00.123Z")).expect("valid"),
-        exchange_id: ExchangeId::parse("home").expect("valid"),
-        thread_ref: thread.then(|| ThreadRef::parse(REF).expect("valid")),
-        actor_id: mess_core::Actor::parse(actor).expect("valid"),
-        seq: if thread { u64::from(n) } else { 0 },
-        kind,
+    let e = testing::event(kind)
+        .id(format!("00000000-0000-4000-8000-0000000000{n:02}"))
+        .ts(Timestamp::parse(&format!("2026-02-01T22:{minute:02}:00.123Z")).expect("valid"))
+        .actor(actor);
+    if thread {
+        e.thread(REF).seq(u64::from(n)).build()
+    } else {
+        e.no_thread().build()
     }
 }
 

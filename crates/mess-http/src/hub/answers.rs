@@ -34,9 +34,9 @@ thread_local! {
 
 /// Makes writers answer this thread's handlers through one task on this thread, woken once
 /// per batch, instead of waking the thread once per answer: a wake from another thread is
-/// a syscall (an `eventfd` write), 4% of a create's CPU. Call it on each actix worker
-/// thread, from the app factory (it spawns on the thread's `LocalSet`). Without it,
-/// answers go straight to each handler.
+/// a syscall (an `eventfd` write), a visible share of a create's CPU (docs/benchmarks.md).
+/// Call it on each actix worker thread, from the app factory (it spawns on the thread's
+/// `LocalSet`). Without it, answers go straight to each handler.
 pub fn deliver_on_this_thread() {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Delivery>>();
     tokio::task::spawn_local(async move {

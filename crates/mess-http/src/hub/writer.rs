@@ -127,10 +127,9 @@ impl Writer {
     /// Appends overlap: up to [`MAX_IN_FLIGHT`], started at least a `1/MAX_IN_FLIGHT` of
     /// the last append's time apart, each carrying what was decided since the one before.
     /// A client then waits for its own sync and little else, and the spacing keeps
-    /// batches large enough that syncs do not multiply. (An earlier writer kept one
-    /// append in flight and, after it, waited for the clients it had answered, as group
-    /// commit's "commit delay" does: that waiting was added to every sync, and creates ran
-    /// 20-25% slower on this machine's disk and on tmpfs; docs/benchmarks.md.)
+    /// batches large enough that syncs do not multiply. The writer never waits for more
+    /// clients before an append (group commit's "commit delay"): that wait would add to
+    /// every sync, and each create waits for its sync (docs/benchmarks.md).
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut next = Group::default();

@@ -6,7 +6,7 @@ use mess_core::event::{
 };
 use mess_core::{
     ApiKey, Block, BlockKind, Event, EventKind, ExchangeId, ExecutorId, Member, OsEntropy,
-    Preferences, Priority, Status, ThreadRef, Timestamp,
+    Preferences, Priority, Status, ThreadRef, Timestamp, testing,
 };
 use serde_json::json;
 
@@ -28,15 +28,16 @@ pub fn event(
     ts_ms: i64,
     kind: EventKind,
 ) -> Event {
-    Event {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        ts: Timestamp::from_unix_millis(ts_ms),
-        exchange_id: exchange_id.clone(),
-        thread_ref: thread_ref.cloned(),
-        actor_id: mess_core::Actor::parse("claude-agent").expect("valid"),
-        seq,
-        kind,
+    let e = testing::event(kind)
+        .id(uuid::Uuid::new_v4().to_string())
+        .ts(Timestamp::from_unix_millis(ts_ms))
+        .exchange(exchange_id)
+        .seq(seq);
+    match thread_ref {
+        Some(t) => e.thread(t),
+        None => e.no_thread(),
     }
+    .build()
 }
 
 pub fn snapshot(id: &str) -> MemberSnapshot {
