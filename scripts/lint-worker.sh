@@ -9,6 +9,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     rustup target add wasm32-unknown-unknown
 fi
+# The shared crates build for wasm32 on their own, with no OS entropy or getrandom backend
+# (randomness and time come in through mess-core's ports).
+cd "$ROOT"
+cargo check -p mess-core -p mess-api -p mess-notify --no-default-features --target wasm32-unknown-unknown
 cd "$ROOT/crates/mess-worker"
 cargo fmt --check
 cargo clippy --target wasm32-unknown-unknown -- -D warnings

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+#[cfg(feature = "os")]
 use rand::RngExt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
@@ -176,10 +177,12 @@ pub trait Entropy: Send + Sync {
 }
 
 /// The operating system's CSPRNG (through `rand`'s thread-local ChaCha generator,
-/// seeded and reseeded from the OS).
+/// seeded and reseeded from the OS). Feature `os` (on by default).
+#[cfg(feature = "os")]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsEntropy;
 
+#[cfg(feature = "os")]
 impl Entropy for OsEntropy {
     fn fill(&self, buf: &mut [u8]) {
         rand::rng().fill(buf);

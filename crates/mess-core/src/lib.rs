@@ -98,7 +98,9 @@ pub mod testing;
 pub mod thread;
 pub mod wire;
 
-pub use clock::{Clock, Entropy, OsEntropy, SystemClock, Timestamp};
+#[cfg(feature = "os")]
+pub use clock::OsEntropy;
+pub use clock::{Clock, Entropy, SystemClock, Timestamp};
 pub use error::DomainError;
 pub use event::{Event, EventKind};
 pub use exchange::{Command, Cursor, Decision, Env, Exchange, Outcome, StatusUpdate};

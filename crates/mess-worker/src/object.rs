@@ -17,8 +17,8 @@ use std::sync::Arc;
 use futures::lock::Mutex;
 use mess_api::{ExchangePort, RegistrationPolicy, Reply, Written, auth, routes};
 use mess_core::{
-    Actor, ApiKey, Clock, Command, DomainError, Env, Event, Exchange, ExchangeId, ExecutorId,
-    Member, OsEntropy, Outcome, Profile, Replay, Status, ThreadRef, Timestamp,
+    Actor, ApiKey, Clock, Command, DomainError, Entropy, Env, Event, Exchange, ExchangeId,
+    ExecutorId, Member, Outcome, Profile, Replay, Status, ThreadRef, Timestamp,
 };
 use worker::{Bucket, Method, Request, Response, State, durable_object};
 
@@ -37,6 +37,16 @@ pub struct JsClock;
 impl Clock for JsClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_unix_millis(js_sys::Date::now() as i64)
+    }
+}
+
+/// Random bytes from the JavaScript crypto API (`crypto.getRandomValues`, a CSPRNG).
+pub struct JsEntropy;
+
+impl Entropy for JsEntropy {
+    fn fill(&self, buf: &mut [u8]) {
+        // The Workers runtime always has `crypto`; without it no key could be made safely.
+        getrandom::fill(buf).expect("the JavaScript crypto API");
     }
 }
 
@@ -191,7 +201,7 @@ impl ExchangePort for Port<'_> {
 fn env() -> Env<'static> {
     Env {
         clock: &JsClock,
-        entropy: &OsEntropy,
+        entropy: &JsEntropy,
     }
 }
 
@@ -494,7 +504,7 @@ impl Core {
                     None => 0,
                 };
                 events.push(Event {
-                    event_id: mess_core::clock::new_uuid(&OsEntropy),
+                    event_id: mess_core::clock::new_uuid(&JsEntropy),
                     ts: JsClock.now(),
                     exchange_id: x.id().clone(),
                     thread_ref: r,

@@ -12,7 +12,7 @@
 
 use futures::future::join_all;
 use mess_core::clock::new_uuid;
-use mess_core::{Event, ExchangeId, ExecutorId, Member, OsEntropy};
+use mess_core::{Event, ExchangeId, ExecutorId, Member};
 use worker::{Bucket, HttpMetadata};
 
 /// How many objects a rebuild reads at once.
@@ -42,7 +42,7 @@ fn segment_key(event: &Event) -> String {
         day.year(),
         u8::from(day.month()),
         day.day(),
-        new_uuid(&OsEntropy)
+        new_uuid(&crate::object::JsEntropy)
     )
 }
 
