@@ -242,3 +242,51 @@ mod tests {
         assert!(Priority::parse("high").is_err());
     }
 }
+
+/// The OpenAPI schema of a string enum: its values, in order, and a description.
+#[cfg(feature = "openapi")]
+fn string_enum(
+    values: impl IntoIterator<Item = &'static str>,
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .enum_values(Some(values))
+        .into()
+}
+
+/// A status as the API shows it: its canonical spelling (the spec's `StatusName`).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Status {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_enum(
+            Status::ALL.map(Status::as_str),
+            "A thread status. Aliases accepted on input: received, in-progress, needs-input,\n\
+             needs-confirmation, rejected, canceled.",
+        )
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Status {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "StatusName".into()
+    }
+}
+
+/// A priority as the API shows it (the spec's `PriorityName`).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Priority {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_enum(Priority::ALL.map(Priority::as_str), "How urgent a request is.")
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Priority {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "PriorityName".into()
+    }
+}

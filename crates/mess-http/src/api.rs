@@ -11,7 +11,7 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::{Ref, RefOr};
 
-use mess_core::BlockKind;
+use mess_core::{BlockKind, Priority, Status};
 
 /// Not blank, no control characters.
 pub const LINE_PATTERN: &str =
@@ -108,28 +108,6 @@ fn hook_headers() -> ObjectBuilder {
         )))))
 }
 
-/// A thread status. Aliases accepted on input: received, in-progress, needs-input,
-/// needs-confirmation, rejected, canceled.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StatusName {
-    Pending,
-    Claimed,
-    InProgress,
-    Waiting,
-    Held,
-    Retrying,
-    NeedsInput,
-    NeedsConfirmation,
-    Completed,
-    Partial,
-    Failed,
-    Declined,
-    Expired,
-    Cancelled,
-    Superseded,
-    Delegated,
-}
 
 /// A status as a client may send it: a canonical name or an alias.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -181,15 +159,6 @@ pub enum StatusInput {
     Canceled,
 }
 
-/// How urgent a request is.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PriorityName {
-    Background,
-    Normal,
-    Elevated,
-    Urgent,
-}
 
 /// A notification channel: one of four shapes, no other fields.
 #[derive(Serialize, Deserialize)]
@@ -304,7 +273,7 @@ pub struct QuietHoursDoc {
 /// Notification preferences. Other fields are kept.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct PreferencesDoc {
-    pub min_priority: Option<PriorityName>,
+    pub min_priority: Option<Priority>,
     pub quiet_hours: Option<QuietHoursDoc>,
     /// IANA time zone (default UTC).
     #[schema(pattern = "^[A-Za-z][A-Za-z0-9_+/-]{0,63}$")]
@@ -460,7 +429,7 @@ pub struct CreateBody {
     )]
     pub intent: String,
     pub context: Option<Vec<Value>>,
-    pub priority: Option<PriorityName>,
+    pub priority: Option<Priority>,
     /// `response_hints` is accepted as an alias.
     pub response_hint: Option<Vec<Value>>,
     /// When it expires if unclaimed (RFC 3339).
@@ -501,7 +470,7 @@ fn constraints() -> ObjectBuilder {
 pub struct CreateResponse {
     #[serde(rename = "ref")]
     pub thread_ref: String,
-    pub status: StatusName,
+    pub status: Status,
 }
 
 /// A status change and/or a message: `status` or `mess` (or both) must be sent. Other
@@ -566,11 +535,11 @@ impl ToSchema for UpdateBody {}
 pub struct ThreadSummary {
     #[serde(rename = "ref")]
     pub thread_ref: String,
-    pub status: StatusName,
+    pub status: Status,
     pub intent: String,
     pub requestor_id: String,
     pub executor_id: Option<String>,
-    pub priority: PriorityName,
+    pub priority: Priority,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -591,11 +560,11 @@ pub struct MessageDoc {
 pub struct ThreadDoc {
     #[serde(rename = "ref")]
     pub thread_ref: String,
-    pub status: StatusName,
+    pub status: Status,
     pub intent: String,
     pub requestor_id: String,
     pub executor_id: Option<String>,
-    pub priority: PriorityName,
+    pub priority: Priority,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -622,7 +591,7 @@ pub struct ThreadResponse {
 pub struct UpdateResponse {
     #[serde(rename = "ref")]
     pub thread_ref: String,
-    pub status: StatusName,
+    pub status: Status,
     pub thread: ThreadDoc,
 }
 

@@ -20,9 +20,9 @@ use crate::{api, error};
     components(schemas(
         error::ErrorBody,
         error::ErrorCode,
-        api::StatusName,
+        mess_core::Status,
         api::StatusInput,
-        api::PriorityName,
+        mess_core::Priority,
         api::ChannelDoc,
         api::PreferencesDoc,
         api::QuietHoursDoc,
