@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Lints the Cloudflare Worker (crates/mess-worker), which the workspace's `cargo fmt --all`
 # and `cargo clippy --workspace` do not reach (it builds only for wasm32, apart): rustfmt,
-# then clippy for wasm32-unknown-unknown with warnings as errors. Installs the target when
-# missing. Used by `just lint` and .ci/run.
+# then clippy for wasm32-unknown-unknown with warnings as errors; first, that mess-core,
+# mess-api and mess-notify's pure part build for wasm32 by themselves. Installs the target
+# when missing. Used by `just lint` and .ci/run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
