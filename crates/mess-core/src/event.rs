@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
-use crate::ids::{Actor, ExchangeId, ThreadRef};
+use crate::ids::{Actor, ExchangeId, ExecutorId, ThreadRef};
 use crate::mess::Block;
 use crate::status::{Priority, Status};
 
@@ -46,7 +46,7 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberSnapshot {
     /// The member.
-    pub executor_id: String,
+    pub executor_id: ExecutorId,
     /// Its display name.
     pub display_name: String,
     /// Its capabilities.
@@ -60,7 +60,7 @@ pub struct MemberSnapshot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThreadCreated {
     /// The member who created it.
-    pub requestor_id: String,
+    pub requestor_id: ExecutorId,
     /// Its intent.
     pub intent: String,
     /// Its priority.
@@ -77,7 +77,7 @@ pub struct StatusChanged {
     /// The status after.
     pub new_status: Status,
     /// The assignee after the change (null when released or never claimed).
-    pub executor_id: Option<String>,
+    pub executor_id: Option<ExecutorId>,
 }
 
 /// Payload of `message_added`; the sender is the event's `actor_id`.
@@ -91,7 +91,7 @@ pub struct MessageAdded {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationOutcome {
     /// The member notified.
-    pub executor_id: String,
+    pub executor_id: ExecutorId,
     /// The channel type (`ntfy`, `slack`, `google_chat`, `webhook`, `hook`).
     pub channel: String,
     /// The event type that caused it.

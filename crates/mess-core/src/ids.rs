@@ -59,6 +59,30 @@ macro_rules! string_id {
             }
         }
 
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                &*self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                &*self.0 == *other
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == &*other.0
+            }
+        }
+
+        impl PartialEq<$name> for &str {
+            fn eq(&self, other: &$name) -> bool {
+                *self == &*other.0
+            }
+        }
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
@@ -119,6 +143,14 @@ fn is_thread_ref(s: &str) -> bool {
         && b[11..]
             .iter()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+impl ExecutorId {
+    /// The same id in a string of its own: a thread folded at start-up copies its ids
+    /// rather than keep the parsed events' allocations alive.
+    pub(crate) fn reallocated(&self) -> Self {
+        Self(Arc::from(self.as_str()))
+    }
 }
 
 impl ThreadRef {

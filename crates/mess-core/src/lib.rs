@@ -75,7 +75,7 @@
 //! let home = &exchanges["home"];
 //! let thread = home.thread(&"2026-02-01-XY1Z".parse().unwrap()).unwrap();
 //! assert_eq!(thread.status, mess_core::Status::Claimed);
-//! assert_eq!(thread.executor_id.as_deref(), Some("my-phone"));
+//! assert_eq!(thread.executor_id.as_ref().map(|e| e.as_str()), Some("my-phone"));
 //! ```
 #![forbid(unsafe_code)]
 

@@ -90,6 +90,56 @@ impl Channel {
     }
 }
 
+/// A lifecycle moment a member's hook may be attached to: a key of [`Member::hooks`],
+/// stored and sent as its snake_case name ([`HookMoment::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookMoment {
+    /// `on_request_created`: a thread was created.
+    OnRequestCreated,
+    /// `on_request_claimed`: a thread's status changed to `claimed`.
+    OnRequestClaimed,
+    /// `on_request_started`: a thread's status changed to `in_progress`.
+    OnRequestStarted,
+    /// `on_request_completed`: a thread's status changed to `completed`.
+    OnRequestCompleted,
+    /// `on_request_cancelled`: a thread's status changed to `cancelled`.
+    OnRequestCancelled,
+}
+
+impl HookMoment {
+    /// Every moment, in the order the API documents them.
+    pub const ALL: [HookMoment; 5] = [
+        HookMoment::OnRequestCreated,
+        HookMoment::OnRequestClaimed,
+        HookMoment::OnRequestStarted,
+        HookMoment::OnRequestCompleted,
+        HookMoment::OnRequestCancelled,
+    ];
+
+    /// The moment's name: the key of its hook in [`Member::hooks`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookMoment::OnRequestCreated => "on_request_created",
+            HookMoment::OnRequestClaimed => "on_request_claimed",
+            HookMoment::OnRequestStarted => "on_request_started",
+            HookMoment::OnRequestCompleted => "on_request_completed",
+            HookMoment::OnRequestCancelled => "on_request_cancelled",
+        }
+    }
+
+    /// The moment named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for HookMoment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Quiet hours: no notifications between `start` and `end` (`HH:MM`, may cross midnight),
 /// in the member's time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,7 +218,10 @@ pub struct Member {
     /// When and about what to notify it.
     #[serde(default)]
     pub preferences: Preferences,
-    /// Lifecycle hooks (`on_request_created`...), templated webhooks.
+    /// Lifecycle hooks, templated webhooks, by [`HookMoment`] name (`on_request_created`...).
+    /// Keyed by name, not by [`HookMoment`]: the notifier checks the names before a record
+    /// is stored, and a record stored without that check still loads. Read one with
+    /// [`Member::hook`].
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub hooks: Map<String, Value>,
     /// SHA-256 of its API key.
@@ -342,6 +395,11 @@ impl Member {
         }
     }
 
+    /// The member's hook for `moment`, if it set one (a `null` hook is none).
+    pub fn hook(&self, moment: HookMoment) -> Option<&Value> {
+        self.hooks.get(moment.as_str()).filter(|h| !h.is_null())
+    }
+
     /// True when the member's capabilities include every one in `requires`.
     pub fn covers(&self, requires: &[String]) -> bool {
         requires
@@ -384,6 +442,17 @@ mod tests {
         .unwrap();
         let q = p.preferences.unwrap().quiet_hours.unwrap();
         assert_eq!(q.minutes(), Some((22 * 60, 7 * 60)));
+    }
+
+    #[test]
+    fn hook_moments_are_named_as_stored() {
+        for m in HookMoment::ALL {
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(json, format!("\"{}\"", m.as_str()));
+            assert_eq!(serde_json::from_str::<HookMoment>(&json).unwrap(), m);
+            assert_eq!(HookMoment::from_name(m.as_str()), Some(m));
+        }
+        assert_eq!(HookMoment::from_name("on_lunch"), None);
     }
 
     #[test]

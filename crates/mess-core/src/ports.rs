@@ -50,11 +50,42 @@ pub struct Replayed {
     pub skipped_lines: usize,
 }
 
+/// A storage backend, as `/health` and the logs name it ([`StorageKind::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageKind {
+    /// `filesystem`: a local data directory.
+    Filesystem,
+    /// `s3`: an S3-compatible bucket.
+    S3,
+    /// `memory`: an in-memory store, for tests.
+    Memory,
+    /// `r2`: the Cloudflare Worker's R2 bucket.
+    R2,
+}
+
+impl StorageKind {
+    /// The name `/health` reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageKind::Filesystem => "filesystem",
+            StorageKind::S3 => "s3",
+            StorageKind::Memory => "memory",
+            StorageKind::R2 => "r2",
+        }
+    }
+}
+
+impl std::fmt::Display for StorageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The durable event log and member records.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
-    /// `filesystem` or `s3`: for `/health` and logs.
-    fn kind(&self) -> &'static str;
+    /// Which backend this is: for `/health` and logs.
+    fn kind(&self) -> StorageKind;
 
     /// Appends `events` durably. When this returns `Ok`, a crash right after loses none of
     /// them (fsync on files, a completed PUT on S3). Concurrent calls may share one write

@@ -182,7 +182,7 @@ impl Replay {
                     folding
                         .into_iter()
                         .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                        .map(|(r, t)| (r.clone(), Arc::new(t.clone())))
+                        .map(|(r, t)| (r.clone(), Arc::new(t.copied())))
                         .collect()
                 })
             };
@@ -226,7 +226,7 @@ mod tests {
             let request = serde_json::json!({"intent": format!("check {i}")});
             let kinds = [
                 EventKind::ThreadCreated(ThreadCreated {
-                    requestor_id: "a".into(),
+                    requestor_id: "a".parse().expect("valid"),
                     intent: format!("check {i}"),
                     priority: Priority::Normal,
                     request: request.as_object().expect("an object").clone(),

@@ -208,41 +208,6 @@ impl<'de> Deserialize<'de> for Priority {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn aliases_parse_to_the_canonical_status() {
-        for (alias, canonical) in [
-            ("received", Status::Pending),
-            ("in-progress", Status::InProgress),
-            ("needs-input", Status::NeedsInput),
-            ("needs-confirmation", Status::NeedsConfirmation),
-            ("rejected", Status::Declined),
-            ("canceled", Status::Cancelled),
-        ] {
-            assert_eq!(Status::parse(alias), Ok(canonical));
-        }
-    }
-
-    #[test]
-    fn every_canonical_name_round_trips_and_matching_is_exact() {
-        for s in Status::ALL {
-            assert_eq!(Status::parse(s.as_str()), Ok(s));
-            assert!(Status::parse(&s.as_str().to_uppercase()).is_err());
-        }
-        assert!(Status::parse("done").is_err());
-    }
-
-    #[test]
-    fn priorities_are_ordered() {
-        assert!(Priority::Background < Priority::Normal);
-        assert!(Priority::Elevated < Priority::Urgent);
-        assert!(Priority::parse("high").is_err());
-    }
-}
-
 /// The OpenAPI schema of a string enum: its values, in order, and a description.
 #[cfg(feature = "openapi")]
 fn string_enum(
@@ -280,7 +245,10 @@ impl utoipa::ToSchema for Status {
 #[cfg(feature = "openapi")]
 impl utoipa::PartialSchema for Priority {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        string_enum(Priority::ALL.map(Priority::as_str), "How urgent a request is.")
+        string_enum(
+            Priority::ALL.map(Priority::as_str),
+            "How urgent a request is.",
+        )
     }
 }
 
@@ -288,5 +256,40 @@ impl utoipa::PartialSchema for Priority {
 impl utoipa::ToSchema for Priority {
     fn name() -> std::borrow::Cow<'static, str> {
         "PriorityName".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_parse_to_the_canonical_status() {
+        for (alias, canonical) in [
+            ("received", Status::Pending),
+            ("in-progress", Status::InProgress),
+            ("needs-input", Status::NeedsInput),
+            ("needs-confirmation", Status::NeedsConfirmation),
+            ("rejected", Status::Declined),
+            ("canceled", Status::Cancelled),
+        ] {
+            assert_eq!(Status::parse(alias), Ok(canonical));
+        }
+    }
+
+    #[test]
+    fn every_canonical_name_round_trips_and_matching_is_exact() {
+        for s in Status::ALL {
+            assert_eq!(Status::parse(s.as_str()), Ok(s));
+            assert!(Status::parse(&s.as_str().to_uppercase()).is_err());
+        }
+        assert!(Status::parse("done").is_err());
+    }
+
+    #[test]
+    fn priorities_are_ordered() {
+        assert!(Priority::Background < Priority::Normal);
+        assert!(Priority::Elevated < Priority::Urgent);
+        assert!(Priority::parse("high").is_err());
     }
 }

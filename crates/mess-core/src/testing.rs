@@ -11,7 +11,7 @@
 //! let claimed = testing::event(EventKind::StatusChanged(StatusChanged {
 //!     old_status: Status::Pending,
 //!     new_status: Status::Claimed,
-//!     executor_id: Some("my-phone".into()),
+//!     executor_id: Some("my-phone".parse().unwrap()),
 //! }))
 //! .actor("my-phone")
 //! .seq(2)

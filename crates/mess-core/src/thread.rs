@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::clock::Timestamp;
-use crate::event::{Event, EventKind};
-use crate::ids::ThreadRef;
+use crate::event::{Event, EventKind, MessageAdded};
+use crate::ids::{Actor, ExecutorId, ThreadRef};
 use crate::mess::{Block, BlockKind};
 use crate::status::{Priority, Status};
 
@@ -181,9 +181,9 @@ pub struct Thread {
     /// What was asked.
     pub intent: String,
     /// Who asked.
-    pub requestor_id: String,
+    pub requestor_id: ExecutorId,
     /// Who holds the claim.
-    pub executor_id: Option<String>,
+    pub executor_id: Option<ExecutorId>,
     /// How urgent it is.
     pub priority: Priority,
     /// When it was created.
@@ -308,7 +308,7 @@ impl Thread {
             }
             Step::Message { json, reply_from } => {
                 if self.confirmation == Confirmation::Asked
-                    && reply_from.as_deref() == Some(self.requestor_id.as_str())
+                    && reply_from.as_ref() == Some(&self.requestor_id)
                 {
                     self.confirmation = Confirmation::Given;
                 }
@@ -324,8 +324,8 @@ impl Thread {
     pub(crate) fn reallocated(self) -> Self {
         let thread_ref = self.thread_ref.clone();
         let intent = self.intent.clone();
-        let requestor_id = self.requestor_id.clone();
-        let executor_id = self.executor_id.clone();
+        let requestor_id = self.requestor_id.reallocated();
+        let executor_id = self.executor_id.as_ref().map(ExecutorId::reallocated);
         let requires = self.requires.clone();
         Self {
             thread_ref,
@@ -334,6 +334,16 @@ impl Thread {
             executor_id,
             requires,
             ..self
+        }
+    }
+
+    /// A copy of the thread, messages included, in allocations of its own, by the calling
+    /// thread (a clone would share its ids' strings with the original).
+    pub(crate) fn copied(&self) -> Self {
+        Self {
+            requestor_id: self.requestor_id.reallocated(),
+            executor_id: self.executor_id.as_ref().map(ExecutorId::reallocated),
+            ..self.clone()
         }
     }
 
@@ -395,13 +405,13 @@ pub(crate) enum Step {
     /// `status_changed`.
     Status {
         status: Status,
-        executor_id: Option<String>,
+        executor_id: Option<ExecutorId>,
     },
     /// `message_added`: the message's JSON, and its sender if it holds a reply (the only
     /// case where the sender matters: a reply from the requestor gives a confirmation).
     Message {
         json: Box<RawValue>,
-        reply_from: Option<String>,
+        reply_from: Option<ExecutorId>,
     },
     /// Any other event about the thread: it only moves `seq`.
     Other,
@@ -417,13 +427,14 @@ impl Step {
                 status: c.new_status,
                 executor_id: c.executor_id.clone(),
             },
-            EventKind::MessageAdded(m) => Step::Message {
-                json: message_json(e.actor_id.as_str(), e.ts, &m.mess),
-                reply_from: m
-                    .mess
-                    .iter()
-                    .any(|b| b.kind() == BlockKind::Reply)
-                    .then(|| e.actor_id.to_string()),
+            EventKind::MessageAdded(MessageAdded { mess }) => Step::Message {
+                json: message_json(e.actor_id.as_str(), e.ts, mess),
+                reply_from: match &e.actor_id {
+                    Actor::Member(m) if mess.iter().any(|b| b.kind() == BlockKind::Reply) => {
+                        Some(m.clone())
+                    }
+                    _ => None,
+                },
             },
             _ => Step::Other,
         }

@@ -254,7 +254,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         shutdown_timeout,
     };
     let server = mess_http::serve(listener, state, config).map_err(|e| e.to_string())?;
-    tracing::info!(%addr, storage = hub.storage_kind(), "mess-exchange listening on http://{addr}");
+    tracing::info!(%addr, storage = hub.storage_kind().as_str(), "mess-exchange listening on http://{addr}");
     server.await.map_err(|e| format!("server error: {e}"))?;
 
     tracing::info!("shutting down: finishing queued writes and notifications");

@@ -108,7 +108,6 @@ fn hook_headers() -> ObjectBuilder {
         )))))
 }
 
-
 /// A status as a client may send it: a canonical name or an alias.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -158,7 +157,6 @@ pub enum StatusInput {
     #[serde(rename = "canceled")]
     Canceled,
 }
-
 
 /// A notification channel: one of four shapes, no other fields.
 #[derive(Serialize, Deserialize)]

@@ -259,7 +259,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let ok = hub.storage_ok() || hub.check_storage(Duration::from_secs(2)).await;
     respond(routes::health(
         ok,
-        hub.storage_kind(),
+        hub.storage_kind().as_str(),
         state.default_exchange.as_str(),
     ))
 }

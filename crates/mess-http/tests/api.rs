@@ -11,7 +11,7 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{test, web};
 use async_trait::async_trait;
-use mess_core::ports::NoNotifier;
+use mess_core::ports::{NoNotifier, StorageKind};
 use mess_core::{Event, ExchangeId, Loaded, Member, OsEntropy, Storage, StorageError, SystemClock};
 use mess_http::app::create_app;
 use mess_http::{AppState, HttpConfig, Hub};
@@ -61,8 +61,8 @@ impl MemStorage {
 
 #[async_trait]
 impl Storage for MemStorage {
-    fn kind(&self) -> &'static str {
-        "memory"
+    fn kind(&self) -> StorageKind {
+        StorageKind::Memory
     }
     async fn append(&self, events: &[Event]) -> Result<(), StorageError> {
         self.appends_begun.fetch_add(1, Ordering::SeqCst);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use mess_core::{Channel, Event, Member, Thread, Timestamp};
+use mess_core::{Channel, Event, ExecutorId, Member, Thread, Timestamp};
 use serde_json::Value;
 
 use crate::hooks::{hook_request, hook_targets};
@@ -45,7 +45,7 @@ pub struct Deliveries {
     /// What every message is built from.
     pub ctx: Arc<Context>,
     /// Each delivery, as (the member's id, its target).
-    pub targets: Vec<(String, Target)>,
+    pub targets: Vec<(ExecutorId, Target)>,
 }
 
 /// The deliveries `event` on `thread` calls for at `now`: every channel of each
@@ -62,12 +62,12 @@ pub fn deliveries(
     let channels = people.iter().flat_map(|m| {
         m.notifications
             .iter()
-            .map(move |c| (m.executor_id.to_string(), Target::Channel(c.clone())))
+            .map(move |c| (m.executor_id.clone(), Target::Channel(c.clone())))
     });
     let hooks = hook_targets(event, thread, members, now);
     let hooks = hooks.iter().filter_map(|(m, moment)| {
-        let spec = m.hooks.get(*moment)?;
-        Some((m.executor_id.to_string(), Target::Hook(spec.clone())))
+        let spec = m.hook(*moment)?;
+        Some((m.executor_id.clone(), Target::Hook(spec.clone())))
     });
     let targets: Vec<_> = channels.chain(hooks).collect();
     if targets.is_empty() {

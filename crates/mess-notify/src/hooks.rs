@@ -21,21 +21,13 @@ use std::sync::Arc;
 
 use http::Method;
 use http::header::HeaderName;
-use mess_core::{DomainError, Event, EventKind, Member, Status, Thread, Timestamp};
+use mess_core::member::HookMoment;
+use mess_core::{DomainError, Event, EventKind, ExecutorId, Member, Status, Thread, Timestamp};
 use serde_json::{Map, Value};
 
 use crate::message::{Context, Outgoing, webhook_payload};
 use crate::recipients::{is_party, wants_new_thread};
 use crate::safety;
-
-/// The lifecycle moments a hook may be attached to.
-pub const HOOK_MOMENTS: [&str; 5] = [
-    "on_request_created",
-    "on_request_claimed",
-    "on_request_started",
-    "on_request_completed",
-    "on_request_cancelled",
-];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 const MAX_HEADERS: usize = 32;
@@ -52,14 +44,14 @@ const RESERVED_HEADERS: [&str; 5] = [
 
 /// The moment `event` is, if hooks can attach to it: created, or a status change to
 /// `claimed`, `in_progress` (started), `completed` or `cancelled`.
-pub fn hook_moment(event: &Event) -> Option<&'static str> {
+pub fn hook_moment(event: &Event) -> Option<HookMoment> {
     match &event.kind {
-        EventKind::ThreadCreated(_) => Some("on_request_created"),
+        EventKind::ThreadCreated(_) => Some(HookMoment::OnRequestCreated),
         EventKind::StatusChanged(c) => match c.new_status {
-            Status::Claimed => Some("on_request_claimed"),
-            Status::InProgress => Some("on_request_started"),
-            Status::Completed => Some("on_request_completed"),
-            Status::Cancelled => Some("on_request_cancelled"),
+            Status::Claimed => Some(HookMoment::OnRequestClaimed),
+            Status::InProgress => Some(HookMoment::OnRequestStarted),
+            Status::Completed => Some(HookMoment::OnRequestCompleted),
+            Status::Cancelled => Some(HookMoment::OnRequestCancelled),
             _ => None,
         },
         _ => None,
@@ -75,15 +67,15 @@ pub fn hook_targets(
     thread: &Thread,
     members: &[Arc<Member>],
     now: Timestamp,
-) -> Vec<(Arc<Member>, &'static str)> {
+) -> Vec<(Arc<Member>, HookMoment)> {
     let Some(moment) = hook_moment(event) else {
         return Vec::new();
     };
-    let created = moment == "on_request_created";
+    let created = moment == HookMoment::OnRequestCreated;
     let mut seen = HashSet::new();
     members
         .iter()
-        .filter(|m| m.hooks.get(moment).is_some_and(|h| !h.is_null()))
+        .filter(|m| m.hook(moment).is_some())
         .filter(|m| is_party(m, thread) || (created && wants_new_thread(m, thread, now)))
         .filter(|m| seen.insert(m.executor_id.as_str()))
         .map(|m| (Arc::clone(m), moment))
@@ -95,11 +87,11 @@ pub fn hook_targets(
 /// valid names, and a body of bounded size.
 pub fn validate_hooks(hooks: &Map<String, Value>) -> Result<(), DomainError> {
     for (moment, spec) in hooks {
-        if !HOOK_MOMENTS.contains(&moment.as_str()) {
+        if HookMoment::from_name(moment).is_none() {
             return Err(DomainError::invalid(format!(
                 "hook {}: unknown moment (expected one of {})",
                 printable(moment),
-                HOOK_MOMENTS.join(", ")
+                HookMoment::ALL.map(HookMoment::as_str).join(", ")
             )));
         }
         if spec.is_null() {
@@ -247,11 +239,15 @@ fn variable(ctx: &Context, name: &str) -> Option<String> {
         "intent" => t.intent.clone(),
         "status" => t.status.as_str().to_owned(),
         "priority" => t.priority.as_str().to_owned(),
-        "requestor_id" => t.requestor_id.clone(),
-        "executor_id" => t.executor_id.clone().unwrap_or_default(),
-        "exchange_id" => ctx.exchange_id.clone(),
+        "requestor_id" => t.requestor_id.to_string(),
+        "executor_id" => t
+            .executor_id
+            .as_ref()
+            .map(ExecutorId::to_string)
+            .unwrap_or_default(),
+        "exchange_id" => ctx.exchange_id.to_string(),
         "event_type" => ctx.event_type.clone(),
-        "actor_id" => ctx.actor_id.clone(),
+        "actor_id" => ctx.actor_id.to_string(),
         "title" => ctx.title(),
         _ => match ctx.summary.get(name.strip_prefix("thread.")?)? {
             Value::String(s) => s.clone(),
@@ -322,16 +318,16 @@ mod tests {
     use mess_core::Priority;
     use serde_json::json;
 
-    fn hooked(id: &str, caps: &[&str], prefs: Value, moments: &[&str]) -> Arc<Member> {
+    fn hooked(id: &str, caps: &[&str], prefs: Value, moments: &[HookMoment]) -> Arc<Member> {
         let mut m = Member::clone(&member(id, caps, prefs));
         for moment in moments {
             m.hooks
-                .insert((*moment).into(), json!("https://hooks.example/x"));
+                .insert(moment.as_str().into(), json!("https://hooks.example/x"));
         }
         Arc::new(m)
     }
 
-    fn fired<'a>(targets: &'a [(Arc<Member>, &'static str)]) -> Vec<(&'a str, &'static str)> {
+    fn fired(targets: &[(Arc<Member>, HookMoment)]) -> Vec<(&str, HookMoment)> {
         targets
             .iter()
             .map(|(m, moment)| (m.executor_id.as_str(), *moment))
@@ -340,7 +336,7 @@ mod tests {
 
     #[test]
     fn created_hooks_fire_for_the_requestor_and_members_who_would_be_notified() {
-        let all = ["on_request_created", "on_request_claimed"];
+        let all = [HookMoment::OnRequestCreated, HookMoment::OnRequestClaimed];
         let members = [
             hooked("agent", &[], json!({}), &all),
             hooked("phone", &["photo:capture"], json!({}), &all),
@@ -359,8 +355,8 @@ mod tests {
         assert_eq!(
             fired(&targets),
             [
-                ("agent", "on_request_created"),
-                ("phone", "on_request_created")
+                ("agent", HookMoment::OnRequestCreated),
+                ("phone", HookMoment::OnRequestCreated)
             ]
         );
     }
@@ -368,16 +364,16 @@ mod tests {
     #[test]
     fn status_hooks_fire_for_the_parties_even_the_one_who_acted() {
         let members = [
-            hooked("agent", &[], json!({}), &HOOK_MOMENTS),
-            hooked("phone", &[], json!({}), &HOOK_MOMENTS),
-            hooked("other", &[], json!({}), &HOOK_MOMENTS),
+            hooked("agent", &[], json!({}), &HookMoment::ALL),
+            hooked("phone", &[], json!({}), &HookMoment::ALL),
+            hooked("other", &[], json!({}), &HookMoment::ALL),
         ];
         let (_, mut t) = created(Priority::Normal, &[]);
         for (to, moment) in [
-            (Status::Claimed, Some("on_request_claimed")),
-            (Status::InProgress, Some("on_request_started")),
+            (Status::Claimed, Some(HookMoment::OnRequestClaimed)),
+            (Status::InProgress, Some(HookMoment::OnRequestStarted)),
             (Status::Waiting, None),
-            (Status::Completed, Some("on_request_completed")),
+            (Status::Completed, Some(HookMoment::OnRequestCompleted)),
         ] {
             let e = changed(&mut t, "phone", to, Some("phone"));
             assert_eq!(hook_moment(&e), moment);
@@ -394,8 +390,8 @@ mod tests {
         assert_eq!(
             fired(&hook_targets(&e, &t, &members, e.ts)),
             [
-                ("agent", "on_request_cancelled"),
-                ("phone", "on_request_cancelled")
+                ("agent", HookMoment::OnRequestCancelled),
+                ("phone", HookMoment::OnRequestCancelled)
             ]
         );
     }

@@ -60,7 +60,7 @@ pub mod safety;
 
 pub use config::{ConfigError, NotifyConfig};
 pub use deliveries::{Deliveries, Target, deliveries};
-pub use hooks::HOOK_MOMENTS;
+pub use mess_core::member::HookMoment;
 #[cfg(feature = "send")]
 pub use notifier::{HttpNotifier, NotifierHandle, StartError};
 pub use profile::validate_profile;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use http::Method;
-use mess_core::{Channel, Event, Priority, Thread};
+use mess_core::{Actor, Channel, Event, ExchangeId, Priority, Thread};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -21,11 +21,11 @@ const MAX_TITLE_CHARS: usize = 120;
 #[derive(Debug)]
 pub struct Context {
     /// The exchange.
-    pub exchange_id: String,
+    pub exchange_id: ExchangeId,
     /// The event's type (`thread_created`, `status_changed`).
     pub event_type: String,
     /// Who caused the event.
-    pub actor_id: String,
+    pub actor_id: Actor,
     /// When it happened, as stored.
     pub ts: Value,
     /// The thread after the event.
@@ -40,9 +40,9 @@ impl Context {
     /// The context of `event` on `thread`.
     pub fn new(event: &Event, thread: &Arc<Thread>, public_url: Option<&str>) -> Self {
         Self {
-            exchange_id: event.exchange_id.to_string(),
+            exchange_id: event.exchange_id.clone(),
             event_type: event.kind.event_type().to_owned(),
-            actor_id: event.actor_id.to_string(),
+            actor_id: event.actor_id.clone(),
             ts: serde_json::to_value(event.ts).unwrap_or(Value::Null),
             thread: Arc::clone(thread),
             summary: serde_json::to_value(thread.summary()).unwrap_or(Value::Null),
@@ -168,10 +168,10 @@ fn slack_text(ctx: &Context) -> String {
         slack_escape(&t.intent),
         t.status,
         t.priority,
-        slack_escape(&t.requestor_id),
+        slack_escape(t.requestor_id.as_str()),
     );
     if let Some(e) = &t.executor_id {
-        s.push_str(&format!(" · Assigned to: {}", slack_escape(e)));
+        s.push_str(&format!(" · Assigned to: {}", slack_escape(e.as_str())));
     }
     s
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use mess_core::event::NotificationOutcome;
 use mess_core::{
-    Actor, DomainError, EventKind, ExchangeId, Notice, Notifier, OutcomeSink, Profile, ThreadRef,
+    Actor, DomainError, EventKind, ExchangeId, ExecutorId, Notice, Notifier, OutcomeSink, Profile,
+    ThreadRef,
 };
 use rand::RngExt;
 use reqwest::StatusCode;
@@ -51,7 +52,7 @@ struct Job {
     ctx: Arc<Context>,
     exchange: ExchangeId,
     thread_ref: ThreadRef,
-    executor_id: String,
+    executor_id: ExecutorId,
     target: Target,
     outcomes: Arc<dyn OutcomeSink>,
 }

@@ -24,7 +24,7 @@ pub fn recipients(
     let mut seen = HashSet::new();
     let keep = |m: &Arc<Member>| match &event.kind {
         EventKind::ThreadCreated(_) => {
-            m.executor_id.as_str() != thread.requestor_id && wants_new_thread(m, thread, now)
+            m.executor_id != thread.requestor_id && wants_new_thread(m, thread, now)
         }
         EventKind::StatusChanged(_) => {
             event.actor_id != *m.executor_id.as_str() && is_party(m, thread)
@@ -40,8 +40,8 @@ pub fn recipients(
 
 /// True when `member` is the thread's requestor or its assignee.
 pub fn is_party(member: &Member, thread: &Thread) -> bool {
-    let id = member.executor_id.as_str();
-    id == thread.requestor_id || thread.executor_id.as_deref() == Some(id)
+    let id = &member.executor_id;
+    *id == thread.requestor_id || thread.executor_id.as_ref() == Some(id)
 }
 
 /// True when `member`'s capabilities and preferences ask to hear of `thread` at `now`
@@ -106,7 +106,7 @@ pub(crate) mod tests {
 
     pub(crate) fn created(priority: Priority, requires: &[&str]) -> (Event, Thread) {
         let event = testing::event(EventKind::ThreadCreated(ThreadCreated {
-            requestor_id: "agent".into(),
+            requestor_id: "agent".parse().unwrap(),
             intent: "Check the door".into(),
             priority,
             request: json!({"intent": "Check the door", "priority": priority.as_str(),
@@ -133,7 +133,7 @@ pub(crate) mod tests {
         let event = testing::event(EventKind::StatusChanged(StatusChanged {
             old_status: thread.status,
             new_status: to,
-            executor_id: assignee.map(Into::into),
+            executor_id: assignee.map(|a| a.parse().unwrap()),
         }))
         .id("e2")
         .ts(at("2026-02-01T12:05:00Z"))

@@ -115,7 +115,7 @@ fn member(id: &str, extra: Value) -> Arc<Member> {
 
 fn created_event(intent: &str, priority: Priority) -> Event {
     testing::event(EventKind::ThreadCreated(ThreadCreated {
-        requestor_id: "claude-agent".into(),
+        requestor_id: "claude-agent".parse().unwrap(),
         intent: intent.into(),
         priority,
         request: json!({"intent": intent, "priority": priority.as_str()})
@@ -200,7 +200,7 @@ async fn ntfy_gets_the_summary_with_an_encoded_emoji_title_priority_tags_and_cli
         [(
             true,
             NotificationOutcome {
-                executor_id: "my-phone".into(),
+                executor_id: "my-phone".parse().unwrap(),
                 channel: "ntfy".into(),
                 trigger: "thread_created".into(),
                 attempts: 1,
@@ -387,7 +387,7 @@ async fn a_5xx_is_retried_up_to_max_attempts_then_recorded_failed() {
         [(
             false,
             NotificationOutcome {
-                executor_id: "my-phone".into(),
+                executor_id: "my-phone".parse().unwrap(),
                 channel: "webhook".into(),
                 trigger: "thread_created".into(),
                 attempts: 3,
@@ -545,7 +545,7 @@ async fn a_status_change_notifies_the_requestor_but_not_the_actor() {
     let event = testing::event(EventKind::StatusChanged(StatusChanged {
         old_status: Status::Pending,
         new_status: Status::Claimed,
-        executor_id: Some("my-phone".into()),
+        executor_id: Some("my-phone".parse().unwrap()),
     }))
     .id("e2")
     .thread(REF)

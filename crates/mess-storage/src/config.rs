@@ -38,14 +38,10 @@ pub struct StorageConfig {
     pub s3_allow_http: bool,
 }
 
-/// The backends [`StorageConfig::kind`] can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageKind {
-    /// A local data directory ([`FsStorage`]).
-    Filesystem,
-    /// An S3-compatible bucket ([`ObjectStorage`]).
-    S3,
-}
+/// The backends [`StorageConfig::kind`] can name: [`StorageKind::Filesystem`]
+/// ([`FsStorage`]) and [`StorageKind::S3`] ([`ObjectStorage`]). Defined in mess-core, as
+/// what [`Storage::kind`] returns; [`open`] refuses the others.
+pub use mess_core::ports::StorageKind;
 
 impl fmt::Debug for StorageConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -180,6 +176,10 @@ pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError>
     match config.kind {
         StorageKind::Filesystem => open_fs(config).await,
         StorageKind::S3 => open_s3(config).await,
+        other @ (StorageKind::Memory | StorageKind::R2) => Err(OpenError::Invalid {
+            setting: "STORAGE_TYPE",
+            reason: format!("{other} is not one of filesystem, s3"),
+        }),
     }
 }
 
@@ -258,7 +258,7 @@ async fn open_s3(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> 
     {
         return Err(classify(e, &shown_endpoint, bucket));
     }
-    Ok(Arc::new(ObjectStorage::new(store, "s3")))
+    Ok(Arc::new(ObjectStorage::new(store, StorageKind::S3)))
 }
 
 /// Turns the first request's failure into the setting to fix.

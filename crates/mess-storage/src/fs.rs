@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use mess_core::ports::StorageKind;
 use mess_core::{Event, ExchangeId, Loaded, Member, Replay, Replayed, Storage, StorageError};
 use object_store::PutMode;
 use object_store::local::LocalFileSystem;
@@ -207,8 +208,8 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 #[async_trait]
 impl Storage for FsStorage {
-    fn kind(&self) -> &'static str {
-        "filesystem"
+    fn kind(&self) -> StorageKind {
+        StorageKind::Filesystem
     }
 
     async fn append(&self, events: &[Event]) -> Result<(), StorageError> {

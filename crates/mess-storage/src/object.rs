@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
+use mess_core::ports::StorageKind;
 use mess_core::{Event, ExchangeId, Loaded, Member, Storage, StorageError};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -25,7 +26,7 @@ pub struct ObjectStorage {
 }
 
 struct Inner {
-    kind: &'static str,
+    kind: StorageKind,
     store: Arc<dyn ObjectStore>,
     queues: Queues<DayPrefix>,
     members: Members,
@@ -41,8 +42,8 @@ impl std::fmt::Debug for ObjectStorage {
 }
 
 impl ObjectStorage {
-    /// Storage over `store`; `kind` is what [`Storage::kind`] reports (`"s3"`, `"memory"`).
-    pub fn new(store: Arc<dyn ObjectStore>, kind: &'static str) -> Self {
+    /// Storage over `store`; `kind` is what [`Storage::kind`] reports (`S3`, `Memory`).
+    pub fn new(store: Arc<dyn ObjectStore>, kind: StorageKind) -> Self {
         Self {
             inner: Arc::new(Inner {
                 kind,
@@ -106,7 +107,7 @@ impl Sink for DayPrefix {
 
 #[async_trait]
 impl Storage for ObjectStorage {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> StorageKind {
         self.inner.kind
     }
 

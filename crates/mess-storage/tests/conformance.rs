@@ -13,7 +13,7 @@ use std::sync::Arc;
 use common::*;
 use futures::TryStreamExt;
 use mess_core::{Event, EventKind, Status, Storage, StorageError};
-use mess_storage::{FsStorage, ObjectStorage, OpenError, StorageConfig};
+use mess_storage::{FsStorage, ObjectStorage, OpenError, StorageConfig, StorageKind};
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -102,7 +102,7 @@ impl Backend {
     /// A new storage over the same backing store (a restart).
     async fn open(&self) -> Arc<dyn Storage> {
         match self {
-            Backend::Memory(m) => Arc::new(ObjectStorage::new(m.clone(), "memory")),
+            Backend::Memory(m) => Arc::new(ObjectStorage::new(m.clone(), StorageKind::Memory)),
             Backend::Fs(dir) => Arc::new(FsStorage::new(dir.path()).unwrap()),
             Backend::S3 { config, .. } => mess_storage::open(config).await.unwrap(),
         }
@@ -608,7 +608,7 @@ async fn a_process_keeps_one_segment_per_exchange_day_and_a_restart_opens_a_new_
         11
     );
     assert_all_lines_whole(&files);
-    assert_eq!(s.kind(), "filesystem");
+    assert_eq!(s.kind(), StorageKind::Filesystem);
     s.check().await.unwrap();
 }
 
@@ -699,7 +699,7 @@ async fn open_reports_an_unusable_storage_path() {
     assert!(open_error(&c).await.starts_with("STORAGE_PATH "));
     let c = open_config(&[("STORAGE_PATH", dir.path().join("data").to_str().unwrap())]);
     let s = mess_storage::open(&c).await.unwrap();
-    assert_eq!(s.kind(), "filesystem");
+    assert_eq!(s.kind(), StorageKind::Filesystem);
 }
 
 #[tokio::test]
@@ -708,7 +708,7 @@ async fn open_gives_an_s3_storage_that_reports_its_kind() {
         return;
     };
     let s = mess_storage::open(&config).await.unwrap();
-    assert_eq!(s.kind(), "s3");
+    assert_eq!(s.kind(), StorageKind::S3);
     s.check().await.unwrap();
 }
 

@@ -25,6 +25,7 @@ mod object;
 mod store;
 
 use mess_api::routes;
+use mess_core::ports::StorageKind;
 use worker::{Env, Method, Request, Response, event};
 
 pub use object::ExchangeObject;
@@ -107,7 +108,11 @@ async fn health(req: &Request, env: &Env) -> Result<Response, ApiError> {
         .var("DEFAULT_EXCHANGE")
         .map(|v| v.to_string())
         .unwrap_or_else(|_| "home".into());
-    let res = respond(routes::health(ok, "r2", &default_exchange));
+    let res = respond(routes::health(
+        ok,
+        StorageKind::R2.as_str(),
+        &default_exchange,
+    ));
     let status = res.status_code();
     if method == Method::Head {
         let headers = res.headers().clone();

@@ -13,8 +13,8 @@
 use std::time::Duration;
 
 use futures::future::{Either, select};
-use mess_core::EventKind;
 use mess_core::event::NotificationOutcome;
+use mess_core::{EventKind, ExecutorId};
 use mess_notify::Target;
 use mess_notify::message::{Context, Outgoing};
 use worker::{Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
@@ -67,7 +67,7 @@ async fn send_once(out: &Outgoing) -> Try {
 /// Sends `target`'s request for the context's event (retrying what is worth retrying) and
 /// returns the outcome event's kind. A request that could not be built (a hook whose
 /// template fills in to a refused URL) fails without an attempt.
-pub async fn deliver(executor_id: &str, target: &Target, ctx: &Context) -> EventKind {
+pub async fn deliver(executor_id: &ExecutorId, target: &Target, ctx: &Context) -> EventKind {
     let mut attempts = 0;
     let (delivered, status, error) = match target.request(ctx) {
         Err(error) => (false, None, Some(error)),
@@ -84,7 +84,7 @@ pub async fn deliver(executor_id: &str, target: &Target, ctx: &Context) -> Event
         },
     };
     let outcome = NotificationOutcome {
-        executor_id: executor_id.to_owned(),
+        executor_id: executor_id.clone(),
         channel: target.kind().to_owned(),
         trigger: ctx.event_type.clone(),
         attempts,

@@ -72,7 +72,7 @@ impl Exchange {
 
     fn snapshot(m: &Member) -> MemberSnapshot {
         MemberSnapshot {
-            executor_id: m.executor_id.to_string(),
+            executor_id: m.executor_id.clone(),
             display_name: m.display_name.clone(),
             capabilities: m.capabilities.clone(),
             channels: m
@@ -276,7 +276,7 @@ impl Exchange {
             Some((&r, 1)),
             actor,
             EventKind::ThreadCreated(ThreadCreated {
-                requestor_id: requestor.to_string(),
+                requestor_id: requestor.clone(),
                 intent: req.intent,
                 priority: req.priority,
                 request: req.fields,
@@ -295,8 +295,8 @@ impl Exchange {
                 ..Roles::default()
             },
             Actor::Member(m) => Roles {
-                requestor: t.requestor_id == m.as_str(),
-                assignee: t.executor_id.as_deref() == Some(m.as_str()),
+                requestor: t.requestor_id == *m,
+                assignee: t.executor_id.as_ref() == Some(m),
                 exchange: false,
             },
         }
@@ -360,7 +360,11 @@ impl Exchange {
                     ));
                 }
                 let executor_id = match to {
-                    Status::Claimed if from == Status::Pending => Some(actor.as_str().to_owned()),
+                    // Only a member may claim (`roles.may` refused the exchange above).
+                    Status::Claimed if from == Status::Pending => match actor {
+                        Actor::Member(m) => Some(m.clone()),
+                        Actor::Exchange => None,
+                    },
                     Status::Pending => None,
                     _ => t.executor_id.clone(),
                 };

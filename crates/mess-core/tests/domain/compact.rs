@@ -71,7 +71,7 @@ proptest! {
         let mut request: Map<String, Value> = request.into_iter().collect();
         request.insert("intent".into(), Value::String("Is the \"door\" closed?".into()));
         let mut log = vec![event(1, t0, "req-1", EventKind::ThreadCreated(ThreadCreated {
-            requestor_id: "req-1".into(),
+            requestor_id: "req-1".parse().expect("valid"),
             intent: "Is the \"door\" closed?".into(),
             priority: Priority::Normal,
             request: request.clone(),
@@ -150,7 +150,7 @@ fn a_changed_thread_never_shows_its_old_cached_list_entry() {
         t0,
         "a",
         EventKind::ThreadCreated(ThreadCreated {
-            requestor_id: "a".into(),
+            requestor_id: "a".parse().expect("valid"),
             intent: "x".into(),
             priority: Priority::Normal,
             request: Map::new(),
@@ -169,7 +169,7 @@ fn a_changed_thread_never_shows_its_old_cached_list_entry() {
         EventKind::StatusChanged(StatusChanged {
             old_status: Status::Pending,
             new_status: Status::Claimed,
-            executor_id: Some("b".into()),
+            executor_id: Some("b".parse().expect("valid")),
         }),
     ));
     assert!(

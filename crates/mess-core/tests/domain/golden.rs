@@ -37,7 +37,7 @@ fn golden(name: &str, e: Event) {
 
 fn member(id: &str, name: &str) -> MemberSnapshot {
     MemberSnapshot {
-        executor_id: id.into(),
+        executor_id: id.parse().expect("valid"),
         display_name: name.into(),
         capabilities: vec!["photo:capture".into(), "location:indoor".into()],
         channels: vec!["ntfy".into()],
@@ -114,7 +114,7 @@ fn golden_thread_created() {
         unreachable!()
     };
     let kind = EventKind::ThreadCreated(ThreadCreated {
-        requestor_id: "claude-agent".into(),
+        requestor_id: "claude-agent".parse().expect("valid"),
         intent: "Check if the garage door is closed".into(),
         priority: Priority::Normal,
         request,
@@ -127,7 +127,7 @@ fn golden_status_changed() {
     let kind = EventKind::StatusChanged(StatusChanged {
         old_status: Status::Pending,
         new_status: Status::Claimed,
-        executor_id: Some("my-phone".into()),
+        executor_id: Some("my-phone".parse().expect("valid")),
     });
     golden("status_changed", event(2, 1, true, "my-phone", kind));
 }
@@ -146,7 +146,7 @@ fn golden_message_added() {
 #[test]
 fn golden_notification_delivered() {
     let kind = EventKind::NotificationDelivered(NotificationOutcome {
-        executor_id: "my-phone".into(),
+        executor_id: "my-phone".parse().expect("valid"),
         channel: "ntfy".into(),
         trigger: "thread_created".into(),
         attempts: 1,
@@ -162,7 +162,7 @@ fn golden_notification_delivered() {
 #[test]
 fn golden_notification_failed() {
     let kind = EventKind::NotificationFailed(NotificationOutcome {
-        executor_id: "my-phone".into(),
+        executor_id: "my-phone".parse().expect("valid"),
         channel: "webhook".into(),
         trigger: "status_changed".into(),
         attempts: 5,

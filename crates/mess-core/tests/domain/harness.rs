@@ -412,7 +412,7 @@ pub fn changed(old: Status, new: Status, executor: Option<&str>) -> EventKind {
     EventKind::StatusChanged(StatusChanged {
         old_status: old,
         new_status: new,
-        executor_id: executor.map(str::to_owned),
+        executor_id: executor.map(|e| e.parse().expect("a valid executor id")),
     })
 }
 

@@ -9,7 +9,7 @@ use crate::harness::*;
 
 fn snapshot(id: &str, name: &str, capabilities: &[&str], channels: &[&str]) -> MemberSnapshot {
     MemberSnapshot {
-        executor_id: id.into(),
+        executor_id: id.parse().expect("valid"),
         display_name: name.into(),
         capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
         channels: channels.iter().map(|c| c.to_string()).collect(),

@@ -161,7 +161,7 @@ fn command(w: &World, refs: &[ThreadRef], op: &Op) -> Option<(Actor, Command)> {
             let who = match transition(thread.status, to).map(|row| row.who) {
                 Some(Who::Requestor) => thread.requestor_id.clone(),
                 Some(Who::Assignee) => thread.executor_id.clone()?,
-                _ => MEMBERS[choice % MEMBERS.len()].to_owned(),
+                _ => MEMBERS[choice % MEMBERS.len()].parse().expect("valid"),
             };
             (
                 who.as_str().into_actor(),
@@ -184,7 +184,7 @@ fn command(w: &World, refs: &[ThreadRef], op: &Op) -> Option<(Actor, Command)> {
 fn roles(actor_id: &str, t: &Thread) -> Roles {
     Roles {
         requestor: actor_id == t.requestor_id,
-        assignee: t.executor_id.as_deref() == Some(actor_id),
+        assignee: t.executor_id.as_ref().map(|e| e.as_str()) == Some(actor_id),
         exchange: actor_id == EXCHANGE_ACTOR,
     }
 }

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use foldhash::HashMap;
+use mess_core::ports::StorageKind;
 use mess_core::{
     Actor, Clock, Command, DomainError, Entropy, Exchange, ExchangeId, ExecutorId, Member,
     Notifier, Profile, Storage, StorageError, Timestamp,
@@ -255,8 +256,8 @@ impl Hub {
         self.clock.now()
     }
 
-    /// The storage kind (`filesystem`, `s3`).
-    pub fn storage_kind(&self) -> &'static str {
+    /// The storage backend (`filesystem`, `s3`).
+    pub fn storage_kind(&self) -> StorageKind {
         self.storage.kind()
     }
 

@@ -24,6 +24,9 @@ const MAX_BATCH: usize = 512;
 /// The most appends of one exchange in flight at once.
 const MAX_IN_FLIGHT: usize = 8;
 
+// Sent by value through the writer's bounded queue: boxing the command would cost every
+// write an allocation, for no smaller queue (its slots are as large as the largest job).
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Job {
     Command {
         actor: Actor,

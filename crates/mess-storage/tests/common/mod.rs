@@ -42,7 +42,7 @@ pub fn event(
 
 pub fn snapshot(id: &str) -> MemberSnapshot {
     MemberSnapshot {
-        executor_id: id.into(),
+        executor_id: id.parse().unwrap(),
         display_name: format!("{id} display"),
         capabilities: vec!["photo:capture".into()],
         channels: vec!["ntfy".into()],
@@ -52,7 +52,7 @@ pub fn snapshot(id: &str) -> MemberSnapshot {
 pub fn thread_created() -> EventKind {
     let request = json!({"intent": "Check the front door", "context": ["é ✓ \"quoted\"\n"]});
     EventKind::ThreadCreated(ThreadCreated {
-        requestor_id: "claude-agent".into(),
+        requestor_id: "claude-agent".parse().unwrap(),
         intent: "Check the front door".into(),
         priority: Priority::Elevated,
         request: request.as_object().unwrap().clone(),
@@ -63,7 +63,7 @@ pub fn status_changed(old: Status, new: Status) -> EventKind {
     EventKind::StatusChanged(StatusChanged {
         old_status: old,
         new_status: new,
-        executor_id: Some("my-phone".into()),
+        executor_id: Some("my-phone".parse().unwrap()),
     })
 }
 
@@ -78,7 +78,7 @@ pub fn message_added() -> EventKind {
 
 pub fn outcome(error: Option<&str>) -> NotificationOutcome {
     NotificationOutcome {
-        executor_id: "my-phone".into(),
+        executor_id: "my-phone".parse().unwrap(),
         channel: "ntfy".into(),
         trigger: "thread_created".into(),
         attempts: 2,
