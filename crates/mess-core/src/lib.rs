@@ -21,6 +21,8 @@
 //! - [`exchange`]: one exchange's state; commands in, events out.
 //! - [`clock`]: injected time and randomness.
 //! - [`ports`]: the traits storage and notification adapters implement.
+//! - [`layout`]: where events and member records live, and the event line format's
+//!   writing and reading, for every storage backend.
 //! - [`wire`]: request-body rules and `data:` attachments, shared by every front end.
 //! - `testing` (feature `testing`, for tests only): an `Event` builder with fixture defaults.
 //!
@@ -85,6 +87,7 @@ pub mod event;
 pub mod exchange;
 pub mod ids;
 pub mod key;
+pub mod layout;
 pub mod member;
 pub mod mess;
 pub mod ports;

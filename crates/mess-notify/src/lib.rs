@@ -15,6 +15,8 @@
 //! - [`hooks`]: members' templated lifecycle webhooks.
 //! - [`deliveries`](mod@deliveries): what one event sends, channels and hooks together.
 //! - [`profile`]: the checks a member's channels and hooks pass before they are stored.
+//! - [`retry`]: when a delivery is tried again, and what its outcome records (pure; both
+//!   senders use it).
 //! - [`safety`]: URL checks at registration and address checks at send time (SSRF).
 //! - [`notifier`]: [`HttpNotifier`], its bounded queue, retries and shutdown (feature
 //!   `send`, on by default).
@@ -56,6 +58,7 @@ pub mod message;
 pub mod notifier;
 pub mod profile;
 pub mod recipients;
+pub mod retry;
 pub mod safety;
 
 pub use config::{ConfigError, NotifyConfig};

@@ -4,13 +4,10 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use mess_core::event::NotificationOutcome;
 use mess_core::{
-    Actor, DomainError, EventKind, ExchangeId, ExecutorId, Notice, Notifier, OutcomeSink, Profile,
-    ThreadRef,
+    Actor, DomainError, ExchangeId, ExecutorId, Notice, Notifier, OutcomeSink, Profile, ThreadRef,
 };
 use rand::RngExt;
-use reqwest::StatusCode;
 use reqwest::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
@@ -19,6 +16,7 @@ use crate::config::NotifyConfig;
 use crate::deliveries::{Deliveries, Target, deliveries};
 use crate::message::{Context, Outgoing};
 use crate::profile::validate_profile;
+use crate::retry::{self, Attempt, Delivery, RetryPolicy};
 use crate::safety::{GuardedResolver, Policy, Refused};
 
 /// Why the notifier could not start.
@@ -61,9 +59,7 @@ struct Job {
 struct Shared {
     client: reqwest::Client,
     policy: Policy,
-    max_attempts: u32,
-    base_backoff: Duration,
-    max_backoff: Duration,
+    retry: RetryPolicy,
 }
 
 impl HttpNotifier {
@@ -87,9 +83,11 @@ impl HttpNotifier {
         let shared = Arc::new(Shared {
             client,
             policy,
-            max_attempts: config.max_attempts.max(1),
-            base_backoff: config.base_backoff,
-            max_backoff: config.max_backoff,
+            retry: RetryPolicy {
+                max_attempts: config.max_attempts.max(1),
+                base_backoff: config.base_backoff,
+                max_backoff: config.max_backoff,
+            },
         });
         let (tx, rx) = mpsc::channel(config.queue_size.max(1));
         let dispatcher = tokio::spawn(dispatch(rx, shared, config.concurrency.max(1)));
@@ -207,73 +205,31 @@ async fn dispatch(mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, concurrency:
     while tasks.join_next().await.is_some() {}
 }
 
-/// How one send ended.
-#[derive(Debug, PartialEq)]
-enum Try {
-    Delivered(u16),
-    /// Worth another attempt (5xx, 429, timeout, connection failure).
-    Again {
-        status: Option<u16>,
-        error: String,
-        after: Option<Duration>,
-    },
-    /// Final (4xx, 3xx, refused destination).
-    Fail {
-        status: Option<u16>,
-        error: String,
-    },
-}
-
 async fn deliver(shared: &Shared, job: Job) {
     let request = job.target.request(&job.ctx);
-    let (delivered, attempts, status, error) = match request {
-        Err(error) => (false, 0, None, Some(error)),
-        Ok(out) => {
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                match send_once(shared, &out).await {
-                    Try::Delivered(s) => break (true, attempts, Some(s), None),
-                    Try::Fail { status, error } => break (false, attempts, status, Some(error)),
-                    Try::Again {
-                        status,
-                        error,
-                        after,
-                    } => {
-                        if attempts >= shared.max_attempts {
-                            break (false, attempts, status, Some(error));
-                        }
-                        let wait = after.unwrap_or_else(|| backoff(shared, attempts));
-                        tracing::debug!(
-                            executor_id = %job.executor_id,
-                            channel = job.target.kind(),
-                            attempts,
-                            error,
-                            wait_ms = wait.as_millis() as u64,
-                            "notification send failed, retrying"
-                        );
-                        tokio::time::sleep(wait.min(shared.max_backoff)).await;
-                    }
-                }
-            }
-        }
-    };
-    record(&job, delivered, attempts, status, error);
+    let delivery = retry::deliver(
+        &shared.retry,
+        &request,
+        |out| send_once(shared, out),
+        |wait, attempts, error| {
+            tracing::debug!(
+                executor_id = %job.executor_id,
+                channel = job.target.kind(),
+                attempts,
+                error,
+                wait_ms = wait.as_millis() as u64,
+                "notification send failed, retrying"
+            );
+            tokio::time::sleep(wait)
+        },
+        || rand::rng().random_range(0.0..=1.0),
+    )
+    .await;
+    record(&job, delivery);
 }
 
-/// Exponential backoff with jitter: half of `base * 2^(n-1)` fixed, half random, capped.
-fn backoff(shared: &Shared, attempts: u32) -> Duration {
-    let exp = shared
-        .base_backoff
-        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
-        .min(shared.max_backoff);
-    let half = exp / 2;
-    let jitter_ms = rand::rng().random_range(0..=half.as_millis() as u64);
-    half + Duration::from_millis(jitter_ms)
-}
-
-async fn send_once(shared: &Shared, out: &Outgoing) -> Try {
-    let refused = || Try::Fail {
+async fn send_once(shared: &Shared, out: &Outgoing) -> Attempt {
+    let refused = || Attempt::Fail {
         status: None,
         error: Refused.to_string(),
     };
@@ -291,7 +247,7 @@ async fn send_once(shared: &Shared, out: &Outgoing) -> Try {
         ) {
             (Ok(n), Ok(v)) => request = request.header(n, v),
             _ => {
-                return Try::Fail {
+                return Attempt::Fail {
                     status: None,
                     error: "invalid header".into(),
                 };
@@ -309,48 +265,17 @@ async fn send_once(shared: &Shared, out: &Outgoing) -> Try {
             } else {
                 "request failed"
             };
-            return Try::Again {
-                status: None,
-                error: error.into(),
-                after: None,
-            };
+            return Attempt::no_answer(error);
         }
     };
-    let status = response.status();
-    let code = status.as_u16();
-    if status.is_success() {
-        return Try::Delivered(code);
-    }
-    let error = format!("HTTP {code}");
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        let after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        Try::Again {
-            status: Some(code),
-            error,
-            after,
-        }
-    } else if status.is_server_error() {
-        Try::Again {
-            status: Some(code),
-            error,
-            after: None,
-        }
-    } else if status.is_redirection() {
-        Try::Fail {
-            status: Some(code),
-            error: format!("HTTP {code}: redirects are not followed"),
-        }
-    } else {
-        Try::Fail {
-            status: Some(code),
-            error,
-        }
-    }
+    let code = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    Attempt::of_status(code, retry_after)
 }
 
 /// True when the guarded resolver refused the destination (somewhere in the error chain).
@@ -365,20 +290,17 @@ fn caused_by_refusal(e: &reqwest::Error) -> bool {
     false
 }
 
-fn record(job: &Job, delivered: bool, attempts: u32, status: Option<u16>, error: Option<String>) {
+fn record(job: &Job, delivery: Delivery) {
     let channel = job.target.kind();
-    let outcome = NotificationOutcome {
-        executor_id: job.executor_id.clone(),
-        channel: channel.to_owned(),
-        trigger: job.ctx.event_type.clone(),
-        attempts,
-        http_status: status,
-        error,
+    let label = if delivery.delivered {
+        "delivered"
+    } else {
+        "failed"
     };
-    let label = if delivered { "delivered" } else { "failed" };
     metrics::counter!("mess_notifications_total", "channel" => channel, "outcome" => label)
         .increment(1);
-    if delivered {
+    let attempts = delivery.attempts;
+    if delivery.delivered {
         tracing::debug!(executor_id = %job.executor_id, channel, attempts, "notification delivered");
     } else {
         tracing::warn!(
@@ -387,16 +309,12 @@ fn record(job: &Job, delivered: bool, attempts: u32, status: Option<u16>, error:
             executor_id = %job.executor_id,
             channel,
             attempts,
-            http_status = status,
-            error = outcome.error.as_deref().unwrap_or_default(),
+            http_status = delivery.status,
+            error = delivery.error.as_deref().unwrap_or_default(),
             "notification failed"
         );
     }
-    let kind = if delivered {
-        EventKind::NotificationDelivered(outcome)
-    } else {
-        EventKind::NotificationFailed(outcome)
-    };
+    let kind = delivery.outcome(job.executor_id.clone(), channel, &job.ctx.event_type);
     job.outcomes.record(
         job.exchange.clone(),
         Some(job.thread_ref.clone()),

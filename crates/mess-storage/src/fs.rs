@@ -523,6 +523,6 @@ fn read_piece<A: Default>(
         }
         pos += n as u64;
     }
-    skipped.warn(name);
+    layout::warn_skipped(&skipped, name);
     Ok((acc, skipped.count))
 }

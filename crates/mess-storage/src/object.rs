@@ -158,7 +158,7 @@ impl Storage for ObjectStorage {
                     tokio::task::spawn_blocking(move || {
                         let mut events = Vec::new();
                         let skipped = layout::parse_lines(&bytes, &mut events);
-                        skipped.warn(path.as_ref());
+                        layout::warn_skipped(&skipped, path.as_ref());
                         (events, skipped.count)
                     })
                     .await

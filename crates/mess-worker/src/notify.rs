@@ -13,29 +13,31 @@
 use std::time::Duration;
 
 use futures::future::{Either, select};
-use mess_core::event::NotificationOutcome;
 use mess_core::{EventKind, ExecutorId};
 use mess_notify::Target;
 use mess_notify::message::{Context, Outgoing};
+use mess_notify::retry::{self, Attempt, RetryPolicy};
 use worker::{Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
 
-/// Attempts per delivery (the binary's default is 5 over minutes; a Worker's `wait_until`
-/// lasts about 30 s after the response, so fewer and shorter).
-const MAX_ATTEMPTS: u32 = 3;
+/// How the Worker retries: the binary's rules (`mess_notify::retry`), with fewer and shorter
+/// attempts, since a Worker's `wait_until` lasts about 30 s after the response (the
+/// binary: 5 attempts, up to a minute apart).
+const RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 3,
+    base_backoff: Duration::from_millis(500),
+    max_backoff: Duration::from_secs(4),
+};
 const TIMEOUT: Duration = Duration::from_secs(10);
-const BASE_BACKOFF: Duration = Duration::from_millis(500);
 
-enum Try {
-    Delivered(u16),
-    Again(Option<u16>, String),
-    Fail(Option<u16>, String),
-}
-
-async fn send_once(out: &Outgoing) -> Try {
+async fn send_once(out: &Outgoing) -> Attempt {
+    let fail = |error: &str| Attempt::Fail {
+        status: None,
+        error: error.into(),
+    };
     let headers = Headers::new();
     for (k, v) in &out.headers {
         if headers.set(k, v).is_err() {
-            return Try::Fail(None, "invalid header".into());
+            return fail("invalid header");
         }
     }
     let mut init = RequestInit::new();
@@ -45,63 +47,48 @@ async fn send_once(out: &Outgoing) -> Try {
         .with_body(Some(js_sys::Uint8Array::from(out.body.as_slice()).into()));
     let req = match Request::new_with_init(&out.url, &init) {
         Ok(r) => r,
-        Err(_) => return Try::Fail(None, "invalid request".into()),
+        Err(_) => return fail("invalid request"),
     };
     let fetch = Fetch::Request(req);
     let send = Box::pin(fetch.send());
     let timeout = Box::pin(Delay::from(TIMEOUT));
     match select(send, timeout).await {
-        Either::Right(_) => Try::Again(None, "timed out".into()),
-        Either::Left((Err(_), _)) => Try::Again(None, "connection failed".into()),
+        Either::Right(_) => Attempt::no_answer("timed out"),
+        Either::Left((Err(_), _)) => Attempt::no_answer("connection failed"),
         Either::Left((Ok(res), _)) => {
-            let s = res.status_code();
-            match s {
-                200..=299 => Try::Delivered(s),
-                429 | 500..=599 => Try::Again(Some(s), format!("HTTP {s}")),
-                _ => Try::Fail(Some(s), format!("HTTP {s}")),
-            }
+            let retry_after = res
+                .headers()
+                .get("Retry-After")
+                .ok()
+                .flatten()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            Attempt::of_status(res.status_code(), retry_after)
         }
     }
 }
 
-/// Sends `target`'s request for the context's event (retrying what is worth retrying) and
-/// returns the outcome event's kind. A request that could not be built (a hook whose
-/// template fills in to a refused URL) fails without an attempt.
+/// Sends `target`'s request for the context's event (retrying what is worth retrying, by
+/// `mess_notify::retry`) and returns the outcome event's kind.
 pub async fn deliver(executor_id: &ExecutorId, target: &Target, ctx: &Context) -> EventKind {
-    let mut attempts = 0;
-    let (delivered, status, error) = match target.request(ctx) {
-        Err(error) => (false, None, Some(error)),
-        Ok(out) => loop {
-            attempts += 1;
-            match send_once(&out).await {
-                Try::Delivered(s) => break (true, Some(s), None),
-                Try::Fail(s, e) => break (false, s, Some(e)),
-                Try::Again(s, e) if attempts >= MAX_ATTEMPTS => break (false, s, Some(e)),
-                Try::Again(..) => {
-                    Delay::from(BASE_BACKOFF * (1 << (attempts - 1))).await;
-                }
-            }
-        },
-    };
-    let outcome = NotificationOutcome {
-        executor_id: executor_id.clone(),
-        channel: target.kind().to_owned(),
-        trigger: ctx.event_type.clone(),
-        attempts,
-        http_status: status,
-        error,
-    };
-    if delivered {
-        EventKind::NotificationDelivered(outcome)
-    } else {
+    let request = target.request(ctx);
+    let delivery = retry::deliver(
+        &RETRY,
+        &request,
+        send_once,
+        |wait, _, _| Delay::from(wait),
+        js_sys::Math::random,
+    )
+    .await;
+    if !delivery.delivered {
         worker::console_warn!(
             "notification failed: exchange {} thread {} executor {} channel {} after {} attempts",
             ctx.exchange_id,
             ctx.thread.thread_ref,
             executor_id,
             target.kind(),
-            attempts
+            delivery.attempts
         );
-        EventKind::NotificationFailed(outcome)
     }
+    delivery.outcome(executor_id.clone(), target.kind(), &ctx.event_type)
 }
