@@ -22,6 +22,7 @@ mod error;
 mod http;
 mod notify;
 mod object;
+mod port;
 mod store;
 
 use mess_api::routes;

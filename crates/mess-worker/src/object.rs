@@ -15,44 +15,25 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use futures::lock::Mutex;
-use mess_api::{ExchangePort, RegistrationPolicy, Reply, Written, auth, routes};
+use mess_api::{RegistrationPolicy, Reply, Written, auth, routes};
 use mess_core::{
-    Actor, ApiKey, Clock, Command, DomainError, Entropy, Env, Event, Exchange, ExchangeId,
-    ExecutorId, Member, Outcome, Profile, Replay, Status, ThreadRef, Timestamp,
+    Actor, ApiKey, Clock, Command, Event, Exchange, ExchangeId, ExecutorId, Member, Outcome,
+    Replay, Status, ThreadRef, Timestamp,
 };
 use worker::{Bucket, Method, Request, Response, State, durable_object};
 
 use crate::error::{ApiError, error_response, respond};
 use crate::http;
+use crate::port::{JsClock, JsEntropy, Port, env};
 use crate::{notify, store};
 
 /// Where the object keeps its exchange's id (its only use of Durable Object storage), for
 /// an alarm that wakes a restarted object.
 const EXCHANGE_KEY: &str = "exchange_id";
 
-/// Now, from the JavaScript clock (the `time` crate's clock is not available on
-/// wasm32-unknown-unknown without its `wasm-bindgen` feature).
-pub struct JsClock;
-
-impl Clock for JsClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix_millis(js_sys::Date::now() as i64)
-    }
-}
-
-/// Random bytes from the JavaScript crypto API (`crypto.getRandomValues`, a CSPRNG).
-pub struct JsEntropy;
-
-impl Entropy for JsEntropy {
-    fn fill(&self, buf: &mut [u8]) {
-        // The Workers runtime always has `crypto`; without it no key could be made safely.
-        getrandom::fill(buf).expect("the JavaScript crypto API");
-    }
-}
-
 /// The exchange's state and what it needs, shared with the work that outlives a request
 /// (notifications).
-struct Core {
+pub(crate) struct Core {
     state: State,
     bucket: Bucket,
     public_url: Option<String>,
@@ -62,8 +43,8 @@ struct Core {
     /// The capability catalog (`CAPABILITIES`, JSON), or why the variable is not one.
     catalog: Result<Vec<serde_json::Value>, String>,
     /// The acknowledged state, once loaded.
-    exchange: RefCell<Option<Exchange>>,
-    last_seen: RefCell<HashMap<ExecutorId, Timestamp>>,
+    pub(crate) exchange: RefCell<Option<Exchange>>,
+    pub(crate) last_seen: RefCell<HashMap<ExecutorId, Timestamp>>,
     /// Held by every write and by the rebuild.
     lock: Mutex<()>,
 }
@@ -158,53 +139,6 @@ pub fn bearer(req: &Request) -> Result<ApiKey, ApiError> {
     auth::bearer(header.as_deref().map(str::as_bytes).into_iter())
 }
 
-/// One exchange of this object, as `mess-api`'s routes see it.
-struct Port<'a> {
-    core: &'a Rc<Core>,
-    id: ExchangeId,
-}
-
-impl ExchangePort for Port<'_> {
-    fn id(&self) -> &ExchangeId {
-        &self.id
-    }
-
-    fn now(&self) -> Timestamp {
-        JsClock.now()
-    }
-
-    fn read<R>(&self, f: impl FnOnce(&Exchange) -> R) -> R {
-        match self.core.exchange.borrow().as_ref() {
-            Some(x) => f(x),
-            // Routes run after `ensure_loaded`; before it there is nothing to see.
-            None => f(&Exchange::new(self.id.clone())),
-        }
-    }
-
-    fn touch(&self, member: &ExecutorId, now: Timestamp) {
-        self.core.last_seen.borrow_mut().insert(member.clone(), now);
-    }
-
-    fn last_seen(&self, member: &Member) -> Timestamp {
-        self.core.last_seen(member)
-    }
-
-    fn validate(&self, profile: &Profile) -> Result<(), DomainError> {
-        mess_notify::validate_profile(profile)
-    }
-
-    async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, ApiError> {
-        self.core.submit(actor, cmd).await
-    }
-}
-
-fn env() -> Env<'static> {
-    Env {
-        clock: &JsClock,
-        entropy: &JsEntropy,
-    }
-}
-
 fn unavailable(e: store::StoreError) -> ApiError {
     worker::console_error!("R2: {}", e.0);
     ApiError::Unavailable
@@ -253,7 +187,7 @@ impl Core {
         guard.as_ref().map(f).ok_or(ApiError::Internal)
     }
 
-    fn last_seen(&self, m: &Member) -> Timestamp {
+    pub(crate) fn last_seen(&self, m: &Member) -> Timestamp {
         self.last_seen
             .borrow()
             .get(&m.executor_id)
@@ -356,7 +290,11 @@ impl Core {
     }
 
     /// Decides, stores and applies one command, then schedules its notifications.
-    async fn submit(self: &Rc<Self>, actor: Actor, cmd: Command) -> Result<Written, ApiError> {
+    pub(crate) async fn submit(
+        self: &Rc<Self>,
+        actor: Actor,
+        cmd: Command,
+    ) -> Result<Written, ApiError> {
         let guard = self.lock.lock().await;
         let decision = self.read(|x| x.decide(&actor, cmd, env()))??;
         let events = decision.events;

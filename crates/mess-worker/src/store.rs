@@ -12,39 +12,15 @@
 
 use futures::future::join_all;
 use mess_core::clock::new_uuid;
-use mess_core::{Event, ExchangeId, ExecutorId, Member};
+use mess_core::layout::{
+    day_dir, encode_by_segment, events_prefix, is_event_object, is_member_object, member_path,
+    members_prefix, parse_lines,
+};
+use mess_core::{Event, ExchangeId, Member};
 use worker::{Bucket, HttpMetadata};
 
 /// How many objects a rebuild reads at once.
 const READ_CONCURRENCY: usize = 16;
-
-/// The prefix of every event object of `exchange`.
-pub fn events_prefix(exchange: &ExchangeId) -> String {
-    format!("events/exchange={exchange}/")
-}
-
-/// The prefix of every member record of `exchange`.
-pub fn members_prefix(exchange: &ExchangeId) -> String {
-    format!("executors/exchange={exchange}/")
-}
-
-/// `executors/exchange={id}/{executor}.json`.
-pub fn member_key(exchange: &ExchangeId, executor: &ExecutorId) -> String {
-    format!("executors/exchange={exchange}/{executor}.json")
-}
-
-/// `events/exchange={id}/{YYYY}/{MM}/{DD}/{uuid}.jsonl` for the UTC day of `event`.
-fn segment_key(event: &Event) -> String {
-    let day = event.ts.date();
-    format!(
-        "events/exchange={}/{:04}/{:02}/{:02}/{}.jsonl",
-        event.exchange_id,
-        day.year(),
-        u8::from(day.month()),
-        day.day(),
-        new_uuid(&crate::object::JsEntropy)
-    )
-}
 
 /// Why R2 failed: the message goes to the log, the client gets a 503.
 #[derive(Debug)]
@@ -56,19 +32,12 @@ fn err(op: &str, key: &str, e: impl std::fmt::Display) -> StoreError {
 
 /// Appends `events` (all of one exchange): one new object per UTC day they fall on.
 pub async fn append(bucket: &Bucket, events: &[Event]) -> Result<(), StoreError> {
-    let mut groups: Vec<(time::Date, String, Vec<u8>)> = Vec::new();
-    for e in events {
-        let day = e.ts.date();
-        let i = match groups.iter().position(|(d, _, _)| *d == day) {
-            Some(i) => i,
-            None => {
-                groups.push((day, segment_key(e), Vec::with_capacity(512)));
-                groups.len() - 1
-            }
-        };
-        e.write_line(&mut groups[i].2);
-    }
-    for (_, key, body) in groups {
+    for ((exchange, day), body) in encode_by_segment(events) {
+        let key = format!(
+            "{}/{}.jsonl",
+            day_dir(&exchange, day),
+            new_uuid(&crate::port::JsEntropy)
+        );
         bucket
             .put(&key, body)
             .http_metadata(HttpMetadata {
@@ -84,7 +53,7 @@ pub async fn append(bucket: &Bucket, events: &[Event]) -> Result<(), StoreError>
 
 /// Whether a member record exists.
 pub async fn member_exists(bucket: &Bucket, member: &Member) -> Result<bool, StoreError> {
-    let key = member_key(&member.exchange_id, &member.executor_id);
+    let key = member_path(&member.exchange_id, &member.executor_id);
     bucket
         .head(&key)
         .await
@@ -94,7 +63,7 @@ pub async fn member_exists(bucket: &Bucket, member: &Member) -> Result<bool, Sto
 
 /// Writes (creates or replaces) a member record.
 pub async fn put_member(bucket: &Bucket, member: &Member) -> Result<(), StoreError> {
-    let key = member_key(&member.exchange_id, &member.executor_id);
+    let key = member_path(&member.exchange_id, &member.executor_id);
     let body = serde_json::to_vec_pretty(member).map_err(|e| err("encode", &key, e))?;
     bucket
         .put(&key, body)
@@ -110,7 +79,7 @@ pub async fn put_member(bucket: &Bucket, member: &Member) -> Result<(), StoreErr
 
 /// Deletes a member record (a missing one is not an error).
 pub async fn delete_member(bucket: &Bucket, member: &Member) -> Result<(), StoreError> {
-    let key = member_key(&member.exchange_id, &member.executor_id);
+    let key = member_path(&member.exchange_id, &member.executor_id);
     bucket
         .delete(&key)
         .await
@@ -181,7 +150,7 @@ pub async fn load(bucket: &Bucket, exchange: &ExchangeId) -> Result<Loaded, Stor
     let member_keys: Vec<String> = list(bucket, &members_prefix(exchange))
         .await?
         .into_iter()
-        .filter(|k| k.ends_with(".json"))
+        .filter(|k| is_member_object(k))
         .collect();
     let mut members = Vec::with_capacity(member_keys.len());
     for (key, bytes) in read_all(bucket, &member_keys).await? {
@@ -192,18 +161,17 @@ pub async fn load(bucket: &Bucket, exchange: &ExchangeId) -> Result<Loaded, Stor
     let event_keys: Vec<String> = list(bucket, &events_prefix(exchange))
         .await?
         .into_iter()
-        .filter(|k| k.ends_with(".jsonl"))
+        .filter(|k| is_event_object(k))
         .collect();
     let mut events = Vec::new();
     let mut skipped = 0;
     for (_, bytes) in read_all(bucket, &event_keys).await? {
-        let text = String::from_utf8_lossy(&bytes);
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            match Event::from_line(line) {
-                Ok(e) if e.exchange_id == *exchange => events.push(e),
-                _ => skipped += 1,
-            }
-        }
+        let mut read = Vec::new();
+        skipped += parse_lines(&bytes, &mut read).count;
+        let before = read.len();
+        read.retain(|e| e.exchange_id == *exchange);
+        skipped += before - read.len();
+        events.extend(read);
     }
     Ok(Loaded {
         members,

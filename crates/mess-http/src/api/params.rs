@@ -1,0 +1,57 @@
+//! Path and query parameters.
+#![allow(missing_docs)] // the `///` comments below are the schema descriptions
+
+use super::*;
+
+/// Query parameters of a listing (the handler parses them with `mess_api::query::ListQuery`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only threads with this status (aliases accepted).
+    #[param(value_type = Option<StatusInput>)]
+    pub status: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Query parameters of the capability catalog (parsed by
+/// `mess_api::query::CapabilityQuery`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CapabilityQuery {
+    /// Only capabilities with this tag.
+    pub tag: Option<String>,
+}
+
+/// `{exchange_id}`, in the path of every route under an exchange.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("exchange_id"), parameter_in = Path)]
+pub struct ExchangePath(
+    /// The exchange
+    #[param(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
+    pub String,
+);
+
+/// `{ref}`, a thread's ref.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("ref"), parameter_in = Path)]
+pub struct RefPath(
+    /// The thread ref
+    #[param(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$")]
+    pub String,
+);
+
+/// `{executor_id}`, one's own id.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("executor_id"), parameter_in = Path)]
+pub struct ExecutorPath(
+    /// Your executor id
+    #[param(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*\\.?$",
+        max_length = 64
+    )]
+    pub String,
+);

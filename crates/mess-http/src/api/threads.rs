@@ -1,0 +1,201 @@
+//! Threads: creating, updating and reading them; health.
+#![allow(missing_docs)] // the `///` comments below are the schema descriptions
+
+use super::*;
+
+/// A new request. Every field is kept in the thread's request block, including protocol
+/// fields not listed here.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CreateBody {
+    /// At most 8 KiB (UTF-8); no control characters other than tab and newline.
+    #[schema(
+        min_length = 1,
+        max_length = 8192,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
+    pub intent: String,
+    pub context: Option<Vec<Value>>,
+    pub priority: Option<Priority>,
+    /// `response_hints` is accepted as an alias.
+    pub response_hint: Option<Vec<Value>>,
+    /// When it expires if unclaimed (RFC 3339).
+    #[schema(format = DateTime, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")]
+    pub needed_by: Option<String>,
+    /// Capabilities a member needs to be notified.
+    #[schema(schema_with = capability_list)]
+    pub requires: Option<Vec<String>>,
+    /// When true, completion waits for the requestor's confirmation.
+    pub confirm_before: Option<bool>,
+    #[schema(schema_with = constraints)]
+    pub constraints: Option<serde_json::Map<String, Value>>,
+}
+
+fn constraints() -> ObjectBuilder {
+    // `timing`, when sent, is an object (or null); its `expires` is the request's deadline.
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property(
+            "timing",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+                .property(
+                    "expires",
+                    ObjectBuilder::new()
+                        .schema_type(string_or_null())
+                        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                            utoipa::openapi::KnownFormat::DateTime,
+                        )))
+                        .pattern(Some(DATE_TIME_PATTERN)),
+                ),
+        )
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+}
+
+/// The new thread's ref.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CreateResponse {
+    #[serde(rename = "ref")]
+    pub thread_ref: String,
+    pub status: Status,
+}
+
+/// A status change and/or a message: `status` or `mess` (or both) must be sent. Other
+/// fields go into the status block (with `message`).
+#[derive(Serialize, Deserialize)]
+pub struct UpdateBody {
+    pub status: Option<StatusInput>,
+    pub mess: Option<Vec<serde_json::Map<String, Value>>>,
+    pub message: Option<Value>,
+}
+
+impl utoipa::PartialSchema for UpdateBody {
+    fn schema() -> RefOr<Schema> {
+        let status_ref = || RefOr::Ref(Ref::from_schema_name("StatusInput"));
+        let fields = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "status",
+                utoipa::openapi::schema::OneOfBuilder::new()
+                    .item(status_ref())
+                    .item(ObjectBuilder::new().schema_type(Type::Null)),
+            )
+            .property(
+                "mess",
+                nullable_mess_list().description(Some(
+                    "MESS blocks: single-key objects (request, reply, answer, cancel, status, \
+                 response, query, ack, suggestion, followup, v).",
+                )),
+            )
+            .property(
+                "message",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .description(Some("Goes into the status block.")),
+            );
+        let one_of_them = AnyOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .required("status")
+                    .property("status", status_ref()),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .required("mess")
+                    .property("mess", mess_list().min_items(Some(1))),
+            );
+        AllOfBuilder::new()
+            .description(Some(
+                "A status change and/or a message: `status` or `mess` (or both) must be sent. \
+                 Other fields go into the status block (with `message`).",
+            ))
+            .item(fields)
+            .item(one_of_them)
+            .into()
+    }
+}
+
+impl ToSchema for UpdateBody {}
+
+/// A thread in a list.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ThreadSummary {
+    #[serde(rename = "ref")]
+    pub thread_ref: String,
+    pub status: Status,
+    pub intent: String,
+    pub requestor_id: String,
+    pub executor_id: Option<String>,
+    pub priority: Priority,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// One message.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MessageDoc {
+    pub from: String,
+    #[schema(format = DateTime)]
+    pub ts: String,
+    pub mess: Vec<serde_json::Map<String, Value>>,
+}
+
+/// A thread with its messages.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ThreadDoc {
+    #[serde(rename = "ref")]
+    pub thread_ref: String,
+    pub status: Status,
+    pub intent: String,
+    pub requestor_id: String,
+    pub executor_id: Option<String>,
+    pub priority: Priority,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    pub messages: Vec<MessageDoc>,
+}
+
+/// A page of threads, newest-updated first.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ThreadList {
+    pub threads: Vec<ThreadSummary>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One thread.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ThreadResponse {
+    pub thread: ThreadDoc,
+}
+
+/// The thread after an update.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct UpdateResponse {
+    #[serde(rename = "ref")]
+    pub thread_ref: String,
+    pub status: Status,
+    pub thread: ThreadDoc,
+}
+
+/// The capability catalog.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CapabilityList {
+    pub capabilities: Vec<serde_json::Map<String, Value>>,
+}
+
+/// Liveness and storage state.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` while storage is unreachable.
+    pub status: String,
+    pub service: String,
+    pub version: String,
+    /// `filesystem` or `s3`.
+    pub storage: String,
+    /// The default exchange.
+    pub exchange_id: String,
+}

@@ -1,0 +1,80 @@
+//! The Worker's side of `mess-api`'s port: one exchange of a Durable Object as the routes
+//! see it, and the platform's clock and randomness (JavaScript's).
+
+use std::rc::Rc;
+
+use mess_api::{ApiError, ExchangePort, Written};
+use mess_core::{
+    Actor, Clock, Command, DomainError, Entropy, Env, Exchange, ExchangeId, ExecutorId, Member,
+    Profile, Timestamp,
+};
+
+use crate::object::Core;
+
+/// Now, from the JavaScript clock (the `time` crate's clock is not available on
+/// wasm32-unknown-unknown without its `wasm-bindgen` feature).
+pub struct JsClock;
+
+impl Clock for JsClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_millis(js_sys::Date::now() as i64)
+    }
+}
+
+/// Random bytes from the JavaScript crypto API (`crypto.getRandomValues`, a CSPRNG).
+pub struct JsEntropy;
+
+impl Entropy for JsEntropy {
+    fn fill(&self, buf: &mut [u8]) {
+        // The Workers runtime always has `crypto`; without it no key could be made safely.
+        getrandom::fill(buf).expect("the JavaScript crypto API");
+    }
+}
+
+/// One exchange of this object, as `mess-api`'s routes see it.
+pub(crate) struct Port<'a> {
+    pub(crate) core: &'a Rc<Core>,
+    pub(crate) id: ExchangeId,
+}
+
+impl ExchangePort for Port<'_> {
+    fn id(&self) -> &ExchangeId {
+        &self.id
+    }
+
+    fn now(&self) -> Timestamp {
+        JsClock.now()
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Exchange) -> R) -> R {
+        match self.core.exchange.borrow().as_ref() {
+            Some(x) => f(x),
+            // Routes run after `ensure_loaded`; before it there is nothing to see.
+            None => f(&Exchange::new(self.id.clone())),
+        }
+    }
+
+    fn touch(&self, member: &ExecutorId, now: Timestamp) {
+        self.core.last_seen.borrow_mut().insert(member.clone(), now);
+    }
+
+    fn last_seen(&self, member: &Member) -> Timestamp {
+        self.core.last_seen(member)
+    }
+
+    fn validate(&self, profile: &Profile) -> Result<(), DomainError> {
+        mess_notify::validate_profile(profile)
+    }
+
+    async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, ApiError> {
+        self.core.submit(actor, cmd).await
+    }
+}
+
+/// The decision environment: JavaScript's clock and randomness.
+pub(crate) fn env() -> Env<'static> {
+    Env {
+        clock: &JsClock,
+        entropy: &JsEntropy,
+    }
+}
