@@ -145,6 +145,14 @@ def api(base, state_file, storage):
           s == 200 and t.get("status") == "pending" and t.get("requestor_id") == "claude-agent"
           and t.get("messages", [{}])[0].get("mess", [{}])[0].get("request", {}).get("requires")
           == ["photo:capture"], f"{s} {b}")
+    s, _, h = call(base, "GET", f"{home}/requests/{ref}", key=phone)
+    etag = h.get("ETag")
+    check("get: ETag names version 1", s == 200 and etag == '"1"' and t.get("version") == 1,
+          f"{s} {etag} {t.get('version')}")
+    s, raw, h = call(base, "GET", f"{home}/requests/{ref}", key=phone,
+                     headers={"If-None-Match": etag or '"1"'})
+    check("get with If-None-Match of the current version: 304, no body",
+          s == 304 and not raw and h.get("ETag") == '"1"', f"{s} {raw!r}")
     s, b, _ = call(base, "GET", f"{home}/requests/2026-01-01-ZZZZ", key=phone)
     check("get an unknown ref: 404 JSON", s == 404 and b.get("error") == "Thread not found", f"{s} {b}")
 

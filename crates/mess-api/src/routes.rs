@@ -92,10 +92,39 @@ pub async fn create_request<P: ExchangePort>(
     }
 }
 
-/// `GET /requests/{ref}`: one thread with its messages.
-pub fn get_request<P: ExchangePort>(x: &P, raw_ref: &str) -> Result<Reply, ApiError> {
+/// `GET /requests/{ref}`: one thread with its messages, and `ETag: "<version>"`; 304 with
+/// no body when `If-None-Match` (the request's header value, if any) names that version.
+pub fn get_request<P: ExchangePort>(
+    x: &P,
+    raw_ref: &str,
+    if_none_match: Option<&[u8]>,
+) -> Result<Reply, ApiError> {
     let t = thread(x, &thread_ref(raw_ref)?)?;
-    Ok(Reply::json_bytes(200, views::thread_object(b"{", &t)))
+    let etag = format!("\"{}\"", t.version);
+    let mut reply = if if_none_match.is_some_and(|h| etag_matches(h, &etag)) {
+        Reply {
+            status: 304,
+            content_type: crate::reply::JSON.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    } else {
+        Reply::json_bytes(200, views::thread_object(b"{", &t))
+    };
+    reply.headers.push(("ETag", etag));
+    Ok(reply)
+}
+
+/// Whether an `If-None-Match` value names `etag`: `*`, or a comma-separated list of tags,
+/// weak (`W/"3"`) or strong, compared by their opaque part (RFC 9110's weak comparison).
+fn etag_matches(header: &[u8], etag: &str) -> bool {
+    let Ok(header) = std::str::from_utf8(header) else {
+        return false;
+    };
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 /// A PATCH body: `status` (aliases accepted) with the status block's other fields beside
@@ -254,4 +283,20 @@ pub fn health(storage_ok: bool, storage: &str, default_exchange: &str) -> Reply 
             "exchange_id": default_exchange,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_names_a_version_strongly_weakly_in_a_list_or_as_any() {
+        for header in [r#""3""#, r#"W/"3""#, r#""1", "3""#, "*"] {
+            assert!(etag_matches(header.as_bytes(), r#""3""#), "{header}");
+        }
+        for header in [r#""2""#, "3", r#""3"x"#, ""] {
+            assert!(!etag_matches(header.as_bytes(), r#""3""#), "{header}");
+        }
+        assert!(!etag_matches(b"\xff", r#""3""#));
+    }
 }

@@ -190,6 +190,10 @@ pub struct Thread {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// Grows by one for each committed command that changes what a GET shows: 1 at
+    /// creation, then one per message (every such command records exactly one message;
+    /// notification outcomes record none). Clients compare it with `>` only.
+    pub version: u64,
     /// Its messages, oldest first.
     pub messages: Messages,
     /// The `seq` of its last event.
@@ -262,6 +266,7 @@ impl Thread {
             priority: c.priority,
             created_at: e.ts,
             updated_at: e.ts,
+            version: 1,
             messages: Messages::from_items::<Box<RawValue>>(&[]),
             seq: e.seq,
             deadline: terms.as_ref().and_then(|t| t.deadline),
@@ -314,6 +319,7 @@ impl Thread {
                 }
                 added.push(json);
                 self.updated_at = ts;
+                self.version += 1;
             }
             Step::Created(..) | Step::Other => {}
         }
@@ -382,13 +388,14 @@ impl Thread {
         st.serialize_field("executor_id", &self.executor_id)?;
         st.serialize_field("priority", &self.priority)?;
         st.serialize_field("created_at", &self.created_at)?;
-        st.serialize_field("updated_at", &self.updated_at)
+        st.serialize_field("updated_at", &self.updated_at)?;
+        st.serialize_field("version", &self.version)
     }
 }
 
 impl Serialize for Thread {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Thread", 9)?;
+        let mut st = s.serialize_struct("Thread", 10)?;
         self.write_head(&mut st)?;
         st.serialize_field("messages", &self.messages)?;
         st.end()
@@ -483,7 +490,7 @@ pub struct Summary<'a>(&'a Thread);
 
 impl Serialize for Summary<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ThreadSummary", 8)?;
+        let mut st = s.serialize_struct("ThreadSummary", 9)?;
         self.0.write_head(&mut st)?;
         st.end()
     }

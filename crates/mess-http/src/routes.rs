@@ -94,9 +94,12 @@ pub async fn create_request(auth: Authed, body: JsonBody) -> Result<HttpResponse
 #[utoipa::path(
     get,
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}",
-    params(api::ExchangePath, api::RefPath),
+    params(api::ExchangePath, api::RefPath, ("If-None-Match" = Option<String>, Header, description = "An ETag of this thread from an earlier answer: 304 while the thread is still at that version")),
     responses(
-        (status = 200, description = "The thread", body = api::ThreadResponse),
+        (status = 200, description = "The thread", body = api::ThreadResponse,
+            headers(("ETag" = String, description = "The thread's version, quoted: send it back as If-None-Match to be told 304 when nothing changed"))),
+        (status = 304, description = "Not modified: the thread is still at the version If-None-Match names",
+            headers(("ETag" = String, description = "The thread's version, quoted"))),
         (status = 400, description = "Invalid ref", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Key of another exchange", body = ErrorBody),
@@ -106,9 +109,11 @@ pub async fn create_request(auth: Authed, body: JsonBody) -> Result<HttpResponse
     security(("bearer" = []))
 )]
 pub async fn get_request(auth: Authed, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+    let if_none_match = req.headers().get("if-none-match").map(|v| v.as_bytes());
     Ok(respond(routes::get_request(
         &*auth.exchange,
         segment(&req, "ref"),
+        if_none_match,
     )?))
 }
 

@@ -285,6 +285,29 @@ async fn the_seeds_walkthrough_works_end_to_end() {
     let th = &get.body["thread"];
     assert_eq!(th["status"], "completed");
     assert_eq!(th["executor_id"], "my-phone");
+    // Created, claimed, completed: three commands, version 3, and the ETag names it.
+    assert_eq!(th["version"], 3);
+    assert_eq!(get.headers.get("etag").unwrap(), "\"3\"");
+    let req = test::TestRequest::get()
+        .uri(&format!("{HOME}/requests/{r}"))
+        .insert_header(("Authorization", format!("Bearer {agent}")))
+        .insert_header(("If-None-Match", "W/\"2\", \"3\""))
+        .to_request();
+    let unchanged = to_res(test::call_service(&app, req).await).await;
+    assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
+    assert!(unchanged.raw.is_empty());
+    assert_eq!(unchanged.headers.get("etag").unwrap(), "\"3\"");
+    let req = test::TestRequest::get()
+        .uri(&format!("{HOME}/requests/{r}"))
+        .insert_header(("Authorization", format!("Bearer {agent}")))
+        .insert_header(("If-None-Match", "\"2\""))
+        .to_request();
+    let changed = to_res(test::call_service(&app, req).await).await;
+    assert_eq!(
+        changed.status,
+        StatusCode::OK,
+        "an older version gets the thread"
+    );
     let msgs = th["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 3);
     assert_eq!(msgs[0]["from"], "claude-agent");

@@ -333,7 +333,8 @@ async fn a_webhook_gets_the_json_payload_signed_with_its_secret() {
             "thread": {
                 "ref": REF, "status": "pending", "intent": "Check the front door",
                 "requestor_id": "claude-agent", "executor_id": null, "priority": "normal",
-                "created_at": "2026-02-01T22:00:00.000Z", "updated_at": "2026-02-01T22:00:00.000Z"
+                "created_at": "2026-02-01T22:00:00.000Z", "updated_at": "2026-02-01T22:00:00.000Z",
+                "version": 1
             },
             "ts": "2026-02-01T22:00:00.000Z"
         })

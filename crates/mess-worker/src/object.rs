@@ -242,7 +242,10 @@ impl Core {
                 routes::create_request(&x, &member, body).await?
             }
             (["requests"], _) => return Err(ApiError::MethodNotAllowed("GET, POST")),
-            (["requests", r], Method::Get) if !r.is_empty() => routes::get_request(&x, r)?,
+            (["requests", r], Method::Get) if !r.is_empty() => {
+                let if_none_match = req.headers().get("If-None-Match").ok().flatten();
+                routes::get_request(&x, r, if_none_match.as_deref().map(str::as_bytes))?
+            }
             (["requests", r], Method::Patch) if !r.is_empty() => {
                 let body = http::json_body(&mut req).await?;
                 routes::update_request(&x, &member, r, body).await?

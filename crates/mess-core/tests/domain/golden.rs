@@ -221,6 +221,34 @@ fn a_folded_thread_has_the_seeds_get_shape() {
 }
 
 #[test]
+fn the_version_counts_commands_a_get_shows_and_not_notification_outcomes() {
+    let mut w = given().members(&["claude-agent", "my-phone"]);
+    let r = w.create("claude-agent", json!({"intent": "Is the door locked?"}));
+    assert_eq!(w.thread(&r).version, 1, "created");
+    w.run("my-phone", claim(&r));
+    assert_eq!(
+        w.thread(&r).version,
+        2,
+        "a status change and its message: one command"
+    );
+    let mut t = (*w.thread(&r)).clone();
+    let outcome = testing::event(EventKind::NotificationDelivered(NotificationOutcome {
+        executor_id: "my-phone".parse().expect("valid"),
+        channel: "ntfy".into(),
+        trigger: "status_changed".into(),
+        attempts: 1,
+        http_status: Some(200),
+        error: None,
+    }))
+    .thread(r.as_str())
+    .actor("exchange")
+    .seq(t.seq + 1)
+    .build();
+    t.apply(&outcome);
+    assert_eq!(t.version, 2, "an outcome changes nothing a GET shows");
+}
+
+#[test]
 fn the_exchange_recorded_as_at_exchange_reads_as_exchange() {
     // Lines written before the rename stay as they are; reading them gives `exchange`.
     let line = r#"{"event_id":"e5","ts":"2026-02-01T22:02:00.000Z","exchange_id":"home","thread_ref":"2026-02-01-XY1Z","event_type":"status_changed","actor_id":"@exchange","payload":{"old_status":"pending","new_status":"expired","executor_id":null},"seq":5}"#;

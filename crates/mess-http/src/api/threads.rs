@@ -130,6 +130,9 @@ pub struct ThreadSummary {
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
+    /// Grows by one for each change a GET would show (1 at creation); compare with `>`.
+    #[schema(minimum = 1)]
+    pub version: u64,
 }
 
 /// One message.
@@ -155,6 +158,9 @@ pub struct ThreadDoc {
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
+    /// Grows by one for each change a GET would show (1 at creation); compare with `>`.
+    #[schema(minimum = 1)]
+    pub version: u64,
     pub messages: Vec<MessageDoc>,
 }
 
