@@ -24,6 +24,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -238,6 +239,28 @@ def api(base, state_file, storage):
     check("pagination: limit=2 pages through all 4, newest-updated first, once each",
           pages == 2 and len(seen) == 4 and sorted(seen) == sorted(refs)
           and seen[-1] == ref is not None and len(set(seen)) == 4, f"{pages} {seen}")
+
+    # A bounded wait: held until the thread changes, then the new version.
+    wref = refs[2]
+    waited = {}
+
+    def wait_for_change():
+        waited["r"] = call(base, "GET", f"{home}/requests/{wref}?wait=30", key=phone)
+
+    waiter = threading.Thread(target=wait_for_change)
+    waiter.start()
+    time.sleep(1)
+    s, _, _ = call(base, "PATCH", f"{home}/requests/{wref}", key=agent,
+                   body={"mess": [{"reply": {"content": ["any update?"]}}]})
+    waiter.join(timeout=40)
+    ws, wb, _ = waited.get("r", (None, {}, None))
+    wt = wb.get("thread", {}) if isinstance(wb, dict) else {}
+    check("wait: the held GET answers the change (version 2)",
+          s == 200 and ws == 200 and wt.get("version") == 2
+          and len(wt.get("messages", [])) == 2, f"{s} {ws} {wt.get('version')}")
+    s, b, _ = call(base, "GET", f"{home}/requests/{wref}?wait=61", key=phone)
+    check("wait above 60: 400 invalid_request", s == 400 and b.get("code") == "invalid_request",
+          f"{s} {b}")
 
     s, b, _ = call(base, "GET", f"{home}/executors", key=phone)
     ids = [e["id"] for e in b.get("executors", [])] if isinstance(b, dict) else []

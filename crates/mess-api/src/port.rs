@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mess_core::{
     Actor, ApiKey, Command, DomainError, Exchange, ExchangeId, ExecutorId, Member, Profile, Thread,
-    Timestamp,
+    ThreadRef, Timestamp,
 };
 
 use crate::error::ApiError;
@@ -56,6 +56,11 @@ pub trait ExchangePort {
 
     /// Checks a profile's channels and hooks before it is stored (the notifier's rules).
     fn validate(&self, profile: &Profile) -> Result<(), DomainError>;
+
+    /// Resolves when `thread`'s acknowledged version is above `since` (at once if it already
+    /// is), when `within` has passed, or when the host shuts down, whichever comes first.
+    /// Costs no polling: the host's writer wakes it after a change is durable.
+    async fn changed(&self, thread: &ThreadRef, since: u64, within: std::time::Duration);
 
     /// Decides `cmd` for `actor` against the current state, stores its events (and member
     /// record) durably, applies them, and only then returns: an acknowledged write.

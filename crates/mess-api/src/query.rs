@@ -77,6 +77,59 @@ impl CapabilityQuery {
     }
 }
 
+/// The longest wait a `GET .../requests/{ref}?wait=N` may ask for, in seconds.
+pub const MAX_WAIT_SECS: u64 = 60;
+
+#[derive(Deserialize)]
+struct RawWait {
+    wait: Option<String>,
+    since: Option<String>,
+}
+
+/// `GET .../requests/{ref}?wait=N&since=V`: hold the answer until the thread's version is
+/// above `since` (the current one when absent), at most `wait` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitQuery {
+    /// How long to hold the answer at most.
+    pub wait: std::time::Duration,
+    /// The version the client has seen, if it says.
+    pub since: Option<u64>,
+}
+
+impl WaitQuery {
+    /// Parses the raw query string: `None` without `wait`; 400 for a `wait` that is not a
+    /// whole number of seconds from 0 to 60, or a `since` that is not a version.
+    pub fn parse(query: &str) -> Result<Option<Self>, ApiError> {
+        let raw: RawWait = parse(query)?;
+        let Some(wait) = raw.wait else {
+            if raw.since.is_some() {
+                return Err(ApiError::bad("since needs wait (wait=N&since=V)"));
+            }
+            return Ok(None);
+        };
+        let wait = wait
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= MAX_WAIT_SECS)
+            .ok_or_else(|| {
+                ApiError::bad(format!(
+                    "wait must be a whole number of seconds from 0 to {MAX_WAIT_SECS}"
+                ))
+            })?;
+        let since = raw
+            .since
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| ApiError::bad("since must be a thread version (0 or more)"))
+            })
+            .transpose()?;
+        Ok(Some(Self {
+            wait: std::time::Duration::from_secs(wait),
+            since,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +157,30 @@ mod tests {
                 Err(ApiError::BadRequest(m)) => assert!(m.contains(says), "{query}: {m}"),
                 other => panic!("{query}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_wait_is_zero_to_sixty_whole_seconds_since_a_version() {
+        assert_eq!(WaitQuery::parse("").expect("no wait"), None);
+        let w = WaitQuery::parse("wait=60&since=4")
+            .expect("valid")
+            .expect("a wait");
+        assert_eq!((w.wait.as_secs(), w.since), (60, Some(4)));
+        let w = WaitQuery::parse("wait=0").expect("valid").expect("a wait");
+        assert_eq!((w.wait.as_secs(), w.since), (0, None));
+        for bad in [
+            "wait=61",
+            "wait=-1",
+            "wait=1.5",
+            "wait=",
+            "wait=5&since=x",
+            "since=3",
+        ] {
+            assert!(
+                matches!(WaitQuery::parse(bad), Err(ApiError::BadRequest(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::port::{ExchangePort, Written};
-use crate::query::{CapabilityQuery, ListQuery};
+use crate::query::{CapabilityQuery, ListQuery, WaitQuery};
 use crate::reply::Reply;
 use crate::views::{self, RefAndStatus};
 
@@ -94,14 +94,27 @@ pub async fn create_request<P: ExchangePort>(
 
 /// `GET /requests/{ref}`: one thread with its messages, and `ETag: "<version>"`; 304 with
 /// no body when `If-None-Match` (the request's header value, if any) names that version.
-pub fn get_request<P: ExchangePort>(
+/// With `?wait=N` (and `since=V`, default the current version), the answer waits until
+/// the version is above V or N seconds pass, then is the thread as it is (never a 304).
+pub async fn get_request<P: ExchangePort>(
     x: &P,
     raw_ref: &str,
+    query: &str,
     if_none_match: Option<&[u8]>,
 ) -> Result<Reply, ApiError> {
-    let t = thread(x, &thread_ref(raw_ref)?)?;
+    let r = thread_ref(raw_ref)?;
+    let wait = WaitQuery::parse(query)?;
+    let mut t = thread(x, &r)?;
+    if let Some(wait) = wait {
+        let since = wait.since.unwrap_or(t.version);
+        if t.version <= since && !wait.wait.is_zero() {
+            x.changed(&r, since, wait.wait).await;
+            t = thread(x, &r)?;
+        }
+    }
     let etag = format!("\"{}\"", t.version);
-    let mut reply = if if_none_match.is_some_and(|h| etag_matches(h, &etag)) {
+    let not_modified = wait.is_none() && if_none_match.is_some_and(|h| etag_matches(h, &etag));
+    let mut reply = if not_modified {
         Reply {
             status: 304,
             content_type: crate::reply::JSON.into(),

@@ -255,11 +255,35 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let server = mess_http::serve(listener, state, config).map_err(|e| e.to_string())?;
     tracing::info!(%addr, storage = hub.storage_kind().as_str(), "mess-exchange listening on http://{addr}");
+    // Held requests (`?wait=N`, up to a minute) would hold up actix's graceful stop: on
+    // the stop signal (which actix hears too), answer them all at once.
+    let release = {
+        let hub = Arc::clone(&hub);
+        tokio::spawn(async move {
+            stop_signal().await;
+            hub.release_waiters();
+        })
+    };
     server.await.map_err(|e| format!("server error: {e}"))?;
 
     tracing::info!("shutting down: finishing queued writes and notifications");
+    release.abort();
     expiry.abort();
     hub.shutdown().await;
     notifier_handle.shutdown(shutdown_timeout).await;
     Ok(())
+}
+
+/// SIGTERM or SIGINT (Ctrl-C): what makes actix stop gracefully.
+async fn stop_signal() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -1959,3 +1959,69 @@ async fn notification_targets_cannot_reach_metadata_or_private_addresses() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// A request held by `?wait=60` is answered at once on SIGTERM, and does not hold up the
+/// graceful stop; while it waits, /metrics counts it.
+#[tokio::test]
+async fn a_held_wait_is_answered_at_shutdown_and_counted_while_it_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (_, body) = server
+        .call(
+            "POST",
+            &format!("{HOME}/register"),
+            None,
+            Some(json!({"executor_id": "agent"})),
+        )
+        .await;
+    let key = body["api_key"].as_str().unwrap().to_owned();
+    let (s, created) = server
+        .call(
+            "POST",
+            &format!("{HOME}/requests"),
+            Some(&key),
+            Some(json!({"intent": "x"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let r = created["ref"].as_str().unwrap().to_owned();
+
+    let client = reqwest::Client::new();
+    let url = format!("{}{HOME}/requests/{r}?wait=60", server.base);
+    let held = tokio::spawn({
+        let key = key.clone();
+        async move {
+            let res = client.get(url).bearer_auth(key).send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    });
+    let mut counted = false;
+    for _ in 0..50 {
+        let text = reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.lines().any(|l| l == "mess_waiters 1") {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(counted, "the held request is counted in /metrics");
+
+    let started = Instant::now();
+    let stopped = tokio::task::spawn_blocking(move || server.stop());
+    let (status, thread) = held.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(thread["thread"]["version"], 1);
+    stopped.await.unwrap();
+    // Answered and stopped by the signal, not by the wait's minute.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -94,7 +94,7 @@ pub async fn create_request(auth: Authed, body: JsonBody) -> Result<HttpResponse
 #[utoipa::path(
     get,
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}",
-    params(api::ExchangePath, api::RefPath, ("If-None-Match" = Option<String>, Header, description = "An ETag of this thread from an earlier answer: 304 while the thread is still at that version")),
+    params(api::ExchangePath, api::RefPath, api::WaitQuery, ("If-None-Match" = Option<String>, Header, description = "An ETag of this thread from an earlier answer: 304 while the thread is still at that version")),
     responses(
         (status = 200, description = "The thread", body = api::ThreadResponse,
             headers(("ETag" = String, description = "The thread's version, quoted: send it back as If-None-Match to be told 304 when nothing changed"))),
@@ -110,11 +110,15 @@ pub async fn create_request(auth: Authed, body: JsonBody) -> Result<HttpResponse
 )]
 pub async fn get_request(auth: Authed, req: HttpRequest) -> Result<HttpResponse, HttpError> {
     let if_none_match = req.headers().get("if-none-match").map(|v| v.as_bytes());
-    Ok(respond(routes::get_request(
-        &*auth.exchange,
-        segment(&req, "ref"),
-        if_none_match,
-    )?))
+    Ok(respond(
+        routes::get_request(
+            &*auth.exchange,
+            segment(&req, "ref"),
+            req.query_string(),
+            if_none_match,
+        )
+        .await?,
+    ))
 }
 
 /// Change a thread's status and/or append a message.

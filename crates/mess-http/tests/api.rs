@@ -1559,3 +1559,80 @@ mod writer {
         }
     }
 }
+
+#[actix_web::test]
+async fn a_wait_answers_when_the_thread_changes_and_bad_waits_are_refused() {
+    let app = app!(Arc::new(MemStorage::default()));
+    let agent = register(&app, "home", "agent").await;
+    let phone = register(&app, "home", "phone").await;
+    let r = create(&app, &agent, json!({"intent": "x"})).await;
+    let path = format!("{HOME}/requests/{r}");
+
+    let at_once = call(
+        &app,
+        Method::GET,
+        &format!("{path}?wait=30&since=0"),
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(at_once.status, StatusCode::OK);
+    assert_eq!(
+        at_once.body["thread"]["version"], 1,
+        "already above since: no wait"
+    );
+
+    let wait_path = format!("{path}?wait=30");
+    let started = std::time::Instant::now();
+    let (waited, claimed) = futures::join!(
+        call(&app, Method::GET, &wait_path, Some(&agent), None),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            call(
+                &app,
+                Method::PATCH,
+                &path,
+                Some(&phone),
+                Some(json!({"status": "claimed"})),
+            )
+            .await
+        }
+    );
+    assert_eq!(claimed.status, StatusCode::OK);
+    assert_eq!(waited.status, StatusCode::OK);
+    assert_eq!(waited.body["thread"]["version"], 2, "{:?}", waited.body);
+    assert_eq!(waited.body["thread"]["status"], "claimed");
+    assert_eq!(waited.headers.get("etag").unwrap(), "\"2\"");
+    // Woken by the change, not by its 30 s running out.
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    // Nothing changes: the thread as it is once the wait is over (never a 304).
+    let req = test::TestRequest::get()
+        .uri(&format!("{path}?wait=1"))
+        .insert_header(("Authorization", format!("Bearer {agent}")))
+        .insert_header(("If-None-Match", "\"2\""))
+        .to_request();
+    let idle = to_res(test::call_service(&app, req).await).await;
+    assert_eq!(idle.status, StatusCode::OK);
+    assert_eq!(idle.body["thread"]["version"], 2);
+
+    for q in [
+        "wait=61",
+        "wait=-1",
+        "wait=x",
+        "wait=",
+        "since=1",
+        "wait=5&since=-2",
+    ] {
+        let bad = call(
+            &app,
+            Method::GET,
+            &format!("{path}?{q}"),
+            Some(&agent),
+            None,
+        )
+        .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{q}");
+        assert_eq!(bad.body["code"], "invalid_request", "{q}");
+    }
+}

@@ -45,6 +45,8 @@ pub(crate) struct Core {
     /// The acknowledged state, once loaded.
     pub(crate) exchange: RefCell<Option<Exchange>>,
     pub(crate) last_seen: RefCell<HashMap<ExecutorId, Timestamp>>,
+    /// Requests waiting for a thread to change (`?wait=N`), woken after a write is stored.
+    pub(crate) waiters: RefCell<HashMap<ThreadRef, Vec<futures::channel::oneshot::Sender<()>>>>,
     /// Held by every write and by the rebuild.
     lock: Mutex<()>,
 }
@@ -85,6 +87,7 @@ impl worker::DurableObject for ExchangeObject {
                 catalog,
                 exchange: RefCell::new(None),
                 last_seen: RefCell::new(HashMap::new()),
+                waiters: RefCell::new(HashMap::new()),
                 lock: Mutex::new(()),
             }),
         }
@@ -244,7 +247,8 @@ impl Core {
             (["requests"], _) => return Err(ApiError::MethodNotAllowed("GET, POST")),
             (["requests", r], Method::Get) if !r.is_empty() => {
                 let if_none_match = req.headers().get("If-None-Match").ok().flatten();
-                routes::get_request(&x, r, if_none_match.as_deref().map(str::as_bytes))?
+                let if_none_match = if_none_match.as_deref().map(str::as_bytes);
+                routes::get_request(&x, r, &query, if_none_match).await?
             }
             (["requests", r], Method::Patch) if !r.is_empty() => {
                 let body = http::json_body(&mut req).await?;
@@ -317,6 +321,10 @@ impl Core {
                     x.thread(&r).cloned()
                 };
                 let t = t.ok_or_else(|| ApiError::NotFound("Thread not found".into()))?;
+                // Stored and applied: whoever waits for this thread may read it now.
+                for tx in self.waiters.borrow_mut().remove(&r).unwrap_or_default() {
+                    let _ = tx.send(());
+                }
                 Written::Thread(t)
             }
             member_change => {

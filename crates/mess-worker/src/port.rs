@@ -6,7 +6,7 @@ use std::rc::Rc;
 use mess_api::{ApiError, ExchangePort, Written};
 use mess_core::{
     Actor, Clock, Command, DomainError, Entropy, Env, Exchange, ExchangeId, ExecutorId, Member,
-    Profile, Timestamp,
+    Profile, ThreadRef, Timestamp,
 };
 
 use crate::object::Core;
@@ -64,6 +64,32 @@ impl ExchangePort for Port<'_> {
 
     fn validate(&self, profile: &Profile) -> Result<(), DomainError> {
         mess_notify::validate_profile(profile)
+    }
+
+    async fn changed(&self, thread: &ThreadRef, since: u64, within: std::time::Duration) {
+        use futures::future::{Either, select};
+        let deadline = JsClock.now().unix_millis() + within.as_millis() as i64;
+        loop {
+            if self.read(|x| x.thread(thread).is_some_and(|t| t.version > since)) {
+                return;
+            }
+            let left = deadline - JsClock.now().unix_millis();
+            if left <= 0 {
+                return;
+            }
+            let (tx, rx) = futures::channel::oneshot::channel();
+            {
+                let mut waiters = self.core.waiters.borrow_mut();
+                let list = waiters.entry(thread.clone()).or_default();
+                // Waits that timed out leave closed senders: drop them as new ones come.
+                list.retain(|w| !w.is_canceled());
+                list.push(tx);
+            }
+            let timeout = worker::Delay::from(std::time::Duration::from_millis(left as u64));
+            if let Either::Right(_) = select(rx, timeout).await {
+                return;
+            }
+        }
     }
 
     async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, ApiError> {

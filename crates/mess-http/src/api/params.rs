@@ -55,3 +55,17 @@ pub struct ExecutorPath(
     )]
     pub String,
 );
+
+/// Query parameters of a thread's GET: a bounded wait for its next change.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitQuery {
+    /// Hold the answer until the thread's version is above `since`, at most this many
+    /// seconds (0 to 60); then answer the thread as it is (200, never 304).
+    #[param(minimum = 0, maximum = 60)]
+    pub wait: Option<u32>,
+    /// The version already seen (default: the current one, so the answer waits for the
+    /// next change). Only with `wait`.
+    #[param(minimum = 0)]
+    pub since: Option<u64>,
+}

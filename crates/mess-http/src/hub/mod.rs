@@ -21,6 +21,7 @@
 
 mod answers;
 mod metrics;
+mod waiters;
 mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,11 +32,12 @@ use foldhash::HashMap;
 use mess_core::ports::StorageKind;
 use mess_core::{
     Actor, Clock, Command, DomainError, Entropy, Exchange, ExchangeId, ExecutorId, Member,
-    Notifier, Profile, Storage, StorageError, Timestamp,
+    Notifier, Profile, Storage, StorageError, ThreadRef, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use answers::{DELIVERER, Reply};
+use waiters::Waiters;
 use writer::{Job, Writer};
 
 pub use answers::deliver_on_this_thread;
@@ -68,6 +70,8 @@ pub struct ExchangeHandle {
     tx: mpsc::Sender<Job>,
     clock: Arc<dyn Clock>,
     notifier: Arc<dyn Notifier>,
+    /// Requests waiting for one of its threads to change.
+    waiters: Waiters,
 }
 
 /// The routes of `mess-api` see an exchange through this.
@@ -94,6 +98,11 @@ impl mess_api::ExchangePort for ExchangeHandle {
 
     fn validate(&self, profile: &Profile) -> Result<(), DomainError> {
         self.notifier.validate(profile)
+    }
+
+    async fn changed(&self, thread: &ThreadRef, since: u64, within: Duration) {
+        let newer = || self.read(|x| x.thread(thread).is_some_and(|t| t.version > since));
+        self.waiters.wait(thread, within, newer).await;
     }
 
     async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, mess_api::ApiError> {
@@ -206,6 +215,7 @@ impl Hub {
             tx,
             clock: Arc::clone(&self.clock),
             notifier: Arc::clone(&self.notifier),
+            waiters: Waiters::default(),
         });
         let writer = Writer {
             hub: Arc::clone(self),
@@ -294,8 +304,17 @@ impl Hub {
         }
     }
 
+    /// Answers every request waiting for a change now, and any later one at once: the
+    /// first step of a shutdown, so that held requests do not hold it up.
+    pub fn release_waiters(&self) {
+        for h in self.exchanges() {
+            h.waiters.wake_all();
+        }
+    }
+
     /// Stops accepting commands and waits for every writer to finish what it has queued.
     pub async fn shutdown(&self) {
+        self.release_waiters();
         let handles: Vec<_> = self
             .exchanges
             .write()

@@ -425,14 +425,18 @@ impl Writer {
         if snapshots.is_empty() {
             return;
         }
-        let mut published = self
-            .handle
-            .published
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        for (r, t) in snapshots {
-            published.put_thread(r, t.clone());
+        {
+            let mut published = self
+                .handle
+                .published
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for (r, t) in snapshots {
+                published.put_thread(r, t.clone());
+            }
         }
+        // Durable and visible: whoever waits for these threads may read them now.
+        self.handle.waiters.wake(snapshots.keys());
     }
 
     fn rollback(&mut self, touched: &HashSet<ThreadRef>) {
