@@ -1896,24 +1896,8 @@ async fn notification_targets_cannot_reach_metadata_or_private_addresses() {
         registered.contains(&"by-name"),
         "a name is not resolved at registration"
     );
-    let (_, agent) = server
-        .call(
-            "POST",
-            &format!("{HOME}/register"),
-            None,
-            Some(json!({"executor_id": "agent"})),
-        )
-        .await;
-    let agent = agent["api_key"].as_str().unwrap().to_owned();
-    let (s, _) = server
-        .call(
-            "POST",
-            &format!("{HOME}/requests"),
-            Some(&agent),
-            Some(json!({"intent": "Is the oven off?"})),
-        )
-        .await;
-    assert_eq!(s, 201);
+    let agent = server.register("agent").await;
+    server.create(&agent, "Is the oven off?").await;
 
     // Every registered channel fails, recorded as an event; the listener hears nothing.
     let expected = registered.len() * 2;
@@ -1966,25 +1950,8 @@ async fn notification_targets_cannot_reach_metadata_or_private_addresses() {
 async fn a_held_wait_is_answered_at_shutdown_and_counted_while_it_waits() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
-    let (_, body) = server
-        .call(
-            "POST",
-            &format!("{HOME}/register"),
-            None,
-            Some(json!({"executor_id": "agent"})),
-        )
-        .await;
-    let key = body["api_key"].as_str().unwrap().to_owned();
-    let (s, created) = server
-        .call(
-            "POST",
-            &format!("{HOME}/requests"),
-            Some(&key),
-            Some(json!({"intent": "x"})),
-        )
-        .await;
-    assert_eq!(s, 201);
-    let r = created["ref"].as_str().unwrap().to_owned();
+    let key = server.register("agent").await;
+    let r = server.create(&key, "x").await;
 
     let client = reqwest::Client::new();
     let url = format!("{}{HOME}/requests/{r}?wait=60", server.base);

@@ -139,6 +139,34 @@ impl Server {
         call_at(&self.client, &self.base, method, path, key, body).await
     }
 
+    /// Registers `id` in `home` and returns its key.
+    pub async fn register(&self, id: &str) -> String {
+        let (s, body) = self
+            .call(
+                "POST",
+                &format!("{HOME}/register"),
+                None,
+                Some(serde_json::json!({ "executor_id": id })),
+            )
+            .await;
+        assert_eq!(s, 201, "register {id}: {body}");
+        body["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a request in `home` with `key` and returns its ref.
+    pub async fn create(&self, key: &str, intent: &str) -> String {
+        let (s, body) = self
+            .call(
+                "POST",
+                &format!("{HOME}/requests"),
+                Some(key),
+                Some(serde_json::json!({ "intent": intent })),
+            )
+            .await;
+        assert_eq!(s, 201, "create: {body}");
+        body["ref"].as_str().unwrap().to_owned()
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
