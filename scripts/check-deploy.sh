@@ -8,7 +8,7 @@
 #   - `kubectl kustomize deploy/kubernetes` validated by `kubernetes-validate --strict`;
 #   - the Helm chart: YAML and template syntax, .Values references, `helm lint --strict`,
 #     and renders (Helm's own engine, from the helm-python-sdk wheel) validated by
-#     `kubernetes-validate --strict`, including the refusal of 2 replicas on filesystem;
+#     `kubernetes-validate --strict`, including the refusal of 2 replicas (any storage);
 #   - the kustomize base against the chart's defaults, and the docs naming every setting.
 #
 # Run from anywhere (it works from the repository root); needs no input. Installs what
@@ -266,9 +266,10 @@ with helm.Chart.load(chart_dir) as chart:
         print(f"{case}: {', '.join(kinds)}")
         dep, container, env = env_of(docs)
         spec = dep["spec"]
-        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            expect(case, container.get(probe, {}).get("httpGet", {}).get("path") == "/health",
-                   f"{probe} on /health")
+        for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz"),
+                            ("startupProbe", "/livez")):
+            expect(case, container.get(probe, {}).get("httpGet", {}).get("path") == path,
+                   f"{probe} on {path}")
         expect(case, container["securityContext"].get("readOnlyRootFilesystem") is True,
                "readOnlyRootFilesystem")
         expect(case, spec["template"]["spec"]["securityContext"].get("runAsNonRoot") is True,
@@ -297,12 +298,17 @@ with helm.Chart.load(chart_dir) as chart:
             expect(case, env["CAPABILITIES_FILE"]["value"] ==
                    "/etc/mess-exchange/capabilities.yaml", "CAPABILITIES_FILE set")
             expect(case, env["S3_ALLOW_HTTP"]["value"] == "true", "S3_ALLOW_HTTP=true")
+        if case == "s3-existing-secret":
+            expect(case, "S3_ALLOW_HTTP" not in env,
+                   "no S3_ALLOW_HTTP by default (the server's: true only for http://)")
         out = work / f"helm-{case}.yaml"
         out.write_text("\n---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs))
 
     # What the chart must refuse.
     refusals = {
         "replicaCount=2 on filesystem": {"replicaCount": 2},
+        "replicaCount=2 on s3": {**S3, "replicaCount": 2},
+        "s3.allowHttp=maybe": {**S3, "s3": {"bucket": "b", "allowHttp": "maybe"}},
         "s3 without a bucket": {"storage": {"type": "s3"}},
     }
     for what, values in refusals.items():

@@ -62,6 +62,258 @@ def call(base, method, path, key=None, body=None, headers=None):
     return status, raw, hdrs
 
 
+class Feed:
+    """A change-feed stream (GET .../events) read line by line in a background thread."""
+
+    def __init__(self, base, path, key, headers=None):
+        import http.client
+        import urllib.parse
+        u = urllib.parse.urlsplit(base + path)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        hdrs = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+        hdrs.update(headers or {})
+        self.conn.request("GET", u.path + (f"?{u.query}" if u.query else ""), headers=hdrs)
+        self.res = self.conn.getresponse()
+        self.status = self.res.status
+        self.ctype = self.res.getheader("Content-Type", "")
+        self.events, self.comments = [], 0
+        self.lock = threading.Lock()
+        if self.status == 200:
+            threading.Thread(target=self._read, daemon=True).start()
+        else:
+            raw = self.res.read()
+            self.body = json.loads(raw) if raw else None
+
+    def _read(self):
+        ev = {}
+        try:
+            for line in self.res:
+                line = line.decode().rstrip("\n")
+                if line == "":
+                    if "data" in ev:
+                        with self.lock:
+                            self.events.append(ev)
+                    ev = {}
+                elif line.startswith(":"):
+                    self.comments += 1
+                else:
+                    k, _, v = line.partition(":")
+                    ev[k] = v[1:] if v.startswith(" ") else v
+        except Exception:
+            pass
+
+    def wait_for(self, pred, timeout=15):
+        end = time.time() + timeout
+        while time.time() < end:
+            with self.lock:
+                for e in self.events:
+                    if pred(e):
+                        return e
+            time.sleep(0.05)
+        return None
+
+    def close(self):
+        self.conn.close()
+
+
+def feed_and_idempotency(base, home, phone, agent):
+    """The change feed and Idempotency-Key (protocol.md, Closing the loop)."""
+    s, lst, _ = call(base, "GET", f"{home}/requests?limit=1", key=agent)
+    head = lst.get("pos") if s == 200 else None
+    check("list answers carry the feed's head pos", isinstance(head, int) and head > 0,
+          f"{s} {lst}")
+    feed = Feed(base, f"{home}/events", agent)
+    check("feed: 200 text/event-stream", feed.status == 200
+          and feed.ctype.startswith("text/event-stream"), f"{feed.status} {feed.ctype}")
+    s, created, _ = call(base, "POST", f"{home}/requests", key=agent,
+                         body={"intent": "Is the porch light on?"})
+    fref = created.get("ref")
+    ev = feed.wait_for(lambda e: e.get("event") == "thread_created"
+                       and json.loads(e["data"]).get("ref") == fref)
+    data = json.loads(ev["data"]) if ev else {}
+    check("feed: a create arrives as thread_created with pos, version 1, status, actor",
+          ev is not None and ev.get("id") == str(data.get("pos")) and data.get("version") == 1
+          and data.get("status") == "pending" and data.get("actor") == "claude-agent"
+          and data.get("type") == "thread_created" and data["pos"] > head
+          and data.get("event", {}).get("event_type") == "thread_created", f"{ev}")
+    created_pos = data.get("pos", 0)
+    call(base, "PATCH", f"{home}/requests/{fref}", key=phone, body={"status": "claimed"})
+    s, _, _ = call(base, "PATCH", f"{home}/requests/{fref}", key=phone, body={
+        "status": "completed",
+        "mess": [{"response": {"content": ["on"], "image": "data:image/png;base64,aGVsbG8="}}]})
+    ev = feed.wait_for(lambda e: e.get("event") == "message_added" and "response" in e["data"]
+                       and json.loads(e["data"]).get("ref") == fref)
+    raw = ev["data"] if ev else ""
+    check("feed: attachments arrive as links, never inline",
+          ev is not None and "data:image" not in raw
+          and f"/requests/{fref}/attachments/1" in raw, raw[:300])
+    feed.close()
+    resumed = Feed(base, f"{home}/events", agent, {"Last-Event-ID": str(created_pos - 1)})
+    ev = resumed.wait_for(lambda e: True)
+    check("feed: Last-Event-ID resumes from the window, in order",
+          resumed.status == 200 and ev is not None and ev.get("id") == str(created_pos),
+          f"{resumed.status} {ev}")
+    resumed.close()
+    bad = Feed(base, f"{home}/events", agent, {"Last-Event-ID": "not-a-position"})
+    check("feed: a garbage Last-Event-ID is 400 JSON", bad.status == 400
+          and (bad.body or {}).get("code") == "invalid_request", f"{bad.status}")
+    bad = Feed(base, f"{home}/events?since=-4", agent)
+    check("feed: a negative since is 400", bad.status == 400, f"{bad.status}")
+    s, b, _ = call(base, "GET", f"{home}/events")
+    check("feed: no key is 401", s == 401, f"{s}")
+    # A proxy closes a connection idle for long: an idle stream gets a comment every 15 s.
+    idle = Feed(base, f"{home}/events", agent)
+    time.sleep(16.5)
+    check("feed: a stream gets a keep-alive comment every 15 s",
+          idle.status == 200 and idle.comments >= 2,
+          f"{idle.status} comments={idle.comments} events={len(idle.events)}")
+    idle.close()
+
+    # Idempotency-Key on create: replayed, never twice; a different body is 422.
+    body = {"intent": "Water the plants", "context": [{"text": "the ferns"}]}
+    key = {"Idempotency-Key": "create-plants-1"}
+    s1, b1, h1 = call(base, "POST", f"{home}/requests", key=agent, body=body, headers=key)
+    s2, b2, h2 = call(base, "POST", f"{home}/requests", key=agent,
+                      body={"context": [{"text": "the ferns"}], "intent": "Water the plants"},
+                      headers=key)
+    check("idempotency: a retried create gets the first answer, marked replayed",
+          s1 == 201 and s2 == 201 and b1 == b2 and h2.get("Idempotent-Replayed") == "true"
+          and h1.get("Idempotent-Replayed") is None, f"{s1} {s2} {b1} {b2}")
+    s, lst, _ = call(base, "GET", f"{home}/requests?limit=500", key=agent)
+    plants = [t for t in lst.get("threads", []) if t["intent"] == "Water the plants"]
+    check("idempotency: one thread, not two", len(plants) == 1, f"{len(plants)}")
+    s, b, _ = call(base, "POST", f"{home}/requests", key=agent,
+                   body={"intent": "Something else"}, headers=key)
+    check("idempotency: the same key with another body is 422 idempotency_key_reused",
+          s == 422 and b.get("code") == "idempotency_key_reused", f"{s} {b}")
+    s, b, _ = call(base, "POST", f"{home}/requests", key=phone, body=body, headers=key)
+    check("idempotency: another member's same key is its own scope (201, new thread)",
+          s == 201 and b.get("ref") != b1.get("ref"), f"{s} {b}")
+    s, b, _ = call(base, "POST", f"{home}/requests", key=agent, body=body,
+                   headers={"Idempotency-Key": "x" * 256})
+    check("idempotency: a key over 255 characters is 400", s == 400, f"{s} {b}")
+    # Two concurrent sends of one key: one thread, the same answer twice.
+    answers = []
+
+    def send():
+        answers.append(call(base, "POST", f"{home}/requests", key=agent,
+                            body={"intent": "Concurrent retry"},
+                            headers={"Idempotency-Key": "concurrent-1"}))
+
+    ts = [threading.Thread(target=send) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=30)
+    refs = {a[1].get("ref") for a in answers if a[0] == 201}
+    check("idempotency: four concurrent sends of one key make one thread",
+          len(answers) == 4 and all(a[0] == 201 for a in answers) and len(refs) == 1,
+          f"{[a[0] for a in answers]} {refs}")
+    # On PATCH: a retried claim is replayed and the thread's version moves once.
+    pref = b1.get("ref")
+    ck = {"Idempotency-Key": "claim-plants-1"}
+    s1, c1, _ = call(base, "PATCH", f"{home}/requests/{pref}", key=phone,
+                     body={"status": "claimed"}, headers=ck)
+    s2, c2, h2 = call(base, "PATCH", f"{home}/requests/{pref}", key=phone,
+                      body={"status": "claimed"}, headers=ck)
+    s, t, _ = call(base, "GET", f"{home}/requests/{pref}", key=phone)
+    check("idempotency: a retried claim is replayed; the version moved once",
+          s1 == 200 and s2 == 200 and c1 == c2 and h2.get("Idempotent-Replayed") == "true"
+          and t.get("thread", {}).get("version") == 2, f"{s1} {s2} {t.get('thread', {}).get('version')}")
+    return {"idem_body": body, "idem_ref": b1.get("ref")}
+
+
+def quick_actions_and_revisions(base, home, phone, agent):
+    """protocol.md: a status path in one PATCH, passing on an offer, revision_requested."""
+    s, c, _ = call(base, "POST", f"{home}/requests", key=agent, body={"intent": "Lock the shed"})
+    r = c.get("ref")
+    path = [{"status": {"code": "claimed"}}, {"status": {"code": "completed"}},
+            {"response": {"content": ["locked"]}}]
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{r}", key=phone,
+                   body={"status": "completed", "mess": path})
+    s2, t, _ = call(base, "GET", f"{home}/requests/{r}", key=agent)
+    th = t.get("thread", {}) if isinstance(t, dict) else {}
+    check("a path: claimed then completed in one PATCH, one message kept as sent",
+          s == 200 and b.get("status") == "completed" and th.get("executor_id") == "my-phone"
+          and th.get("version") == 2 and th.get("messages", [{}])[-1].get("mess") == path,
+          f"{s} {b.get('status')} {th.get('version')}")
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{r}", key=agent,
+                   body={"status": "revision_requested"})
+    check("revision without a reason: 400", s == 400, f"{s} {b}")
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{r}", key=phone,
+                   body={"status": "revision_requested", "reason": "again"})
+    check("revision by the assignee: 403", s == 403, f"{s} {b}")
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{r}", key=agent,
+                   body={"status": "revision_requested", "reason": "Is the padlock on too?"})
+    th = b.get("thread", {}) if isinstance(b, dict) else {}
+    last = th.get("messages", [{}])[-1].get("mess", [{}])[0].get("status", {})
+    check("revision by the requestor: in_progress, same assignee, the reason recorded",
+          s == 200 and b.get("status") == "in_progress" and th.get("executor_id") == "my-phone"
+          and last.get("code") == "revision_requested"
+          and last.get("reason") == "Is the padlock on too?", f"{s} {b.get('status')} {last}")
+    s, b, _ = call(base, "GET", f"{home}/requests?status=revision_requested", key=agent)
+    check("revision_requested is not a status filter: 400", s == 400, f"{s}")
+    s, c, _ = call(base, "POST", f"{home}/requests", key=agent, body={"intent": "Feed the cat"})
+    r = c.get("ref")
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{r}", key=phone,
+                   body={"status": "declined", "message": "Not home today"})
+    s2, t, _ = call(base, "GET", f"{home}/requests/{r}", key=agent)
+    th = t.get("thread", {}) if isinstance(t, dict) else {}
+    check("passing on an offer: 200 pending, the message recorded, nobody holds it",
+          s == 200 and b.get("status") == "pending" and th.get("status") == "pending"
+          and th.get("executor_id") is None and th.get("version") == 2, f"{s} {b}")
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{r}", key=agent, body={"status": "declined"})
+    check("the requestor cannot pass on its own request: 409", s == 409, f"{s} {b}")
+
+
+def offer_reminders(base, home, phone, agent):
+    """protocol.md, Time: an offer nobody takes is made once more at half the time to its
+    needed_by, then the requestor is told (thread_unclaimed), both in the feed."""
+    feed = Feed(base, f"{home}/events", agent)
+    needed_by = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
+    s, c, _ = call(base, "POST", f"{home}/requests", key=agent,
+                   body={"intent": "Is the gate shut?", "needed_by": needed_by})
+    r = c.get("ref")
+    on = lambda kind: lambda e: e.get("event") == kind and json.loads(e["data"]).get("ref") == r
+    reminded = feed.wait_for(on("offer_reminded"), timeout=15)
+    unclaimed = feed.wait_for(on("thread_unclaimed"), timeout=15)
+    feed.close()
+    data = json.loads(reminded["data"]) if reminded else {}
+    check("an offer nobody takes is made once more (offer_reminded, by the exchange)",
+          s == 201 and data.get("actor") == "exchange" and data.get("status") == "pending",
+          f"{s} {reminded}")
+    check("then its requestor is told (thread_unclaimed in the feed)", unclaimed is not None,
+          f"{unclaimed}")
+
+
+def claim_time_limit(base, home, phone, agent):
+    """protocol.md, Time: a claim with no word from its assignee goes back to pending."""
+    s, c, _ = call(base, "POST", f"{home}/requests", key=agent,
+                   body={"intent": "Bring in the laundry", "claim_timeout": "PT1S"})
+    r = c.get("ref")
+    s, b, _ = call(base, "POST", f"{home}/requests", key=agent,
+                   body={"intent": "x", "claim_timeout": "soon"})
+    check("a claim_timeout that is not an ISO 8601 duration: 400", s == 400, f"{s} {b}")
+    call(base, "PATCH", f"{home}/requests/{r}", key=phone, body={"status": "claimed"})
+    th = {}
+    for _ in range(40):
+        time.sleep(0.25)
+        s, t, _ = call(base, "GET", f"{home}/requests/{r}", key=agent)
+        th = t.get("thread", {}) if isinstance(t, dict) else {}
+        if th.get("status") == "pending":
+            break
+    last = (th.get("messages") or [{}])[-1]
+    block = (last.get("mess") or [{}])[0].get("status", {})
+    check("a claim past its time limit goes back to pending, by the exchange, saying why",
+          th.get("status") == "pending" and th.get("executor_id") is None
+          and last.get("from") == "exchange" and block.get("reason") == "claim_timeout",
+          f"{th.get('status')} {last}")
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{r}", key=phone, body={"status": "claimed"})
+    check("and anyone may claim it again", s == 200 and b.get("status") == "claimed", f"{s} {b}")
+    # Finished, so that nothing changes by itself while the restart checks compare.
+    call(base, "PATCH", f"{home}/requests/{r}", key=phone, body={"status": "completed"})
+
+
 def api(base, state_file, storage):
     home = "/api/v1/exchanges/home"
 
@@ -261,6 +513,16 @@ def api(base, state_file, storage):
     s, b, _ = call(base, "GET", f"{home}/requests/{wref}?wait=61", key=phone)
     check("wait above 60: 400 invalid_request", s == 400 and b.get("code") == "invalid_request",
           f"{s} {b}")
+    idem = feed_and_idempotency(base, home, phone, agent)
+    quick_actions_and_revisions(base, home, phone, agent)
+    claim_time_limit(base, home, phone, agent)
+    offer_reminders(base, home, phone, agent)
+    if storage == "r2":
+        # protocol.md, Agents over MCP: no MCP transport builds for wasm32 (yet).
+        s, b, _ = call(base, "POST", f"{home}/mcp", key=agent, body={})
+        check("the Worker's /mcp: 501 JSON not_implemented, naming the limit",
+              s == 501 and b.get("code") == "not_implemented" and "binary" in b.get("error", ""),
+              f"{s} {b}")
 
     s, b, _ = call(base, "GET", f"{home}/executors", key=phone)
     ids = [e["id"] for e in b.get("executors", [])] if isinstance(b, dict) else []
@@ -276,6 +538,19 @@ def api(base, state_file, storage):
           == "Teague Phone", f"{s} {b}")
     s, b, _ = call(base, "PATCH", f"{home}/executors/tablet", key=phone, body={"display_name": "x"})
     check("patch another's profile: 403", s == 403 and "error" in b, f"{s} {b}")
+    s, b, _ = call(base, "GET", f"{home}/executors/my-phone", key=phone)
+    me = b.get("executor", {}) if isinstance(b, dict) else {}
+    check("GET own profile: channels and preferences, secrets only as set",
+          s == 200 and me.get("notifications") == [{"type": "webhook", "url": "set"}]
+          and me.get("preferences", {}).get("min_priority") == "normal"
+          and "127.0.0.1" not in json.dumps(b), f"{s} {b}")
+    s, b, _ = call(base, "GET", f"{home}/executors/claude-agent", key=phone)
+    other = b.get("executor", {}) if isinstance(b, dict) else {}
+    check("GET another member: the public view, no channels or hooks",
+          s == 200 and other.get("id") == "claude-agent" and "hooks" not in other
+          and "notifications" not in other, f"{s} {b}")
+    s, b, _ = call(base, "GET", f"{home}/executors/nobody-here", key=phone)
+    check("GET an unknown member: 404", s == 404, f"{s} {b}")
     s, b, _ = call(base, "PATCH", f"{home}/executors/my-phone", key=phone, body={
         "notifications": [{"type": "webhook", "url": "http://169.254.169.254/latest"}]})
     check("a metadata-address channel: 400", s == 400 and "error" in b, f"{s} {b}")
@@ -299,7 +574,7 @@ def api(base, state_file, storage):
     s, list_before, _ = call(base, "GET", f"{home}/requests", key=agent)
     with open(state_file, "w") as f:
         json.dump({"phone": phone, "agent": agent, "office": office, "ref": ref,
-                   "refs": refs, "before": before, "list_before": list_before,
+                   "refs": refs, "before": before, "list_before": list_before, **idem,
                    "keys": [phone, agent, office, tablet, new_tablet]}, f)
 
 
@@ -338,7 +613,22 @@ def after_restart(base, state_file):
     check("after a restart: the same thread, rebuilt", s == 200 and after == st["before"],
           f"{s}")
     s, lst, _ = call(base, "GET", f"{home}/requests", key=st["agent"])
-    check("after a restart: the same listing", s == 200 and lst == st["list_before"], f"{s}")
+    # The feed's head may have moved on since (notification outcomes are events too).
+    head, head_before = lst.pop("pos", None), st["list_before"].pop("pos", None)
+    check("after a restart: the same listing", s == 200 and lst == st["list_before"]
+          and isinstance(head, int) and head >= head_before, f"{s} {head} {head_before}")
+    s, b, h = call(base, "POST", f"{home}/requests", key=st["agent"], body=st["idem_body"],
+                   headers={"Idempotency-Key": "create-plants-1"})
+    check("after a restart: an Idempotency-Key's answer is replayed",
+          s == 201 and b.get("ref") == st["idem_ref"] and h.get("Idempotent-Replayed") == "true",
+          f"{s} {b}")
+    feed = Feed(base, f"{home}/events", st["agent"], {"Last-Event-ID": str(head)})
+    check("after a restart: the feed resumes at the head", feed.status == 200, f"{feed.status}")
+    feed.close()
+    old = Feed(base, f"{home}/events?since=1", st["agent"])
+    check("after a restart: a resume before what the server keeps is 410 position_too_old",
+          old.status == 410 and (old.body or {}).get("code") == "position_too_old"
+          and (old.body or {}).get("oldest", 0) > 1, f"{old.status}")
     s, b, _ = call(base, "GET", f"{home}/executors", key=st["phone"])
     me = [e for e in b.get("executors", []) if e["id"] == "my-phone"] if s == 200 else []
     check("after a restart: keys work and the profile change stands",
@@ -359,8 +649,13 @@ def r2(state_file, persist, config):
         r"events/exchange=(home|office)/\d{4}/\d{2}/\d{2}/"
         r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.jsonl")
     member_re = re.compile(r"executors/exchange=(home|office)/[A-Za-z0-9._-]+\.json")
-    stray = [k for k in keys if not (event_re.fullmatch(k) or member_re.fullmatch(k))]
-    check("every R2 key is in the seed's layout", not stray, f"{stray}")
+    answer_re = re.compile(r"answers/exchange=(home|office)/[0-9a-f]{64}\.json")
+    stray = [k for k in keys if not (event_re.fullmatch(k) or member_re.fullmatch(k)
+                                     or answer_re.fullmatch(k))]
+    check("every R2 key is in the seed's layout (and answers/ for Idempotency-Key)",
+          not stray, f"{stray}")
+    answers = [k for k in keys if answer_re.fullmatch(k)]
+    check("Idempotency-Key answers are stored in R2", len(answers) >= 3, f"{answers}")
     members = sorted(k for k in keys if member_re.fullmatch(k))
     check("member records: one per current member (tablet removed)", members == [
         "executors/exchange=home/claude-agent.json", "executors/exchange=home/my-phone.json",

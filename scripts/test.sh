@@ -4,7 +4,8 @@
 # the real DuckDB; generated Python and TypeScript clients and schemathesis (a smoke run
 # and a deeper one) against the live binary; a short cargo-fuzz run; one end-to-end API
 # suite (scripts/e2e.py) against the binary and against the Cloudflare Worker under
-# wrangler dev; the deployment checks. Installs what it needs (a Python venv at
+# wrangler dev; the MCP endpoint through the official MCP SDKs; the app in Chromium; the
+# deployment checks. Installs what it needs (a Python venv at
 # .venv, npm packages, cargo-fuzz, the wasm toolchain) and starts moto itself. Needs no
 # input.
 set -euo pipefail
@@ -41,6 +42,12 @@ bash scripts/test-clients.sh
 
 step "the end-to-end API suite against the binary (the Worker runs the same one below)"
 bash scripts/test-e2e.sh
+
+step "MCP: the official Python and TypeScript SDKs against the live binary"
+bash scripts/test-mcp.sh
+
+step "the executor's app in a real browser (Debian Chromium driven by playwright-core)"
+bash scripts/test-app.sh
 
 step "schemathesis, deeper: more examples and another seed (the hostile-input suite)"
 SCHEMATHESIS_EXAMPLES=100 SCHEMATHESIS_SEEDS="7 1131" bash scripts/test-clients.sh

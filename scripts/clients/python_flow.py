@@ -10,7 +10,11 @@ through the generated typed functions, each answer checked (status code and pars
 from __future__ import annotations
 
 import sys
+import threading
+import time
 import uuid
+
+import httpx
 
 from mess_exchange_client import AuthenticatedClient, Client
 from mess_exchange_client.api.executors import list_executors, register
@@ -184,7 +188,42 @@ def main(base_url: str) -> None:
     check({requestor_id, executor_id} <= ids, "both members listed")
     phone_view = next(e for e in members.executors if e.id == executor_id)
     check(phone_view.capabilities == ["photo:capture"], "capabilities listed")
+    wait_loop(base_url, keys[requestor_id], phone)
     print("python client: all checks passed")
+
+
+FINISHED = ("completed", "partial", "failed", "declined", "expired", "cancelled")
+
+
+def wait_loop(base_url: str, key: str, phone: AuthenticatedClient) -> None:
+    """docs/agents.md's wait loop, as written there, while a person answers meanwhile."""
+
+    def person(ref: str) -> None:
+        time.sleep(1)
+        update_request.sync_detailed(EXCHANGE, ref, client=phone,
+                                     body=UpdateBody(status=StatusInput.CLAIMED))
+        time.sleep(1)
+        update_request.sync_detailed(EXCHANGE, ref, client=phone,
+                                     body=UpdateBody(status=StatusInput.COMPLETED))
+
+    started = time.monotonic()
+    # --- as in docs/agents.md ---
+    agent = AuthenticatedClient(base_url=base_url, token=key, timeout=httpx.Timeout(70))
+    ref = create_request.sync(EXCHANGE, client=agent, body=CreateBody(intent="Is the garage door closed?")).ref
+    threading.Thread(target=person, args=(ref,)).start()
+    version = 1
+    rounds = 0
+    while True:
+        thread = get_request.sync(EXCHANGE, ref, client=agent, wait=50, since=version).thread
+        version = thread.version
+        rounds += 1
+        if thread.status in FINISHED:
+            break
+    # ---
+    took = time.monotonic() - started
+    check(thread.status == StatusName.COMPLETED and version == 3,
+          f"the wait loop ends with the answer (version {version})")
+    check(rounds == 2 and took < 30, f"each change answered a held GET at once ({rounds} rounds, {took:.1f} s)")
 
 
 if __name__ == "__main__":

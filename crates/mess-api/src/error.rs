@@ -32,10 +32,16 @@ pub enum ErrorCode {
     AlreadyClaimed,
     /// 409: `confirm_before`: the requestor has not confirmed yet.
     ConfirmationRequired,
+    /// 410: a feed resume older than what the server keeps (`oldest` says where it starts).
+    PositionTooOld,
     /// 413: the body is over the limit.
     PayloadTooLarge,
+    /// 422: an `Idempotency-Key` used before with a different body.
+    IdempotencyKeyReused,
     /// 429: too many registrations or failed authentications (see `Retry-After`).
     RateLimited,
+    /// 501: this host does not serve the route (the Worker's `/mcp`).
+    NotImplemented,
     /// 503: storage did not answer; nothing was acknowledged (see `Retry-After`).
     StorageUnavailable,
     /// 500: a bug; the cause is in the server's log.
@@ -56,8 +62,11 @@ impl ErrorCode {
             | ErrorCode::InvalidTransition
             | ErrorCode::AlreadyClaimed
             | ErrorCode::ConfirmationRequired => 409,
+            ErrorCode::PositionTooOld => 410,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::RateLimited => 429,
+            ErrorCode::NotImplemented => 501,
             ErrorCode::StorageUnavailable => 503,
             ErrorCode::Internal => 500,
         }
@@ -116,12 +125,29 @@ pub enum ApiError {
         /// The status asked for.
         to: Status,
     },
+    /// 410: the feed no longer holds the position asked for; it starts at `oldest`.
+    #[error(
+        "the feed no longer holds that position; it starts at {oldest}: read the threads again (GET .../requests), then follow the feed from its head"
+    )]
+    PositionTooOld {
+        /// The oldest position the feed still holds: a resume from `oldest - 1` or later
+        /// works.
+        oldest: u64,
+    },
     /// 413: the body is over the limit (in bytes).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// 422: the `Idempotency-Key` was used with another body.
+    #[error(
+        "this Idempotency-Key was already used with a different body: use a new key for a new request"
+    )]
+    IdempotencyKeyReused,
     /// 429: too many requests from this client; retry after this many seconds.
     #[error("too many requests: retry after {0} s")]
     TooManyRequests(u64),
+    /// 501: this host does not serve the route; the message says why and what to use.
+    #[error("{0}")]
+    NotImplemented(&'static str),
     /// 503: storage is unreachable; nothing was acknowledged.
     #[error("storage is unavailable; the write was not acknowledged, try again")]
     Unavailable,
@@ -144,6 +170,9 @@ pub struct ErrorBody {
     /// For a 409 on a status change: the status asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// For a 410 `position_too_old`: the oldest feed position still kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<u64>,
 }
 
 impl ErrorBody {
@@ -154,6 +183,7 @@ impl ErrorBody {
             code,
             from: None,
             to: None,
+            oldest: None,
         }
     }
 }
@@ -184,8 +214,11 @@ impl ApiError {
                 Conflict::HeldByAnother => ErrorCode::AlreadyClaimed,
                 Conflict::AwaitingConfirmation => ErrorCode::ConfirmationRequired,
             },
+            ApiError::PositionTooOld { .. } => ErrorCode::PositionTooOld,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             ApiError::TooManyRequests(_) => ErrorCode::RateLimited,
+            ApiError::NotImplemented(_) => ErrorCode::NotImplemented,
             ApiError::Unavailable => ErrorCode::StorageUnavailable,
             ApiError::Internal => ErrorCode::Internal,
         }
@@ -219,6 +252,10 @@ impl ApiError {
             code: self.code(),
             from,
             to,
+            oldest: match self {
+                ApiError::PositionTooOld { oldest } => Some(*oldest),
+                _ => None,
+            },
         }
     }
 
@@ -274,8 +311,15 @@ mod tests {
                 409,
                 "confirmation_required",
             ),
+            (ErrorCode::PositionTooOld, 410, "position_too_old"),
             (ErrorCode::PayloadTooLarge, 413, "payload_too_large"),
+            (
+                ErrorCode::IdempotencyKeyReused,
+                422,
+                "idempotency_key_reused",
+            ),
             (ErrorCode::RateLimited, 429, "rate_limited"),
+            (ErrorCode::NotImplemented, 501, "not_implemented"),
             (ErrorCode::StorageUnavailable, 503, "storage_unavailable"),
             (ErrorCode::Internal, 500, "internal"),
         ];
@@ -285,7 +329,7 @@ mod tests {
                 serde_json::to_value(code).expect("serializes"),
                 serde_json::Value::String(name.into())
             );
-            if status != 409 && status != 500 {
+            if ![409, 410, 422, 500, 501].contains(&status) {
                 assert_eq!(ErrorCode::for_status(status), code, "{name}");
             }
         }

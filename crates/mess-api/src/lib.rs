@@ -17,6 +17,8 @@
 //! - [`auth`]: the bearer key, the member it names, the registration token.
 //! - [`catalog`]: the capability catalog's shape.
 //! - [`cors`]: allowed origins, methods and headers.
+//! - [`feed`]: the change feed's frames and where a client resumes.
+//! - [`idempotency`]: `Idempotency-Key`: scopes, body digests, stored answers.
 //! - [`query`]: the listing's query string.
 //! - [`routes`]: one function per route.
 //! - [`views`]: the JSON shapes of members and threads.
@@ -29,6 +31,9 @@ pub mod auth;
 pub mod catalog;
 pub mod cors;
 pub mod error;
+pub mod feed;
+pub mod idempotency;
+pub mod mcp;
 pub mod port;
 pub mod query;
 pub mod reply;

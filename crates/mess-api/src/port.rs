@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use mess_core::{
-    Actor, ApiKey, Command, DomainError, Exchange, ExchangeId, ExecutorId, Member, Profile, Thread,
-    ThreadRef, Timestamp,
+    Actor, ApiKey, ChannelTest, Command, DomainError, Exchange, ExchangeId, ExecutorId, Member,
+    Profile, Thread, ThreadRef, Timestamp,
 };
 
 use crate::error::ApiError;
+use crate::idempotency::{Answer, Begin, ScopeId};
 
 /// What a committed command returns to its route.
 #[derive(Debug)]
@@ -61,6 +62,31 @@ pub trait ExchangePort {
     /// is), when `within` has passed, or when the host shuts down, whichever comes first.
     /// Costs no polling: the host's writer wakes it after a change is durable.
     async fn changed(&self, thread: &ThreadRef, since: u64, within: std::time::Duration);
+
+    /// The stored answer of an `Idempotency-Key` scope ([`Begin::Replay`], if it is younger
+    /// than a day), or [`Begin::Run`], which reserves the scope until
+    /// [`ExchangePort::idempotency_end`]: a request of the same scope that comes meanwhile
+    /// waits here for that end.
+    async fn idempotency_begin(&self, scope: &ScopeId) -> Begin;
+
+    /// Ends a reservation by storing its answer (durably, before the caller sends it; kept
+    /// for a day). Wakes the requests waiting for it.
+    async fn idempotency_store(&self, answer: Answer);
+
+    /// Ends a reservation without an answer (the request failed in a way not replayed, or
+    /// was dropped): the next request of the scope runs. Wakes the requests waiting for it.
+    fn idempotency_release(&self, scope: &ScopeId);
+
+    /// Sends one test notification to each of `member`'s channels (one attempt each) and
+    /// returns each channel's result, in the member's order. May take up to the host's
+    /// send timeout; records nothing.
+    async fn test_notification(&self, member: &Member) -> Result<Vec<ChannelTest>, ApiError>;
+
+    /// How long after `completed`/`partial` a requestor may ask for a revision, in
+    /// milliseconds (`REVIEW_WINDOW`; 24 hours unless the host is told otherwise).
+    fn review_window_ms(&self) -> i64 {
+        mess_core::exchange::DEFAULT_REVIEW_WINDOW_MS
+    }
 
     /// Decides `cmd` for `actor` against the current state, stores its events (and member
     /// record) durably, applies them, and only then returns: an acknowledged write.

@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use mess_core::mess::data_uris;
 use mess_core::{
     Actor, Block, Command, ExchangeId, ExecutorId, Member, NewRequest, Profile, Registration,
     Status, StatusUpdate, Thread, ThreadRef,
 };
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::idempotency::idempotent;
 use crate::port::{ExchangePort, Written};
 use crate::query::{CapabilityQuery, ListQuery, WaitQuery};
 use crate::reply::Reply;
@@ -20,7 +20,7 @@ use crate::views::{self, RefAndStatus};
 /// A thread ref from the path: 400 for characters no ref has, 404 for a ref that cannot
 /// exist.
 pub fn thread_ref(raw: &str) -> Result<ThreadRef, ApiError> {
-    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || raw.len() > 64 {
+    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || raw.len() > 74 {
         return Err(ApiError::bad("invalid thread ref"));
     }
     ThreadRef::parse(raw).map_err(|_| ApiError::not_found("Thread"))
@@ -68,28 +68,45 @@ pub async fn register<P: ExchangePort>(x: &P, body: &Value) -> Result<Reply, Api
 /// `GET /requests`: a page of threads, newest-updated first.
 pub fn list_requests<P: ExchangePort>(x: &P, query: &str) -> Result<Reply, ApiError> {
     let q = ListQuery::parse(query)?;
-    let (page, next) = x.read(|s| s.list(q.status, q.cursor.as_ref(), q.limit));
-    let body = views::thread_list(&page, next.map(|c| c.encode()));
+    let (page, next, head) = x.read(|s| {
+        let (page, next) = s.list(q.status, q.cursor.as_ref(), q.limit);
+        (page, next, s.head())
+    });
+    let body = views::thread_list(&page, next.map(|c| c.encode()), head);
     Ok(Reply::json_bytes(200, body))
 }
 
-/// `POST /requests`: a new thread from `me`.
+/// `POST /requests`: a new thread from `me`, once per `Idempotency-Key` (the header's
+/// value, if any).
 pub async fn create_request<P: ExchangePort>(
     x: &P,
     me: &Member,
     body: Value,
+    idempotency_key: Option<&[u8]>,
 ) -> Result<Reply, ApiError> {
-    let req = NewRequest::parse(body)?;
-    match x.commit(actor(me), Command::Create(req)).await? {
-        Written::Thread(t) => Ok(Reply::json(
-            201,
-            &RefAndStatus {
-                thread_ref: &t.thread_ref,
-                status: t.status,
-            },
-        )),
-        w => Err(unexpected(w)),
-    }
+    let run = async |body| {
+        let req = NewRequest::parse(body)?;
+        match x.commit(actor(me), Command::Create(req)).await? {
+            Written::Thread(t) => Ok(Reply::json(
+                201,
+                &RefAndStatus {
+                    thread_ref: &t.thread_ref,
+                    status: t.status,
+                },
+            )),
+            w => Err(unexpected(w)),
+        }
+    };
+    idempotent(
+        x,
+        &me.executor_id,
+        "POST",
+        "requests",
+        idempotency_key,
+        body,
+        run,
+    )
+    .await
 }
 
 /// `GET /requests/{ref}`: one thread with its messages, and `ETag: "<version>"`; 304 with
@@ -140,12 +157,46 @@ fn etag_matches(header: &[u8], etag: &str) -> bool {
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
+/// The PATCH `status` value that asks for a revision: never a thread status itself.
+const REVISION_REQUESTED: &str = "revision_requested";
+
+/// `{"status": "revision_requested", "reason": "..."}`: the reason is required.
+fn revision_command(
+    r: ThreadRef,
+    mut fields: serde_json::Map<String, Value>,
+    window_ms: i64,
+) -> Result<Command, ApiError> {
+    fields.remove("status");
+    let reason = match fields.remove("reason") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s,
+        _ => {
+            return Err(ApiError::bad(
+                "a revision needs a reason: {\"status\": \"revision_requested\", \"reason\": \"...\"}",
+            ));
+        }
+    };
+    let mess = match fields.remove("mess") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(Block::parse_list(&v)?),
+    };
+    Ok(Command::RequestRevision {
+        thread: r,
+        reason,
+        window_ms,
+        extra: fields,
+        mess,
+    })
+}
+
 /// A PATCH body: `status` (aliases accepted) with the status block's other fields beside
 /// it, and/or `mess`.
-fn update_command(r: ThreadRef, body: Value) -> Result<Command, ApiError> {
+fn update_command(r: ThreadRef, body: Value, window_ms: i64) -> Result<Command, ApiError> {
     let Value::Object(mut fields) = body else {
         return Err(ApiError::bad("the body must be a JSON object"));
     };
+    if fields.get("status").and_then(Value::as_str) == Some(REVISION_REQUESTED) {
+        return revision_command(r, fields, window_ms);
+    }
     let status = match fields.remove("status") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(Status::parse(&s)?),
@@ -165,34 +216,42 @@ fn update_command(r: ThreadRef, body: Value) -> Result<Command, ApiError> {
     })
 }
 
-/// `PATCH /requests/{ref}`: change the status and/or append a message.
+/// `PATCH /requests/{ref}`: change the status and/or append a message, once per
+/// `Idempotency-Key` (the header's value, if any).
 pub async fn update_request<P: ExchangePort>(
     x: &P,
     me: &Member,
     raw_ref: &str,
     body: Value,
+    idempotency_key: Option<&[u8]>,
 ) -> Result<Reply, ApiError> {
-    let cmd = update_command(thread_ref(raw_ref)?, body)?;
-    match x.commit(actor(me), cmd).await? {
-        Written::Thread(t) => Ok(Reply::json_bytes(200, views::updated_thread(&t))),
-        w => Err(unexpected(w)),
-    }
+    let r = thread_ref(raw_ref)?;
+    let route = format!("requests/{r}");
+    let run = async |body| {
+        let cmd = update_command(r, body, x.review_window_ms())?;
+        match x.commit(actor(me), cmd).await? {
+            Written::Thread(t) => Ok(Reply::json_bytes(200, views::updated_thread(&t))),
+            w => Err(unexpected(w)),
+        }
+    };
+    idempotent(
+        x,
+        &me.executor_id,
+        "PATCH",
+        &route,
+        idempotency_key,
+        body,
+        run,
+    )
+    .await
 }
 
 /// `GET /requests/{ref}/attachments/{name}`: one `data:` URI of the thread, decoded, named
 /// by its position (`1`, `2`...) or by the `name`/`filename` beside it.
 pub fn attachment<P: ExchangePort>(x: &P, raw_ref: &str, name: &str) -> Result<Reply, ApiError> {
     let t = thread(x, &thread_ref(raw_ref)?)?;
-    let uri = t
-        .messages
-        .iter()
-        .flat_map(|m| data_uris(&m.mess))
-        .enumerate()
-        .find(|(n, (label, _))| name == (n + 1).to_string() || name == label)
-        .map(|(_, (_, uri))| uri)
-        .ok_or_else(|| ApiError::not_found("Attachment"))?;
     let (mime, bytes) =
-        mess_core::wire::decode_data_uri(&uri).ok_or_else(|| ApiError::not_found("Attachment"))?;
+        crate::mcp::attachment(&t, name).ok_or_else(|| ApiError::not_found("Attachment"))?;
     Ok(Reply {
         status: 200,
         content_type: mime,
@@ -212,6 +271,22 @@ pub fn list_executors<P: ExchangePort>(x: &P) -> Result<Reply, ApiError> {
     Ok(Reply::json(200, &json!({ "executors": views })))
 }
 
+/// `GET /executors/{id}`: a member's public view; for one's own id, the whole profile with
+/// its secrets shown only as set.
+pub fn get_executor<P: ExchangePort>(x: &P, me: &Member, raw_id: &str) -> Result<Reply, ApiError> {
+    let id = ExecutorId::parse(raw_id)?;
+    let member = x
+        .read(|s| s.member(&id).cloned())
+        .ok_or_else(|| ApiError::not_found("Executor"))?;
+    let seen = x.last_seen(&member);
+    let view = if member.executor_id == me.executor_id {
+        views::own_profile(&member, seen)
+    } else {
+        views::executor(&member, seen)
+    };
+    Ok(Reply::json(200, &json!({ "executor": view })))
+}
+
 /// `PATCH /executors/{id}`: change one's own profile.
 pub async fn update_executor<P: ExchangePort>(
     x: &P,
@@ -220,6 +295,13 @@ pub async fn update_executor<P: ExchangePort>(
     body: &Value,
 ) -> Result<Reply, ApiError> {
     let executor = ExecutorId::parse(raw_id)?;
+    let kept;
+    let body = if executor == me.executor_id {
+        kept = keep_channels(x, me, body)?;
+        kept.as_ref().unwrap_or(body)
+    } else {
+        body
+    };
     let profile = Profile::parse(body)?;
     x.validate(&profile)?;
     let cmd = Command::UpdateProfile { executor, profile };
@@ -230,6 +312,46 @@ pub async fn update_executor<P: ExchangePort>(
         )),
         w => Err(unexpected(w)),
     }
+}
+
+/// A profile PATCH's channels with each `{"keep": N}` replaced by the member's stored
+/// channel N (0-based, as `GET .../executors/{own id}` lists them): how a client that sees
+/// only `"set"` for URLs, topics and secrets keeps a channel unchanged while it edits the
+/// list. `None` when the body keeps none; 400 for an N the member does not have.
+fn keep_channels<P: ExchangePort>(
+    x: &P,
+    me: &Member,
+    body: &Value,
+) -> Result<Option<Value>, ApiError> {
+    let Some(Value::Array(items)) = body.get("notifications") else {
+        return Ok(None);
+    };
+    if !items.iter().any(|c| c.get("keep").is_some()) {
+        return Ok(None);
+    }
+    let stored = x
+        .read(|s| s.member(&me.executor_id).cloned())
+        .map(|m| m.notifications.clone())
+        .unwrap_or_default();
+    let channels = items
+        .iter()
+        .map(|c| match c.get("keep") {
+            None => Ok(c.clone()),
+            Some(n) => n
+                .as_u64()
+                .and_then(|n| stored.get(usize::try_from(n).ok()?))
+                .and_then(|ch| serde_json::to_value(ch).ok())
+                .ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "keep: {n} names none of your {} channels (0-based)",
+                        stored.len()
+                    ))
+                }),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut body = body.clone();
+    body["notifications"] = Value::Array(channels);
+    Ok(Some(body))
 }
 
 /// `POST /executors/{id}/rotate-key`: replace one's own key; the new one is shown once.
@@ -268,6 +390,24 @@ pub async fn remove_executor<P: ExchangePort>(
     }
 }
 
+/// `POST /executors/{id}/test-notification`: one test notification to each of one's own
+/// channels, and each one's result (`{"results": [{"channel", "ok", "http_status"?,
+/// "error"?}]}`, no URL or secret in it); 403 for anyone else's id.
+pub async fn test_notification<P: ExchangePort>(
+    x: &P,
+    me: &Member,
+    raw_id: &str,
+) -> Result<Reply, ApiError> {
+    let executor = ExecutorId::parse(raw_id)?;
+    if executor != me.executor_id {
+        return Err(ApiError::Forbidden(
+            "a test notification goes only to your own channels".into(),
+        ));
+    }
+    let results = x.test_notification(me).await?;
+    Ok(Reply::json(200, &json!({ "results": results })))
+}
+
 /// `GET /capabilities`: the catalog (`CAPABILITIES_FILE` on the binary), by `tag`.
 pub fn capabilities(catalog: &[Value], query: &str) -> Result<Reply, ApiError> {
     let q = CapabilityQuery::parse(query)?;
@@ -298,9 +438,129 @@ pub fn health(storage_ok: bool, storage: &str, default_exchange: &str) -> Reply 
     )
 }
 
+/// `GET /livez`: 200 while the process runs, whatever storage does: a liveness probe
+/// restarts the process only when it no longer answers at all.
+pub fn livez() -> Reply {
+    Reply::json(
+        200,
+        &json!({
+            "status": "alive",
+            "service": "mess-exchange",
+            "version": env!("CARGO_PKG_VERSION"),
+        }),
+    )
+}
+
+/// What `/readyz` checks, each `true` when it passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// The event log has been replayed into memory (false while the server starts).
+    pub replayed: bool,
+    /// Storage answered a check, which writes and removes a probe, just now.
+    pub storage: bool,
+    /// The last write before that check (a request's, or an earlier check's) did not fail.
+    pub writes: bool,
+}
+
+impl Readiness {
+    /// While the event log is replayed: nothing else is known yet.
+    pub const STARTING: Self = Self {
+        replayed: false,
+        storage: false,
+        writes: false,
+    };
+
+    /// Every check passes.
+    pub fn ready(self) -> bool {
+        self.replayed && self.storage && self.writes
+    }
+}
+
+/// `GET /readyz`: 200 `ready` when every check of `r` passes, else 503 `not_ready`; both
+/// with each check, so the probe's log says which one failed.
+pub fn readyz(r: Readiness) -> Reply {
+    Reply::json(
+        if r.ready() { 200 } else { 503 },
+        &json!({
+            "status": if r.ready() { "ready" } else { "not_ready" },
+            "checks": {
+                "replayed": r.replayed,
+                "storage": r.storage,
+                "writes": r.writes,
+            },
+        }),
+    )
+}
+
+/// Any route but the probes while the event log is replayed: 503 `storage_unavailable`
+/// with `Retry-After` (nothing was done; try again).
+pub fn starting() -> Reply {
+    let mut reply = Reply::json(
+        503,
+        &ErrorBody::new(
+            ErrorCode::StorageUnavailable,
+            "the server is starting (replaying the event log); try again",
+        ),
+    );
+    reply.headers.push(("Retry-After", "5".into()));
+    reply
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn body(reply: &Reply) -> Value {
+        serde_json::from_slice(&reply.body).unwrap_or_default()
+    }
+
+    #[test]
+    fn readyz_is_200_only_when_every_check_passes_and_names_each() {
+        let all = Readiness {
+            replayed: true,
+            storage: true,
+            writes: true,
+        };
+        let ready = readyz(all);
+        assert_eq!(ready.status, 200);
+        assert_eq!(body(&ready)["status"], "ready");
+        for not in [
+            Readiness {
+                replayed: false,
+                ..all
+            },
+            Readiness {
+                storage: false,
+                ..all
+            },
+            Readiness {
+                writes: false,
+                ..all
+            },
+            Readiness::STARTING,
+        ] {
+            let reply = readyz(not);
+            assert_eq!(reply.status, 503, "{not:?}");
+            let b = body(&reply);
+            assert_eq!(b["status"], "not_ready");
+            assert_eq!(b["checks"]["replayed"], not.replayed);
+            assert_eq!(b["checks"]["storage"], not.storage);
+            assert_eq!(b["checks"]["writes"], not.writes);
+        }
+    }
+
+    #[test]
+    fn livez_is_always_200_and_starting_is_a_json_503_to_retry() {
+        let live = livez();
+        assert_eq!(
+            (live.status, body(&live)["status"].clone()),
+            (200, json!("alive"))
+        );
+        let s = starting();
+        assert_eq!(s.status, 503);
+        assert_eq!(body(&s)["code"], "storage_unavailable");
+        assert!(s.headers.iter().any(|(h, _)| *h == "Retry-After"));
+    }
 
     #[test]
     fn if_none_match_names_a_version_strongly_weakly_in_a_list_or_as_any() {

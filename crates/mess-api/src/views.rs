@@ -27,6 +27,45 @@ pub fn executor(member: &Member, last_seen: Timestamp) -> Value {
     })
 }
 
+/// A member as it sees itself (`GET .../executors/{own id}`): the public view plus its
+/// channels, preferences and hooks, every secret in them shown only as `"set"`.
+pub fn own_profile(member: &Member, last_seen: Timestamp) -> Value {
+    let mut view = executor(member, last_seen);
+    let channels: Vec<Value> = member
+        .notifications
+        .iter()
+        .map(|c| redacted(serde_json::to_value(c).unwrap_or(Value::Null)))
+        .collect();
+    view["notifications"] = Value::Array(channels);
+    view["preferences"] = serde_json::to_value(&member.preferences).unwrap_or(Value::Null);
+    view["hooks"] = redacted(Value::Object(member.hooks.clone()));
+    view["updated_at"] = serde_json::to_value(member.updated_at).unwrap_or(Value::Null);
+    view
+}
+
+/// What may be shown of a channel or hook: its kind, its ntfy server, its method and
+/// moments; every other string (URLs, topics, secrets, tokens) becomes `"set"`.
+fn redacted(v: Value) -> Value {
+    const SHOWN: [&str; 4] = ["type", "server", "method", "events"];
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(_) if !SHOWN.contains(&k.as_str()) => "set".into(),
+                        other if SHOWN.contains(&k.as_str()) => other,
+                        other => redacted(other),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(redacted).collect()),
+        Value::String(_) => "set".into(),
+        other => other,
+    }
+}
+
 /// A JSON object that ends with `"thread":` and the thread; `open` is the object up to
 /// there (`{` and any fields before it, each followed by a comma).
 pub fn thread_object(open: &[u8], t: &Thread) -> Vec<u8> {
@@ -49,9 +88,10 @@ pub fn updated_thread(t: &Thread) -> Vec<u8> {
     thread_object(&open, t)
 }
 
-/// `{"threads":[...],"next_cursor":...}`, each entry the thread's cached summary JSON
-/// (exactly what serializing the summaries would write).
-pub fn thread_list(page: &[impl AsRef<Thread>], next_cursor: Option<String>) -> Vec<u8> {
+/// `{"threads":[...],"next_cursor":...,"pos":...}`, each entry the thread's cached summary
+/// JSON (exactly what serializing the summaries would write); `pos` is the change feed's
+/// head, where a client that has read the list follows the feed from.
+pub fn thread_list(page: &[impl AsRef<Thread>], next_cursor: Option<String>, head: u64) -> Vec<u8> {
     let cursor = match next_cursor {
         // A cursor is hex: nothing in it needs escaping.
         Some(c) => format!("\"{c}\""),
@@ -71,6 +111,8 @@ pub fn thread_list(page: &[impl AsRef<Thread>], next_cursor: Option<String>) -> 
     }
     body.extend_from_slice(b"],\"next_cursor\":");
     body.extend_from_slice(cursor.as_bytes());
+    body.extend_from_slice(b",\"pos\":");
+    body.extend_from_slice(head.to_string().as_bytes());
     body.push(b'}');
     body
 }

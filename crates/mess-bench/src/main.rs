@@ -5,7 +5,11 @@
 //! - `seed`: writes a data directory of N threads × K events through the real domain
 //!   (`Exchange::decide` + `apply`) and `FsStorage`, and a manifest of keys and refs.
 //! - `pool`: lists the refs of one status through the API, for wrk's claim/complete runs.
+//! - `waiters`, `hold`, `fanout`: many-connection load for the waiting GETs and the change
+//!   feed (scripts/bench/waiters.sh; see `load`).
 #![forbid(unsafe_code)]
+
+mod load;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -90,6 +94,131 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Server RSS with N idle keep-alive connections, then with N waiting GETs
+    /// (`?wait=`) on them; then the time from a PATCH's answer to its waiter's answer.
+    /// Prints `key value` lines.
+    Waiters {
+        #[command(flatten)]
+        wait: WaitOpts,
+        /// The server's process id (VmRSS from /proc/PID/status).
+        #[arg(long)]
+        pid: u32,
+        #[command(flatten)]
+        patch: PatchOpts,
+        /// How many waited threads to PATCH.
+        #[arg(long, default_value_t = 1000)]
+        patches: usize,
+        /// The first waited thread (index in the refs) to PATCH.
+        #[arg(long, default_value_t = 0)]
+        patch_from: usize,
+        /// PATCHes in flight at once (each group waits for its waiters).
+        #[arg(long, default_value_t = 1)]
+        in_flight: usize,
+        /// Seconds to let RSS settle before reading it.
+        #[arg(long, default_value_t = 3.0)]
+        settle: f64,
+    },
+    /// Hold N waiting GETs (each re-armed when answered) until killed or --seconds pass.
+    Hold {
+        #[command(flatten)]
+        wait: WaitOpts,
+        /// Written (with N) once every waiting GET is sent.
+        #[arg(long)]
+        ready: Option<PathBuf>,
+        /// Give up after this long.
+        #[arg(long, default_value_t = 3600)]
+        seconds: u64,
+    },
+    /// Subscribe M clients to the change feed; per round, PATCH one thread and time its
+    /// event's arrival at every subscriber. Prints `key value` lines.
+    Fanout {
+        /// The server, `HOST:PORT`.
+        #[arg(long)]
+        addr: String,
+        /// The exchange.
+        #[arg(long, default_value = "home")]
+        exchange: String,
+        /// The subscribers' API key.
+        #[arg(long)]
+        key: String,
+        /// How many subscribers.
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        #[command(flatten)]
+        patch: PatchOpts,
+        /// Threads to PATCH, one per line, one per round.
+        #[arg(long)]
+        refs: PathBuf,
+        /// Rounds counted.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Rounds run first and not counted.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+    },
+}
+
+/// The waiting GETs: where, as whom, on which threads.
+#[derive(Debug, clap::Args)]
+struct WaitOpts {
+    /// The server, `HOST:PORT`.
+    #[arg(long)]
+    addr: String,
+    /// The exchange.
+    #[arg(long, default_value = "home")]
+    exchange: String,
+    /// The waiters' API key.
+    #[arg(long)]
+    key: String,
+    /// Threads to wait on, one per line (one per connection).
+    #[arg(long)]
+    refs: PathBuf,
+    /// How many connections (each one waiting GET).
+    #[arg(long, default_value_t = 10_000)]
+    conns: usize,
+    /// The `wait` of each GET, seconds.
+    #[arg(long, default_value_t = 60)]
+    wait_secs: u64,
+    /// Against the fixture (`mess-bench hello`): `GET /hello`, then `GET /hello/wait`
+    /// (a handler that sleeps), instead of the thread GETs; with `--patches 0`.
+    #[arg(long)]
+    fixture: bool,
+}
+
+impl From<WaitOpts> for load::WaitArgs {
+    fn from(o: WaitOpts) -> Self {
+        Self {
+            addr: o.addr,
+            exchange: o.exchange,
+            key: o.key,
+            refs: o.refs,
+            conns: o.conns,
+            wait_secs: o.wait_secs,
+            fixture: o.fixture,
+        }
+    }
+}
+
+/// The PATCH that changes a thread.
+#[derive(Debug, clap::Args)]
+struct PatchOpts {
+    /// The API key that PATCHes.
+    #[arg(long)]
+    patch_key: String,
+    /// The PATCH body.
+    #[arg(long, default_value = r#"{"status":"claimed"}"#)]
+    patch_body: String,
+}
+
+/// Runs `f` on a multi-threaded tokio runtime (one worker per core).
+fn on_tokio<F: std::future::Future<Output = Result<(), String>>>(
+    f: impl FnOnce() -> F,
+) -> Result<(), String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(f()))
 }
 
 fn main() -> ExitCode {
@@ -133,6 +262,53 @@ fn main() -> ExitCode {
             max,
             &out,
         ),
+        Cmd::Waiters {
+            wait,
+            pid,
+            patch,
+            patches,
+            patch_from,
+            in_flight,
+            settle,
+        } => on_tokio(|| {
+            load::waiters(load::WaitersArgs {
+                wait: wait.into(),
+                pid,
+                patch_key: patch.patch_key,
+                patch_body: patch.patch_body,
+                patches,
+                patch_from,
+                in_flight,
+                settle,
+            })
+        }),
+        Cmd::Hold {
+            wait,
+            ready,
+            seconds,
+        } => on_tokio(|| load::hold(wait.into(), ready, seconds)),
+        Cmd::Fanout {
+            addr,
+            exchange,
+            key,
+            subscribers,
+            patch,
+            refs,
+            rounds,
+            warmup,
+        } => on_tokio(|| {
+            load::fanout(load::FanoutArgs {
+                addr,
+                exchange,
+                key,
+                subscribers,
+                patch_key: patch.patch_key,
+                patch_body: patch.patch_body,
+                refs,
+                rounds,
+                warmup,
+            })
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -186,15 +362,30 @@ async fn hello_post(body: web::Json<HelloIn>) -> HttpResponse {
     })
 }
 
+/// `GET /hello/wait?s=N`: answers the GET body after N seconds (60 by default): what a
+/// pending handler costs in a minimal actix app (`mess-bench waiters --fixture`).
+async fn hello_wait(req: actix_web::HttpRequest) -> HttpResponse {
+    let secs = req
+        .query_string()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("s="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    actix_web::rt::time::sleep(std::time::Duration::from_secs(secs)).await;
+    hello_get().await
+}
+
 /// Same worker count as the server: actix's default, one per core.
 fn hello(bind: &str, port: u16) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async {
         let server = HttpServer::new(|| {
-            App::new().service(
-                web::resource("/hello")
-                    .route(web::get().to(hello_get))
-                    .route(web::post().to(hello_post)),
-            )
+            App::new()
+                .service(
+                    web::resource("/hello")
+                        .route(web::get().to(hello_get))
+                        .route(web::post().to(hello_post)),
+                )
+                .route("/hello/wait", web::get().to(hello_wait))
         })
         .bind((bind, port))
         .map_err(|e| format!("cannot listen on {bind}:{port}: {e}"))?

@@ -289,3 +289,63 @@ mod tests {
         }
     }
 }
+
+/// An ISO 8601 duration (`PT15M`, `P1DT2H`, `PT90S`, `P2W`) in milliseconds: weeks, days,
+/// hours, minutes and seconds (fractions of seconds allowed); no years or months (their
+/// length depends on the calendar). `None` for anything else.
+pub fn parse_iso_duration(s: &str) -> Option<i64> {
+    let rest = s.strip_prefix('P')?;
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) if !t.is_empty() => (d, Some(t)),
+        Some(_) => return None,
+        None => (rest, None),
+    };
+    if date.is_empty() && time.is_none() {
+        return None;
+    }
+    let mut total: f64 = 0.0;
+    let mut read = |part: &str, units: &[(char, f64)]| -> Option<()> {
+        let mut number = String::new();
+        let mut allowed = units.iter();
+        for c in part.chars() {
+            if c.is_ascii_digit() || (c == '.' && !number.contains('.')) {
+                number.push(c);
+                continue;
+            }
+            // Units in order, each at most once.
+            let (_, ms) = allowed.by_ref().find(|(u, _)| *u == c)?;
+            if number.is_empty() || (number.contains('.') && c != 'S') {
+                return None;
+            }
+            total += number.parse::<f64>().ok()? * ms;
+            number.clear();
+        }
+        number.is_empty().then_some(())
+    };
+    read(date, &[('W', 604_800_000.0), ('D', 86_400_000.0)])?;
+    if let Some(t) = time {
+        read(t, &[('H', 3_600_000.0), ('M', 60_000.0), ('S', 1_000.0)])?;
+    }
+    (total.is_finite() && total < 1e15).then_some(total.round() as i64)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_iso_duration as d;
+
+    #[test]
+    fn iso_durations_in_milliseconds() {
+        assert_eq!(d("PT15M"), Some(900_000));
+        assert_eq!(d("PT1S"), Some(1_000));
+        assert_eq!(d("PT1.5S"), Some(1_500));
+        assert_eq!(d("P1DT2H"), Some(93_600_000));
+        assert_eq!(d("P7D"), Some(604_800_000));
+        assert_eq!(d("P2W"), Some(1_209_600_000));
+        for bad in [
+            "", "P", "PT", "15M", "PT15", "P1M", "P1Y", "PTM", "PT1H1H", "PT1M1H", "PT1.5M",
+            "pt15m", "P1DT",
+        ] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+    }
+}

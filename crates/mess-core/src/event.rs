@@ -1,7 +1,8 @@
 //! Events: the append-only facts the exchange stores, one JSON object per line.
 //!
-//! Every line has `event_id, ts, exchange_id, thread_ref, event_type, actor_id, payload`
-//! and a per-thread `seq` (0 for events not about a thread). These names are what
+//! Every line has `event_id, ts, exchange_id, thread_ref, event_type, actor_id, payload`,
+//! a per-thread `seq` (0 for events not about a thread) and a per-exchange `pos` (the
+//! change feed's position; absent on lines older than it). These names are what
 //! DuckDB views depend on: fields may be added, never renamed.
 
 use serde::de::{DeserializeSeed, MapAccess, Visitor};
@@ -38,6 +39,9 @@ pub struct Event {
     pub actor_id: Actor,
     /// Position in its thread's history (1, 2, ...); 0 when not about a thread.
     pub seq: u64,
+    /// Position in its exchange's history (1, 2, ...), assigned by the writer: the change
+    /// feed's event id. 0 on lines written before positions existed (not stored then).
+    pub pos: u64,
     /// What happened.
     pub kind: EventKind,
 }
@@ -106,6 +110,21 @@ pub struct NotificationOutcome {
     pub error: Option<String>,
 }
 
+/// Payload of `offer_reminded` and `thread_unclaimed`: since when the thread has waited
+/// for someone to take it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferTimer {
+    /// When it was last offered (created, or back to `pending`).
+    pub offered_at: Timestamp,
+}
+
+/// Payload of `needed_by_passed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadlinePassed {
+    /// The deadline that passed (`needed_by` or `constraints.timing.expires`).
+    pub needed_by: Timestamp,
+}
+
 /// What happened, by event type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
@@ -123,6 +142,17 @@ pub enum EventKind {
     StatusChanged(StatusChanged),
     /// `message_added`.
     MessageAdded(MessageAdded),
+    /// `offer_passed`: a member passed on a pending request it was offered (its message;
+    /// the thread stays pending).
+    OfferPassed(MessageAdded),
+    /// `offer_reminded`: nobody took a pending thread within half its time; it is offered
+    /// once more.
+    OfferReminded(OfferTimer),
+    /// `thread_unclaimed`: still nobody after as long again; its requestor is told.
+    ThreadUnclaimed(OfferTimer),
+    /// `needed_by_passed`: the deadline of work in progress passed; both sides are told
+    /// once (active work never expires: its assignee decides).
+    NeededByPassed(DeadlinePassed),
     /// `notification_delivered`.
     NotificationDelivered(NotificationOutcome),
     /// `notification_failed`.
@@ -147,6 +177,10 @@ impl EventKind {
             EventKind::ThreadCreated(_) => "thread_created",
             EventKind::StatusChanged(_) => "status_changed",
             EventKind::MessageAdded(_) => "message_added",
+            EventKind::OfferPassed(_) => "offer_passed",
+            EventKind::OfferReminded(_) => "offer_reminded",
+            EventKind::ThreadUnclaimed(_) => "thread_unclaimed",
+            EventKind::NeededByPassed(_) => "needed_by_passed",
             EventKind::NotificationDelivered(_) => "notification_delivered",
             EventKind::NotificationFailed(_) => "notification_failed",
             EventKind::Other { event_type, .. } => event_type,
@@ -165,7 +199,9 @@ impl Serialize for Payload<'_> {
             | EventKind::ExecutorRemoved(p) => p.serialize(s),
             EventKind::ThreadCreated(p) => p.serialize(s),
             EventKind::StatusChanged(p) => p.serialize(s),
-            EventKind::MessageAdded(p) => p.serialize(s),
+            EventKind::MessageAdded(p) | EventKind::OfferPassed(p) => p.serialize(s),
+            EventKind::OfferReminded(p) | EventKind::ThreadUnclaimed(p) => p.serialize(s),
+            EventKind::NeededByPassed(p) => p.serialize(s),
             EventKind::NotificationDelivered(p) | EventKind::NotificationFailed(p) => {
                 p.serialize(s)
             }
@@ -176,7 +212,7 @@ impl Serialize for Payload<'_> {
 
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Event", 8)?;
+        let mut st = s.serialize_struct("Event", 9)?;
         st.serialize_field("event_id", &self.event_id)?;
         st.serialize_field("ts", &self.ts)?;
         st.serialize_field("exchange_id", &self.exchange_id)?;
@@ -185,6 +221,11 @@ impl Serialize for Event {
         st.serialize_field("actor_id", &self.actor_id)?;
         st.serialize_field("payload", &Payload(&self.kind))?;
         st.serialize_field("seq", &self.seq)?;
+        if self.pos > 0 {
+            st.serialize_field("pos", &self.pos)?;
+        } else {
+            st.skip_field("pos")?;
+        }
         st.end()
     }
 }
@@ -201,6 +242,7 @@ enum Field {
     ActorId,
     Payload,
     Seq,
+    Pos,
     #[serde(other)]
     Other,
 }
@@ -220,6 +262,10 @@ impl<'de> DeserializeSeed<'de> for PayloadSeed<'_> {
             "thread_created" => EventKind::ThreadCreated(Deserialize::deserialize(d)?),
             "status_changed" => EventKind::StatusChanged(Deserialize::deserialize(d)?),
             "message_added" => EventKind::MessageAdded(Deserialize::deserialize(d)?),
+            "offer_passed" => EventKind::OfferPassed(Deserialize::deserialize(d)?),
+            "offer_reminded" => EventKind::OfferReminded(Deserialize::deserialize(d)?),
+            "thread_unclaimed" => EventKind::ThreadUnclaimed(Deserialize::deserialize(d)?),
+            "needed_by_passed" => EventKind::NeededByPassed(Deserialize::deserialize(d)?),
             "notification_delivered" => {
                 EventKind::NotificationDelivered(Deserialize::deserialize(d)?)
             }
@@ -245,6 +291,7 @@ impl<'de> Visitor<'de> for EventVisitor {
         use serde::de::Error;
         let (mut event_id, mut ts, mut exchange_id, mut thread_ref) = (None, None, None, None);
         let (mut event_type, mut actor_id, mut seq) = (None::<String>, None, None);
+        let mut pos = None;
         let (mut kind, mut early_payload) = (None, None::<Value>);
         while let Some(field) = map.next_key::<Field>()? {
             match field {
@@ -256,6 +303,7 @@ impl<'de> Visitor<'de> for EventVisitor {
                 // `@exchange` (an older spelling) reads as the exchange too.
                 Field::ActorId => actor_id = Some(map.next_value::<Actor>()?),
                 Field::Seq => seq = Some(map.next_value::<u64>()?),
+                Field::Pos => pos = Some(map.next_value::<u64>()?),
                 // We write `event_type` before `payload`: then the payload is parsed once,
                 // straight into its type. Other writers' order still works, through a Value.
                 Field::Payload => match &event_type {
@@ -286,6 +334,7 @@ impl<'de> Visitor<'de> for EventVisitor {
             thread_ref: thread_ref.flatten(),
             actor_id: actor_id.ok_or_else(|| A::Error::missing_field("actor_id"))?,
             seq: seq.unwrap_or(0),
+            pos: pos.unwrap_or(0),
             kind,
         })
     }

@@ -102,7 +102,9 @@ string_id!(
     ExecutorId, is_executor_id, "executor id"
 );
 string_id!(
-    /// A thread reference: `YYYY-MM-DD-XXXX` (a real UTC date, then 4 to 16 of `[A-Z0-9]`).
+    /// A thread reference: `YYYY-MM-DD-` (a real date), then a letter or digit and up to 62
+    /// more letters, digits or `-`. The exchange makes `YYYY-MM-DD-XXXX` (4 to 16 of
+    /// `[A-Z0-9]`); threads imported from MESSE-AF keep their own path-safe refs.
     ThreadRef, is_thread_ref, "thread ref"
 );
 
@@ -127,7 +129,7 @@ fn is_executor_id(s: &str) -> bool {
 
 fn is_thread_ref(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() < 15 || b.len() > 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'-' {
+    if b.len() < 12 || b.len() > 74 || b[4] != b'-' || b[7] != b'-' || b[10] != b'-' {
         return false;
     }
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
@@ -140,9 +142,10 @@ fn is_thread_ref(s: &str) -> bool {
         return false;
     };
     time::Date::from_calendar_date(year, month, day).is_ok()
-        && b[11..]
+        && b[11].is_ascii_alphanumeric()
+        && b[12..]
             .iter()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-')
 }
 
 impl ExecutorId {
@@ -212,17 +215,29 @@ mod tests {
 
     #[test]
     fn thread_refs_are_real_dates_with_a_suffix() {
-        for ok in ["2026-02-01-XY1Z", "2024-02-29-ABCDE"] {
+        // The exchange's own, and the path-safe refs of imported threads.
+        let longest = format!("2026-02-01-a{}", "-".repeat(62));
+        for ok in [
+            "2026-02-01-XY1Z",
+            "2024-02-29-ABCDE",
+            "2026-01-20-001",
+            "2026-03-04-007-parcel",
+            "2026-02-01-x",
+            &longest,
+        ] {
             assert!(ThreadRef::parse(ok).is_ok(), "{ok}");
         }
+        let too_long = format!("{longest}a");
         for bad in [
-            "2026-02-01-XY1",
+            "2026-02-01-",
+            "2026-02-01--X",
             "2026-02-30-XY1Z",
             "2026-13-01-XY1Z",
-            "2026-02-01-xy1z",
             "2026-02-01/XY1Z",
+            "2026-02-01-XY_Z",
+            "2026-02-01-XY.Z",
             "../../etc/passwd",
-            "2026-02-01-XY1Z-",
+            &too_long,
         ] {
             assert!(ThreadRef::parse(bad).is_err(), "{bad}");
         }

@@ -6,6 +6,7 @@
 //! ```text
 //! events/exchange={id}/{YYYY}/{MM}/{DD}/{uuid}.jsonl   event lines, append-only
 //! executors/exchange={id}/{executor}.json              a member; the key as a hash
+//! answers/exchange={id}/{scope}.json                   an Idempotency-Key's answer (a day)
 //! ```
 
 use crate::event::Event;
@@ -15,6 +16,24 @@ use crate::ids::{ExchangeId, ExecutorId};
 pub const EVENTS: &str = "events";
 /// The prefix of every member record.
 pub const EXECUTORS: &str = "executors";
+
+/// The prefix of every stored idempotent answer.
+pub const ANSWERS: &str = "answers";
+
+/// `answers/exchange={id}/{scope}.json`: the answer of one `Idempotency-Key` scope (a hex
+/// hash).
+pub fn answer_path(exchange: &ExchangeId, scope: &str) -> String {
+    format!("{ANSWERS}/exchange={exchange}/{scope}.json")
+}
+
+/// The exchange of `answers/exchange={id}/{scope}.json`, if `path` is one.
+pub fn answer_exchange(path: &str) -> Option<ExchangeId> {
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts.len() != 3 || parts[0] != ANSWERS || !parts[2].ends_with(".json") {
+        return None;
+    }
+    ExchangeId::parse(parts[1].strip_prefix("exchange=")?).ok()
+}
 
 /// The calendar day of a segment (UTC date of its events' `ts`).
 pub type Day = time::Date;

@@ -106,13 +106,16 @@ pub use clock::OsEntropy;
 pub use clock::{Clock, Entropy, SystemClock, Timestamp};
 pub use error::DomainError;
 pub use event::{Event, EventKind};
-pub use exchange::{Command, Cursor, Decision, Env, Exchange, Outcome, StatusUpdate};
+pub use exchange::{Command, Cursor, Decision, Env, Exchange, Outcome, StatusUpdate, Timers};
 pub use ids::{Actor, ExchangeId, ExecutorId, ThreadRef};
 pub use key::{ApiKey, KeyHash};
 pub use member::{Channel, Member, Preferences, Profile, QuietHours, Registration};
 pub use mess::{Block, BlockKind};
-pub use ports::{Loaded, Notice, Notifier, OutcomeSink, Replayed, Storage, StorageError};
+pub use ports::{
+    ChannelTest, Loaded, Notice, Notifier, OutcomeSink, Replayed, Storage, StorageError, TestSend,
+    notifiable, told,
+};
 pub use replay::Replay;
 pub use request::NewRequest;
 pub use status::{Priority, Status};
-pub use thread::{Message, Messages, Thread};
+pub use thread::{Message, Messages, OfferStep, Thread};

@@ -28,6 +28,11 @@ pub enum Channel {
         /// The ntfy server (default `https://ntfy.sh`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         server: Option<String>,
+        /// The server is ntfy 2.16 or newer: an offer this member no longer has is
+        /// updated ("taken by ...") or cleared in place, by its sequence id. Off by
+        /// default: an older server would publish a second notification instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        updates: Option<bool>,
     },
     /// A Slack incoming webhook.
     Slack {
@@ -69,7 +74,7 @@ impl Channel {
         let url_ok =
             |s: &str| field_ok(s) && (s.starts_with("https://") || s.starts_with("http://"));
         let ok = match self {
-            Channel::Ntfy { topic, server } => {
+            Channel::Ntfy { topic, server, .. } => {
                 field_ok(topic) && !topic.contains('/') && server.as_deref().is_none_or(url_ok)
             }
             Channel::Slack { webhook_url } | Channel::GoogleChat { webhook_url } => {
@@ -105,16 +110,37 @@ pub enum HookMoment {
     OnRequestCompleted,
     /// `on_request_cancelled`: a thread's status changed to `cancelled`.
     OnRequestCancelled,
+    /// `on_request_failed`: a thread's status changed to `failed`.
+    OnRequestFailed,
+    /// `on_request_expired`: a thread expired.
+    OnRequestExpired,
+    /// `on_request_released`: its assignee released a thread (back to `pending`).
+    OnRequestReleased,
+    /// `on_needs_input`: the assignee asked a question (status `needs_input`).
+    OnNeedsInput,
+    /// `on_message`: a message without a status change (a question, an answer, an update).
+    OnMessage,
+    /// `on_revision_requested`: the requestor sent finished work back (`in_progress`).
+    OnRevisionRequested,
+    /// `on_request_unclaimed`: nobody took a request after it was offered twice.
+    OnRequestUnclaimed,
 }
 
 impl HookMoment {
     /// Every moment, in the order the API documents them.
-    pub const ALL: [HookMoment; 5] = [
+    pub const ALL: [HookMoment; 12] = [
         HookMoment::OnRequestCreated,
         HookMoment::OnRequestClaimed,
         HookMoment::OnRequestStarted,
         HookMoment::OnRequestCompleted,
         HookMoment::OnRequestCancelled,
+        HookMoment::OnRequestFailed,
+        HookMoment::OnRequestExpired,
+        HookMoment::OnRequestReleased,
+        HookMoment::OnNeedsInput,
+        HookMoment::OnMessage,
+        HookMoment::OnRevisionRequested,
+        HookMoment::OnRequestUnclaimed,
     ];
 
     /// The moment's name: the key of its hook in [`Member::hooks`].
@@ -125,6 +151,13 @@ impl HookMoment {
             HookMoment::OnRequestStarted => "on_request_started",
             HookMoment::OnRequestCompleted => "on_request_completed",
             HookMoment::OnRequestCancelled => "on_request_cancelled",
+            HookMoment::OnRequestFailed => "on_request_failed",
+            HookMoment::OnRequestExpired => "on_request_expired",
+            HookMoment::OnRequestReleased => "on_request_released",
+            HookMoment::OnNeedsInput => "on_needs_input",
+            HookMoment::OnMessage => "on_message",
+            HookMoment::OnRevisionRequested => "on_revision_requested",
+            HookMoment::OnRequestUnclaimed => "on_request_unclaimed",
         }
     }
 
@@ -426,7 +459,8 @@ mod tests {
             r.profile.notifications,
             Some(vec![Channel::Ntfy {
                 topic: "mess-home".into(),
-                server: None
+                server: None,
+                updates: None,
             }])
         );
     }

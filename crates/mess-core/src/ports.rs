@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::clock::Timestamp;
 use crate::error::DomainError;
 use crate::event::{Event, EventKind};
 use crate::exchange::Exchange;
@@ -103,6 +104,21 @@ pub trait Storage: Send + Sync + 'static {
     /// there is not an error.
     async fn delete_member(&self, member: &Member) -> Result<(), StorageError>;
 
+    /// Stores the answer to an `Idempotency-Key` of `exchange` under `scope` (replacing),
+    /// durably: `answers/exchange={id}/{scope}.json`.
+    async fn put_answer(
+        &self,
+        exchange: &ExchangeId,
+        scope: &str,
+        answer: Vec<u8>,
+    ) -> Result<(), StorageError>;
+
+    /// Every stored answer, with its exchange, for start-up.
+    async fn load_answers(&self) -> Result<Vec<(ExchangeId, Vec<u8>)>, StorageError>;
+
+    /// Deletes a stored answer (once it is older than a day); a missing one is no error.
+    async fn delete_answer(&self, exchange: &ExchangeId, scope: &str) -> Result<(), StorageError>;
+
     /// Reads every member and every event back, for start-up.
     async fn load(&self) -> Result<Loaded, StorageError>;
 
@@ -123,11 +139,45 @@ pub trait Storage: Send + Sync + 'static {
         })
     }
 
-    /// Checks that the backend answers (for `/health` and start-up).
+    /// Checks that the backend answers and takes a write (for `/health`, `/readyz` and
+    /// start-up).
     async fn check(&self) -> Result<(), StorageError>;
 }
 
-/// Something worth telling members about: a thread was created or changed status.
+/// Whether members are told about `events[i]`, one of a write's events: creations, status
+/// changes, and messages sent without a status change (a status change's own message is
+/// told with it). Both hosts hand exactly these to the notifier ([`notifiable`]).
+pub fn told(events: &[Event], i: usize) -> bool {
+    let Some(e) = events.get(i) else {
+        return false;
+    };
+    match &e.kind {
+        EventKind::ThreadCreated(_)
+        | EventKind::StatusChanged(_)
+        | EventKind::OfferReminded(_)
+        | EventKind::ThreadUnclaimed(_)
+        | EventKind::NeededByPassed(_) => true,
+        EventKind::MessageAdded(_) => {
+            !i.checked_sub(1)
+                .and_then(|p| events.get(p))
+                .is_some_and(|prev| {
+                    prev.thread_ref == e.thread_ref
+                        && matches!(prev.kind, EventKind::StatusChanged(_))
+                })
+        }
+        _ => false,
+    }
+}
+
+/// The events of `events` that members are told about ([`told`]), in order.
+pub fn notifiable(events: &[Event]) -> impl Iterator<Item = &Event> {
+    (0..events.len())
+        .filter(|&i| told(events, i))
+        .map(|i| &events[i])
+}
+
+/// Something worth telling members about: a thread was created or changed status, or a
+/// message came without a status change ([`notifiable`]).
 #[derive(Clone)]
 pub struct Notice {
     /// The exchange.
@@ -163,6 +213,60 @@ pub trait Notifier: Send + Sync + 'static {
 
     /// Queues whatever `notice` calls for; returns at once.
     fn notify(&self, notice: Notice);
+
+    /// Sends one test notification to each of `member`'s channels of `exchange` (one
+    /// attempt each, no outcome event) and resolves to each channel's result, in the
+    /// member's order. May take up to the send timeout. The default sends nothing and
+    /// says so for each channel.
+    fn send_test(&self, exchange: &ExchangeId, member: &Member, now: Timestamp) -> TestSend {
+        let _ = (exchange, now);
+        let results = member
+            .notifications
+            .iter()
+            .map(|c| ChannelTest::failed(c.kind(), None, "this exchange sends no notifications"))
+            .collect();
+        Box::pin(std::future::ready(results))
+    }
+}
+
+/// What [`Notifier::send_test`] resolves to.
+pub type TestSend = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<ChannelTest>> + Send>>;
+
+/// How one channel took a test notification: no URL, topic or secret in it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelTest {
+    /// The channel's type (`ntfy`, `slack`, `google_chat`, `webhook`).
+    pub channel: String,
+    /// Whether the receiver took it (2xx).
+    pub ok: bool,
+    /// The receiver's HTTP status, if it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Why it failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ChannelTest {
+    /// A test the receiver took with `status`.
+    pub fn delivered(channel: &str, status: u16) -> Self {
+        Self {
+            channel: channel.to_owned(),
+            ok: true,
+            http_status: Some(status),
+            error: None,
+        }
+    }
+
+    /// A test that failed (with the receiver's `status`, if it answered).
+    pub fn failed(channel: &str, status: Option<u16>, error: impl Into<String>) -> Self {
+        Self {
+            channel: channel.to_owned(),
+            ok: false,
+            http_status: status,
+            error: Some(error.into()),
+        }
+    }
 }
 
 /// A notifier that sends nothing: for tests and for running without notifications.

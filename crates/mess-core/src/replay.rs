@@ -47,6 +47,10 @@ struct Log {
     threads: HashMap<ThreadRef, Vec<Entry>>,
     /// Each actor's latest event time.
     latest: HashMap<String, Timestamp>,
+    /// How many events it has, and the highest `pos` among them: its head is the larger
+    /// (lines from before positions carry none, and still count).
+    events: u64,
+    max_pos: u64,
 }
 
 impl Log {
@@ -76,6 +80,8 @@ impl Replay {
             None => self.exchanges.entry(e.exchange_id.clone()).or_default(),
         };
         log.saw(e.actor_id.as_str(), e.ts);
+        log.events += 1;
+        log.max_pos = log.max_pos.max(e.pos);
         let threads = &mut log.threads;
         let Some(r) = &e.thread_ref else { return };
         let entry = Entry {
@@ -97,6 +103,8 @@ impl Replay {
         let offset = self.next;
         for (x, log) in later.exchanges {
             let mine = self.exchanges.entry(x).or_default();
+            mine.events += log.events;
+            mine.max_pos = mine.max_pos.max(log.max_pos);
             for (actor, ts) in log.latest {
                 let t = mine.latest.entry(actor).or_insert(ts);
                 *t = (*t).max(ts);
@@ -154,6 +162,7 @@ impl Replay {
                 .put_member(Arc::new(m));
         }
         for (x, log) in self.exchanges {
+            let head = log.max_pos.max(log.events);
             let threads: Vec<(ThreadRef, Vec<Entry>)> = log.threads.into_iter().collect();
             let folded: HashMap<ThreadRef, Arc<Thread>> = if workers <= 1 || threads.len() < 4096 {
                 // Parsing left the thread's strings among the freed remains of every event:
@@ -187,10 +196,9 @@ impl Replay {
                 })
             };
             let count = folded.len();
-            states
-                .entry(x.clone())
-                .or_insert_with(|| Exchange::new(x))
-                .set_threads(folded, count);
+            let state = states.entry(x.clone()).or_insert_with(|| Exchange::new(x));
+            state.set_threads(folded, count);
+            state.set_head(head);
         }
         states
     }

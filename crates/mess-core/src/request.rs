@@ -79,6 +79,24 @@ pub(crate) struct Terms<'a> {
     pub(crate) deadline: Option<Timestamp>,
     pub(crate) confirm_before: bool,
     pub(crate) requires: Vec<String>,
+    /// `claim_timeout`, in milliseconds.
+    pub(crate) claim_timeout_ms: Option<i64>,
+}
+
+/// The shortest and longest `claim_timeout`: 1 second to 7 days.
+pub const CLAIM_TIMEOUT_BOUNDS_MS: (i64, i64) = (1_000, 7 * 86_400_000);
+
+/// A claim time limit or estimate: an ISO 8601 duration from 1 second to 7 days.
+pub fn parse_claim_duration(v: &Value, field: &str) -> Result<i64, DomainError> {
+    let (min, max) = CLAIM_TIMEOUT_BOUNDS_MS;
+    v.as_str()
+        .and_then(crate::clock::parse_iso_duration)
+        .filter(|ms| (min..=max).contains(ms))
+        .ok_or_else(|| {
+            DomainError::invalid(format!(
+                "{field} must be an ISO 8601 duration from PT1S to P7D (such as PT15M)"
+            ))
+        })
 }
 
 impl<'a> Terms<'a> {
@@ -92,7 +110,12 @@ impl<'a> Terms<'a> {
             mut hint,
             mut requires,
         ] = [None; 5];
-        let [mut confirm_before, mut needed_by, mut constraints] = [None; 3];
+        let [
+            mut confirm_before,
+            mut needed_by,
+            mut constraints,
+            mut claim_timeout,
+        ] = [None; 4];
         for (k, v) in fields {
             let slot = match k.as_str() {
                 "intent" => &mut intent,
@@ -103,6 +126,7 @@ impl<'a> Terms<'a> {
                 "confirm_before" => &mut confirm_before,
                 "needed_by" => &mut needed_by,
                 "constraints" => &mut constraints,
+                "claim_timeout" => &mut claim_timeout,
                 _ => continue,
             };
             *slot = Some(v);
@@ -169,12 +193,17 @@ impl<'a> Terms<'a> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let claim_timeout_ms = match claim_timeout {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(parse_claim_duration(v, "claim_timeout")?),
+        };
         Ok(Self {
             intent,
             priority,
             deadline,
             confirm_before,
             requires,
+            claim_timeout_ms,
         })
     }
 }
@@ -194,6 +223,7 @@ impl NewRequest {
             deadline,
             confirm_before,
             requires,
+            ..
         } = Terms::read(&fields)?;
         Ok(Self {
             intent: intent.to_owned(),

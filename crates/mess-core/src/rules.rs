@@ -170,6 +170,12 @@ pub fn claim_conflict(to: Status, held: bool, roles: Roles) -> bool {
     to == Claimed && held && !roles.assignee
 }
 
+/// Passing on an offer: `declined` (alone) on a `pending` thread by a member other than
+/// its requestor records that member's message (`offer_passed`); the thread stays pending.
+pub fn passes_offer(steps: &[Status], from: Status, roles: Roles) -> bool {
+    steps == [Status::Declined] && from == Pending && !roles.requestor && !roles.exchange
+}
+
 /// `confirm_before: true` on a request: `completed` is refused until the assignee has sent
 /// `needs_confirmation` and the requestor has replied.
 pub fn awaits_confirmation(to: Status, confirm_before: bool, confirmed: bool) -> bool {

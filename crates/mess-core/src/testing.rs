@@ -123,6 +123,7 @@ impl EventBuilder {
             thread_ref: self.thread_ref,
             actor_id: self.actor_id,
             seq,
+            pos: 0,
             kind: self.kind,
         }
     }

@@ -204,6 +204,25 @@ pub struct Thread {
     pub confirm_before: bool,
     /// Where that confirmation stands.
     pub confirmation: Confirmation,
+    /// When it last reached a terminal status (`None` while not terminal): the review
+    /// window of a revision runs from it.
+    pub finished_at: Option<Timestamp>,
+    /// When its status last changed (its creation before that): a claim's time limit runs
+    /// from it, or from the assignee's latest message.
+    pub status_at: Timestamp,
+    /// The request's own `claim_timeout`, in milliseconds.
+    pub claim_timeout_ms: Option<i64>,
+    /// When it was last offered: created, or back to `pending`.
+    pub offered_at: Timestamp,
+    /// Whether it was offered once more since (`offer_reminded`).
+    pub reminded: bool,
+    /// Whether its requestor was told nobody took it (`thread_unclaimed`).
+    pub unclaimed_told: bool,
+    /// Whether both sides were told its deadline passed while it was active
+    /// (`needed_by_passed`).
+    pub deadline_told: bool,
+    /// The members who passed on it (`offer_passed`): it is not offered to them again.
+    pub passed_by: Vec<ExecutorId>,
     /// Capabilities a member needs to be notified of it.
     pub requires: Vec<String>,
     /// Its list entry's JSON, written the first time it is asked for.
@@ -272,10 +291,91 @@ impl Thread {
             deadline: terms.as_ref().and_then(|t| t.deadline),
             confirm_before: terms.as_ref().is_some_and(|t| t.confirm_before),
             confirmation: Confirmation::NotAsked,
+            finished_at: None,
+            status_at: e.ts,
+            offered_at: e.ts,
+            reminded: false,
+            unclaimed_told: false,
+            deadline_told: false,
+            passed_by: Vec::new(),
+            claim_timeout_ms: terms.as_ref().and_then(|t| t.claim_timeout_ms),
             requires: terms.map(|t| t.requires).unwrap_or_default(),
             head: HeadCache::default(),
         };
         Some((thread, first))
+    }
+
+    /// When this claim runs out, for an exchange whose default limit is `default_ms`:
+    /// `None` unless the thread is `claimed` with a limit (its own `claim_timeout`, else the
+    /// default). The limit runs from the later of the claim and the assignee's latest
+    /// message; an `estimate` on the claim's status block extends it when longer.
+    pub fn claim_expires_at(&self, default_ms: Option<i64>) -> Option<Timestamp> {
+        if self.status != Status::Claimed {
+            return None;
+        }
+        let mut limit = self.claim_timeout_ms.or(default_ms)?;
+        let assignee = self.executor_id.as_ref()?;
+        let mut active = self.status_at;
+        for m in self.messages.iter().filter(|m| m.ts >= self.status_at) {
+            if m.from != assignee.as_str() {
+                continue;
+            }
+            active = active.max(m.ts);
+            let estimate = m
+                .mess
+                .iter()
+                .filter(|b| b.status_code() == Some(Status::Claimed))
+                .filter_map(|b| b.body().get("estimate").cloned())
+                .find_map(|v| crate::request::parse_claim_duration(&v, "estimate").ok());
+            if let Some(e) = estimate {
+                limit = limit.max(e);
+            }
+        }
+        Some(Timestamp::from_unix_millis(
+            active.unix_millis().saturating_add(limit),
+        ))
+    }
+
+    /// The next step of a pending offer nobody takes, and when: offered once more after
+    /// half the time to its deadline (or `remind_after_ms` without one), then its
+    /// requestor told after as long again. `None` when it is not pending, or both are done.
+    pub fn next_offer_step(&self, remind_after_ms: i64) -> Option<(Timestamp, OfferStep)> {
+        if self.status != Status::Pending || self.unclaimed_told {
+            return None;
+        }
+        let from = self.offered_at.unix_millis();
+        let after = match self.deadline {
+            Some(d) => ((d.unix_millis() - from) / 2).max(1_000),
+            None => remind_after_ms,
+        };
+        let (at, step) = if self.reminded {
+            (
+                from.saturating_add(after.saturating_mul(2)),
+                OfferStep::Unclaimed,
+            )
+        } else {
+            (from.saturating_add(after), OfferStep::Remind)
+        };
+        Some((Timestamp::from_unix_millis(at), step))
+    }
+
+    /// When both sides are to be told that the deadline of this active thread passed:
+    /// `None` when it has no deadline, is not active (pending work expires instead), or
+    /// they were told.
+    pub fn deadline_notice_at(&self) -> Option<Timestamp> {
+        let active = self.status.group() == crate::status::Group::Active
+            && !matches!(self.status, Status::Waiting | Status::Held);
+        (active && !self.deadline_told).then_some(self.deadline?)
+    }
+
+    /// A cheap bound before [`Thread::claim_expires_at`], which reads the messages: a
+    /// claim younger than its limit has not run out, whatever its messages say (they can
+    /// only move the limit later).
+    pub fn claim_may_have_run_out(&self, now: Timestamp, default_ms: Option<i64>) -> bool {
+        self.status == Status::Claimed
+            && self.claim_timeout_ms.or(default_ms).is_some_and(|limit| {
+                self.status_at.unix_millis().saturating_add(limit) <= now.unix_millis()
+            })
     }
 
     /// Applies one later event. Events are facts: this never refuses one.
@@ -307,6 +407,13 @@ impl Thread {
                 self.status = status;
                 self.executor_id = executor_id;
                 self.updated_at = ts;
+                self.finished_at = status.is_terminal().then_some(ts);
+                self.status_at = ts;
+                if status == Status::Pending {
+                    self.offered_at = ts;
+                    self.reminded = false;
+                    self.unclaimed_told = false;
+                }
                 if status == Status::NeedsConfirmation {
                     self.confirmation = Confirmation::Asked;
                 }
@@ -321,6 +428,17 @@ impl Thread {
                 self.updated_at = ts;
                 self.version += 1;
             }
+            Step::Passed { json, by } => {
+                added.push(json);
+                self.updated_at = ts;
+                self.version += 1;
+                if !self.passed_by.contains(&by) {
+                    self.passed_by.push(by);
+                }
+            }
+            Step::Reminded => self.reminded = true,
+            Step::Unclaimed => self.unclaimed_told = true,
+            Step::DeadlineTold => self.deadline_told = true,
             Step::Created(..) | Step::Other => {}
         }
     }
@@ -402,6 +520,15 @@ impl Serialize for Thread {
     }
 }
 
+/// The steps of an offer nobody takes ([`Thread::next_offer_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferStep {
+    /// Offer it once more (`offer_reminded`).
+    Remind,
+    /// Tell the requestor nobody took it (`thread_unclaimed`).
+    Unclaimed,
+}
+
 /// What an event does to its thread, without the rest of the event: start-up holds these
 /// (not whole events) until each thread's history can be folded in order.
 #[derive(Debug)]
@@ -420,6 +547,14 @@ pub(crate) enum Step {
         json: Box<RawValue>,
         reply_from: Option<ExecutorId>,
     },
+    /// `offer_passed`: a member's message, and that member.
+    Passed { json: Box<RawValue>, by: ExecutorId },
+    /// `offer_reminded`.
+    Reminded,
+    /// `thread_unclaimed`.
+    Unclaimed,
+    /// `needed_by_passed`.
+    DeadlineTold,
     /// Any other event about the thread: it only moves `seq`.
     Other,
 }
@@ -434,6 +569,16 @@ impl Step {
                 status: c.new_status,
                 executor_id: c.executor_id.clone(),
             },
+            EventKind::OfferPassed(MessageAdded { mess }) => match &e.actor_id {
+                Actor::Member(m) => Step::Passed {
+                    json: message_json(e.actor_id.as_str(), e.ts, mess),
+                    by: m.clone(),
+                },
+                Actor::Exchange => Step::Other,
+            },
+            EventKind::OfferReminded(_) => Step::Reminded,
+            EventKind::ThreadUnclaimed(_) => Step::Unclaimed,
+            EventKind::NeededByPassed(_) => Step::DeadlineTold,
             EventKind::MessageAdded(MessageAdded { mess }) => Step::Message {
                 json: message_json(e.actor_id.as_str(), e.ts, mess),
                 reply_from: match &e.actor_id {

@@ -330,6 +330,128 @@ async fn a_hung_webhook_never_delays_a_create_and_its_failure_is_recorded() {
 }
 
 #[tokio::test]
+async fn a_claim_past_its_limit_is_withdrawn_then_offered_again_on_real_listeners() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    // One listener plays a webhook receiver (/phone) and an ntfy 2.16+ server (/tab).
+    let listener = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&listener)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[("NOTIFY_ALLOW_PRIVATE", "true"), ("CLAIM_TIMEOUT", "PT1S")],
+    );
+    let register = |body: Value| {
+        let server = &server;
+        async move {
+            let (s, b) = server
+                .call("POST", &format!("{HOME}/register"), None, Some(body))
+                .await;
+            assert_eq!(s, 201, "{b}");
+            b["api_key"].as_str().unwrap().to_owned()
+        }
+    };
+    let agent = register(json!({"executor_id": "agent"})).await;
+    let phone = register(json!({
+        "executor_id": "phone",
+        "notifications": [{"type": "webhook", "url": format!("{}/phone", listener.uri())}]
+    }))
+    .await;
+    register(json!({
+        "executor_id": "tablet",
+        "notifications": [{"type": "ntfy", "server": listener.uri(), "topic": "tab",
+                           "updates": true}]
+    }))
+    .await;
+    let (s, created) = server
+        .call(
+            "POST",
+            &format!("{HOME}/requests"),
+            Some(&agent),
+            Some(json!({"intent": "Is the back door locked?"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let r = created["ref"].as_str().unwrap().to_owned();
+    let seq = format!("mess-home-{r}");
+    let (s, _) = server
+        .call(
+            "PATCH",
+            &format!("{HOME}/requests/{r}"),
+            Some(&phone),
+            Some(json!({"status": "claimed"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    // The tablet's ntfy topic: the offer, then "taken by phone" in place, then (the claim
+    // ran out after 1 s) the offer again, all under the offer's sequence id.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let tablet = loop {
+        let got: Vec<wiremock::Request> = listener
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|q| q.url.path() == "/tab")
+            .collect();
+        if got.len() >= 3 || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let title = |q: &wiremock::Request| {
+        q.headers
+            .get("Title")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        tablet.len(),
+        3,
+        "{:?}",
+        tablet.iter().map(title).collect::<Vec<_>>()
+    );
+    for q in &tablet {
+        assert_eq!(q.headers.get("X-Sequence-ID").unwrap(), seq.as_str());
+    }
+    assert!(
+        title(&tablet[0]).starts_with("New request"),
+        "{}",
+        title(&tablet[0])
+    );
+    assert!(
+        title(&tablet[1]).starts_with("Taken by phone"),
+        "{}",
+        title(&tablet[1])
+    );
+    assert!(
+        title(&tablet[2]).contains("pending"),
+        "{}",
+        title(&tablet[2])
+    );
+
+    // The thread went back to pending by the exchange's hand, saying why.
+    let (_, t) = server
+        .call("GET", &format!("{HOME}/requests/{r}"), Some(&agent), None)
+        .await;
+    assert_eq!(t["thread"]["status"], "pending");
+    let last = t["thread"]["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["from"], "exchange");
+    assert_eq!(last["mess"][0]["status"]["reason"], "claim_timeout");
+}
+
+#[tokio::test]
 async fn metrics_count_requests_by_route_pattern_method_and_status() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);

@@ -27,6 +27,8 @@ pub struct HttpConfig {
     pub cors: CorsOrigins,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// The MCP endpoint (one for every worker: its legacy sessions live in it).
+    pub mcp: crate::mcp::McpEndpoint,
 }
 
 impl Default for HttpConfig {
@@ -35,6 +37,7 @@ impl Default for HttpConfig {
             body_limit: mess_api::BODY_LIMIT,
             cors: CorsOrigins::Any,
             shutdown_timeout: Duration::from_secs(30),
+            mcp: crate::mcp::McpEndpoint::default(),
         }
     }
 }
@@ -118,6 +121,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         }),
     )
     .service(SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", ApiDoc::openapi()))
+    // The executor's app at `/` and `/app/{file}` (not API: outside the table and the spec).
+    .configure(crate::webapp::configure)
     .default_service(web::to(not_found).wrap(from_fn(middleware::metrics_unmatched)));
 }
 
@@ -145,6 +150,8 @@ pub fn create_app(
             web::PathConfig::default()
                 .error_handler(|_, _| HttpError(ApiError::bad("invalid path")).into()),
         )
+        // Before the exchange scope, which would take its path.
+        .service(config.mcp.clone().scope())
         .configure(configure)
         .wrap(ErrorHandlers::new().default_handler(middleware::json_error))
         .wrap(
@@ -156,6 +163,43 @@ pub fn create_app(
         )
         .wrap(from_fn(middleware::cors))
         .wrap(from_fn(middleware::trace))
+}
+
+/// Serves `listener` while the event log is replayed, before [`serve`] can: `/livez` 200,
+/// `/readyz` 503 (not replayed), anything else 503 `storage_unavailable` with
+/// `Retry-After`. One worker, no signal handling (the caller stops it: `handle().stop`,
+/// then passes a clone of the same listener to [`serve`]; connections made in between
+/// wait in the listener's backlog).
+pub fn serve_starting(listener: TcpListener) -> std::io::Result<Server> {
+    let server = HttpServer::new(|| {
+        App::new()
+            .route(
+                "/livez",
+                web::get().to(|| async { crate::respond(mess_api::routes::livez()) }),
+            )
+            .route(
+                "/readyz",
+                web::get().to(|| async {
+                    crate::respond(mess_api::routes::readyz(
+                        mess_api::routes::Readiness::STARTING,
+                    ))
+                }),
+            )
+            .default_service(web::to(|| async {
+                crate::respond(mess_api::routes::starting())
+            }))
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("Cache-Control", "no-store"))
+                    .add(("X-Content-Type-Options", "nosniff")),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .shutdown_timeout(1)
+    .run();
+    Ok(server)
 }
 
 /// Starts serving on `listener` (bound by the caller: port 0 in tests). The returned

@@ -16,6 +16,7 @@ use crate::routes::segment;
 use crate::state::AppState;
 
 /// A request made with a valid key of the exchange in its path.
+#[derive(Clone)]
 pub struct Authed {
     /// The exchange.
     pub exchange: Arc<ExchangeHandle>,

@@ -54,3 +54,25 @@ pub async fn remove(auth: Authed, req: HttpRequest) -> Result<HttpResponse, Http
         routes::remove_executor(&*auth.exchange, &auth.member, id).await?,
     ))
 }
+
+/// Send one test notification to each of your own channels, and see how each went.
+#[utoipa::path(
+    post,
+    path = "/api/v1/exchanges/{exchange_id}/executors/{executor_id}/test-notification",
+    params(api::ExchangePath, api::ExecutorPath),
+    responses(
+        (status = 200, description = "Each channel's result, in your order (one attempt each; no URL or secret in it)", body = api::TestNotificationResponse),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "Not yourself, or key of another exchange", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications", body = ErrorBody),
+        (status = 501, description = "This host does not send test notifications", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn test_notification(auth: Authed, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+    let id = segment(&req, "executor_id");
+    Ok(respond(
+        routes::test_notification(&*auth.exchange, &auth.member, id).await?,
+    ))
+}

@@ -37,6 +37,8 @@ use crate::{api, error};
         api::ExecutorList,
         api::ExecutorResponse,
         api::RemovedResponse,
+        api::ChannelTestResult,
+        api::TestNotificationResponse,
         api::CreateBody,
         api::CreateResponse,
         api::UpdateBody,
@@ -48,12 +50,15 @@ use crate::{api, error};
         api::UpdateResponse,
         api::CapabilityList,
         api::Health,
+        api::Liveness,
+        api::Readiness,
+        api::ReadinessChecks,
     )),
     modifiers(&RoutePaths, &BearerAuth, &NoNulInKeys),
     tags(
         (name = "requests", description = "Request threads"),
         (name = "executors", description = "Members of an exchange"),
-        (name = "operations", description = "Health and metrics"),
+        (name = "operations", description = "Health, probes and metrics"),
     )
 )]
 pub struct ApiDoc;

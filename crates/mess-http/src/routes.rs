@@ -71,23 +71,34 @@ pub async fn list_requests(auth: Authed, req: HttpRequest) -> Result<HttpRespons
 #[utoipa::path(
     post,
     path = "/api/v1/exchanges/{exchange_id}/requests",
-    params(api::ExchangePath),
+    params(api::ExchangePath, ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]{1,255}$", description = "1-255 printable ASCII characters: the same key again from the same member within 24 hours gets the first answer again (with Idempotent-Replayed: true) and does nothing new; with a different body, 422"),),
     request_body = api::CreateBody,
     responses(
-        (status = 201, description = "Created", body = api::CreateResponse),
-        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 201, description = "Created (or, with Idempotent-Replayed: true, the first answer to this Idempotency-Key)", body = api::CreateResponse),
+        (status = 400, description = "Invalid request, or a malformed Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Key of another exchange", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "This Idempotency-Key was used with a different body (code `idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
         (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
-pub async fn create_request(auth: Authed, body: JsonBody) -> Result<HttpResponse, HttpError> {
+pub async fn create_request(
+    auth: Authed,
+    req: HttpRequest,
+    body: JsonBody,
+) -> Result<HttpResponse, HttpError> {
+    let key = idempotency_key(&req);
     Ok(respond(
-        routes::create_request(&*auth.exchange, &auth.member, body.0).await?,
+        routes::create_request(&*auth.exchange, &auth.member, body.0, key).await?,
     ))
+}
+
+/// The `Idempotency-Key` header's bytes, if sent.
+fn idempotency_key(req: &HttpRequest) -> Option<&[u8]> {
+    req.headers().get("idempotency-key").map(|v| v.as_bytes())
 }
 
 /// Get one thread with its messages.
@@ -125,16 +136,17 @@ pub async fn get_request(auth: Authed, req: HttpRequest) -> Result<HttpResponse,
 #[utoipa::path(
     patch,
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}",
-    params(api::ExchangePath, api::RefPath),
+    params(api::ExchangePath, api::RefPath, ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]{1,255}$", description = "1-255 printable ASCII characters: the same key again from the same member within 24 hours gets the first answer again (with Idempotent-Replayed: true) and does nothing new; with a different body, 422"),),
     request_body = api::UpdateBody,
     responses(
-        (status = 200, description = "Updated (or an allowed no-op)", body = api::UpdateResponse),
-        (status = 400, description = "Invalid status or blocks", body = ErrorBody),
+        (status = 200, description = "Updated (or an allowed no-op; or, with Idempotent-Replayed: true, the first answer to this Idempotency-Key)", body = api::UpdateResponse),
+        (status = 400, description = "Invalid status or blocks, or a malformed Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Not allowed for this member", body = ErrorBody),
         (status = 404, description = "Thread not found", body = ErrorBody),
         (status = 409, description = "Transition not allowed (code `invalid_transition`, with from/to), claimed by another (`already_claimed`), or awaiting the requestor's confirmation (`confirmation_required`)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "This Idempotency-Key was used with a different body (code `idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
         (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
     ),
@@ -146,9 +158,47 @@ pub async fn update_request(
     body: JsonBody,
 ) -> Result<HttpResponse, HttpError> {
     let r = segment(&req, "ref");
+    let key = idempotency_key(&req);
     Ok(respond(
-        routes::update_request(&*auth.exchange, &auth.member, r, body.0).await?,
+        routes::update_request(&*auth.exchange, &auth.member, r, body.0, key).await?,
     ))
+}
+
+/// Follow every change in the exchange as Server-Sent Events.
+///
+/// One event per stored event, in order: `id` is its position (`pos`), `event` its type,
+/// `data` `{"pos", "ref", "version", "status", "actor", "type", "event"}` (`ref`, `version`
+/// and `status` null for a member's event; attachments as links). Without a position the
+/// stream starts at the head (a list answer's `pos`) and replays nothing; resume with
+/// `Last-Event-ID` or `?since=`. A comment line every 15 s keeps proxies open; a consumer
+/// more than 1024 events behind is closed (reconnect and resume).
+#[utoipa::path(
+    get,
+    path = "/api/v1/exchanges/{exchange_id}/events",
+    params(
+        api::ExchangePath,
+        ("since" = Option<u64>, Query, description = "Resume after this position (as Last-Event-ID does)"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this position: the id of the last event received"),
+    ),
+    responses(
+        (status = 200, description = "The stream (text/event-stream), open until the client or the server closes it", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Last-Event-ID or since is not a position", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "Key of another exchange", body = ErrorBody),
+        (status = 410, description = "The position is older than the feed keeps (code `position_too_old`, with `oldest`): read the threads again, then follow from the head", body = ErrorBody),
+        (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn events(auth: Authed, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+    let last = req.headers().get("last-event-id").map(|v| v.as_bytes());
+    let sub = auth.exchange.feed().subscribe(last, req.query_string())?;
+    Ok(HttpResponse::Ok()
+        .content_type(mess_api::feed::EVENT_STREAM)
+        .insert_header(("Cache-Control", "no-cache"))
+        // nginx: pass each event on at once.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(crate::feed::stream(sub)))
 }
 
 /// Download an attachment (a `data:` URI in the thread's messages), decoded. Attachments
@@ -196,6 +246,31 @@ pub async fn get_attachment(auth: Authed, req: HttpRequest) -> Result<HttpRespon
 )]
 pub async fn list_executors(auth: Authed) -> Result<HttpResponse, HttpError> {
     Ok(respond(routes::list_executors(&*auth.exchange)?))
+}
+
+/// One member: its public view; for your own id, your whole profile (channels,
+/// preferences, hooks) with every secret in it (URLs, topics, tokens) shown only as `"set"`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/exchanges/{exchange_id}/executors/{executor_id}",
+    params(api::ExchangePath, api::ExecutorPath),
+    responses(
+        (status = 200, description = "The member (the whole profile when it is you)", body = api::ExecutorResponse),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "Key of another exchange", body = ErrorBody),
+        (status = 404, description = "Executor not found", body = ErrorBody),
+        (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_executor(auth: Authed, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+    let id = segment(&req, "executor_id");
+    Ok(respond(routes::get_executor(
+        &*auth.exchange,
+        &auth.member,
+        id,
+    )?))
 }
 
 /// Update your own profile.
@@ -252,13 +327,14 @@ pub async fn capabilities(
     )?))
 }
 
-/// Liveness and storage state. No authentication.
+/// Storage state: `ok`, or `degraded` while writes fail (the last one failed and a probe
+/// write fails too). No authentication.
 #[utoipa::path(
     get,
     path = "/health",
     responses(
         (status = 200, description = "Healthy", body = api::Health),
-        (status = 503, description = "Storage unreachable", body = api::Health),
+        (status = 503, description = "Degraded: storage does not take writes", body = api::Health),
     ),
     security(())
 )]
@@ -273,6 +349,42 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     ))
 }
 
+/// Liveness: 200 while the process runs, whatever storage does. No authentication.
+#[utoipa::path(
+    get,
+    path = "/livez",
+    responses((status = 200, description = "The process answers", body = api::Liveness)),
+    security(())
+)]
+pub async fn livez() -> HttpResponse {
+    respond(routes::livez())
+}
+
+/// Readiness: 200 when the event log is replayed, storage takes a probe write and the last
+/// write before it did not fail; 503 with the failing check otherwise. No authentication.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    responses(
+        (status = 200, description = "Ready for traffic", body = api::Readiness),
+        (status = 503, description = "Not ready: see `checks`", body = api::Readiness),
+    ),
+    security(())
+)]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let hub = &state.hub;
+    // Read before the probe, which (when it passes) marks storage as writable again: a
+    // failed write makes the next answer 503, and the probe's own write the one after.
+    let writes = hub.storage_ok();
+    let storage = hub.check_storage(Duration::from_secs(2)).await;
+    respond(routes::readyz(routes::Readiness {
+        // This state exists only once the log is replayed (`serve_starting` answers before).
+        replayed: true,
+        storage,
+        writes,
+    }))
+}
+
 /// Prometheus metrics.
 #[utoipa::path(
     get,
@@ -281,6 +393,13 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     security(())
 )]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let streams: usize = state
+        .hub
+        .exchanges()
+        .iter()
+        .map(|h| h.feed().streams())
+        .sum();
+    metrics::gauge!("mess_feed_streams").set(streams as f64);
     for (status, n) in crate::hub::status_totals(&state.hub) {
         metrics::gauge!("mess_threads", "status" => status.as_str()).set(n as f64);
     }

@@ -166,17 +166,23 @@ route_table! {
             GET => routes::get_request, PATCH => routes::update_request
         }
         "/requests/{ref}/attachments/{name}" (auth) ["requests"] { GET => routes::get_attachment }
+        "/events" (auth) ["requests"] { GET => routes::events }
         "/executors" (auth) ["executors"] { GET => routes::list_executors }
         "/executors/{executor_id}" (auth) ["executors"] {
-            PATCH => routes::update_executor, DELETE => membership::remove
+            GET => routes::get_executor, PATCH => routes::update_executor, DELETE => membership::remove
         }
         "/executors/{executor_id}/rotate-key" (auth) ["executors"] {
             POST => membership::rotate_key
+        }
+        "/executors/{executor_id}/test-notification" (auth) ["executors"] {
+            POST => membership::test_notification
         }
         "/capabilities" (auth) ["executors"] { GET => routes::capabilities }
     }
     top {
         "/health" ["operations"] { GET => routes::health, HEAD => routes::health }
+        "/livez" ["operations"] { GET => routes::livez, HEAD => routes::livez }
+        "/readyz" ["operations"] { GET => routes::readyz, HEAD => routes::readyz }
         "/metrics" ["operations"] { GET => routes::metrics }
     }
 }

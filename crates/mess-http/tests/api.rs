@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 struct MemStorage {
     events: Mutex<Vec<Event>>,
     members: Mutex<HashMap<String, Member>>,
+    answers: Mutex<HashMap<(ExchangeId, String), Vec<u8>>>,
     down: AtomicBool,
     /// Appends wait for a permit while this is on.
     hold: AtomicBool,
@@ -96,6 +97,29 @@ impl Storage for MemStorage {
         self.check_up()?;
         let key = format!("{}/{}", m.exchange_id, m.executor_id);
         self.members.lock().unwrap().remove(&key);
+        Ok(())
+    }
+    async fn put_answer(
+        &self,
+        x: &ExchangeId,
+        scope: &str,
+        answer: Vec<u8>,
+    ) -> Result<(), StorageError> {
+        self.check_up()?;
+        let key = (x.clone(), scope.to_owned());
+        self.answers.lock().unwrap().insert(key, answer);
+        Ok(())
+    }
+    async fn load_answers(&self) -> Result<Vec<(ExchangeId, Vec<u8>)>, StorageError> {
+        let answers = self.answers.lock().unwrap();
+        Ok(answers
+            .iter()
+            .map(|((x, _), a)| (x.clone(), a.clone()))
+            .collect())
+    }
+    async fn delete_answer(&self, x: &ExchangeId, scope: &str) -> Result<(), StorageError> {
+        let key = (x.clone(), scope.to_owned());
+        self.answers.lock().unwrap().remove(&key);
         Ok(())
     }
     async fn load(&self) -> Result<Loaded, StorageError> {
@@ -1090,6 +1114,105 @@ async fn a_storage_outage_refuses_writes_keeps_reads_and_recovers() {
 }
 
 #[actix_web::test]
+async fn readyz_tells_a_failed_write_and_an_outage_and_livez_stays_200() {
+    let storage = Arc::new(MemStorage::default());
+    let app = app!(storage.clone());
+    let key = register(&app, "home", "a").await;
+    let ready = call(&app, Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(
+        ready.body,
+        json!({"status": "ready", "checks": {"replayed": true, "storage": true, "writes": true}})
+    );
+    // A write fails while storage still answers its checks (say, a full quota).
+    storage.fail_once.store(true, Ordering::SeqCst);
+    let w = call(
+        &app,
+        Method::POST,
+        &format!("{HOME}/requests"),
+        Some(&key),
+        Some(json!({"intent": "lost"})),
+    )
+    .await;
+    assert_eq!(w.status, StatusCode::SERVICE_UNAVAILABLE);
+    let r = call(&app, Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body["status"], "not_ready");
+    assert_eq!(r.body["checks"]["writes"], false);
+    assert_eq!(r.body["checks"]["storage"], true);
+    // That probe's write went through: ready again without waiting for traffic.
+    let r = call(&app, Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // An outage: not ready, /health degraded, /livez still 200.
+    storage.down.store(true, Ordering::SeqCst);
+    let r = call(&app, Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body["checks"]["storage"], false);
+    let h = call(&app, Method::GET, "/health", None, None).await;
+    assert_eq!(h.body["status"], "degraded");
+    let l = call(&app, Method::GET, "/livez", None, None).await;
+    assert_eq!(l.status, StatusCode::OK);
+    assert_eq!(l.body["status"], "alive");
+    // Back: the first probe still reports the failed one before it, the next is ready.
+    storage.down.store(false, Ordering::SeqCst);
+    let r = call(&app, Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        r.body["checks"],
+        json!({"replayed": true, "storage": true, "writes": false})
+    );
+    let h = call(&app, Method::HEAD, "/readyz", None, None).await;
+    assert_eq!(h.status, StatusCode::OK);
+    let p = call(&app, Method::POST, "/livez", None, None).await;
+    assert_eq!(p.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// `GET path` over a plain socket: (status line, body).
+fn get_raw(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[actix_web::test]
+async fn while_the_log_replays_livez_is_200_readyz_503_and_the_rest_503_json() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = mess_http::serve_starting(listener).unwrap();
+    let handle = server.handle();
+    let running = tokio::spawn(server);
+    let answers = tokio::task::spawn_blocking(move || {
+        ["/livez", "/readyz", "/api/v1/exchanges/home/requests"].map(|p| get_raw(addr, p))
+    })
+    .await
+    .unwrap();
+    handle.stop(true).await;
+    running.await.unwrap().unwrap();
+    let [live, ready, other] = answers;
+    assert!(live.0.contains(" 200 "), "{live:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&live.1).unwrap()["status"],
+        "alive"
+    );
+    assert!(ready.0.contains(" 503 "), "{ready:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&ready.1).unwrap()["checks"]["replayed"],
+        false
+    );
+    assert!(other.0.contains(" 503 "), "{other:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&other.1).unwrap()["code"],
+        "storage_unavailable"
+    );
+}
+
+#[actix_web::test]
 async fn a_rotated_key_replaces_the_old_one_at_once() {
     let app = app!(Arc::new(MemStorage::default()));
     let old = register(&app, "home", "phone").await;
@@ -1635,4 +1758,71 @@ async fn a_wait_answers_when_the_thread_changes_and_bad_waits_are_refused() {
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{q}");
         assert_eq!(bad.body["code"], "invalid_request", "{q}");
     }
+}
+
+#[actix_web::test]
+async fn a_test_notification_reports_each_own_channel_and_only_ones_own() {
+    let storage = Arc::new(MemStorage::default());
+    let app = app!(storage.clone());
+    let me = register(&app, "home", "phone").await;
+    let other = register(&app, "home", "other").await;
+    let profile = format!("{HOME}/executors/phone");
+    let channels = json!({"notifications": [
+        {"type": "webhook", "url": "https://hooks.example.com/in", "secret": "hush"},
+        {"type": "ntfy", "topic": "phone-topic"},
+    ]});
+    let r = call(&app, Method::PATCH, &profile, Some(&me), Some(channels)).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let path = format!("{profile}/test-notification");
+    let theirs = call(&app, Method::POST, &path, Some(&other), None).await;
+    assert_eq!(theirs.status, StatusCode::FORBIDDEN);
+    // This app's notifier sends nothing, and says so for each channel, in order.
+    let r = call(&app, Method::POST, &path, Some(&me), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let results = r.body["results"].as_array().unwrap();
+    let kinds: Vec<&str> = results
+        .iter()
+        .map(|c| c["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["webhook", "ntfy"]);
+    assert!(
+        results
+            .iter()
+            .all(|c| c["ok"] == false && c["error"].is_string())
+    );
+    assert!(!r.body.to_string().contains("hush") && !r.body.to_string().contains("hooks.example"));
+    let get = call(&app, Method::GET, &path, Some(&me), None).await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[actix_web::test]
+async fn a_profile_patch_keeps_a_stored_channel_by_position_with_its_secret() {
+    let storage = Arc::new(MemStorage::default());
+    let app = app!(storage.clone());
+    let me = register(&app, "home", "phone").await;
+    let profile = format!("{HOME}/executors/phone");
+    let first = json!({"notifications": [
+        {"type": "ntfy", "topic": "old-topic"},
+        {"type": "webhook", "url": "https://hooks.example.com/in", "secret": "hush"},
+    ]});
+    let r = call(&app, Method::PATCH, &profile, Some(&me), Some(first)).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let edit = json!({"notifications": [{"keep": 1}, {"type": "slack", "webhook_url": "https://chat.example.com/x"}]});
+    let r = call(&app, Method::PATCH, &profile, Some(&me), Some(edit)).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let stored = storage.load().await.unwrap();
+    let phone = stored
+        .members
+        .iter()
+        .find(|m| m.executor_id.as_str() == "phone")
+        .unwrap();
+    let shown = serde_json::to_value(&phone.notifications).unwrap();
+    assert_eq!(shown[0]["type"], "webhook");
+    assert_eq!(shown[0]["url"], "https://hooks.example.com/in");
+    assert_eq!(shown[0]["secret"], "hush");
+    assert_eq!(shown[1]["type"], "slack");
+    assert_eq!(phone.notifications.len(), 2);
+    let bad = json!({"notifications": [{"keep": 5}]});
+    let r = call(&app, Method::PATCH, &profile, Some(&me), Some(bad)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
 }

@@ -114,14 +114,21 @@ impl NotifyConfig {
             };
         }
         if let Some(v) = var("PUBLIC_URL") {
-            match url::Url::parse(&v) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {
-                    c.public_url = Some(v.trim_end_matches('/').to_owned());
-                }
-                _ => return Err(bad("PUBLIC_URL", "must be an http or https URL")),
-            }
+            c.public_url = Some(parse_public_url(&v)?);
         }
         Ok(c)
+    }
+}
+
+/// Checks a `PUBLIC_URL`: an absolute `http` or `https` URL, returned without its
+/// trailing `/`.
+pub fn parse_public_url(value: &str) -> Result<String, ConfigError> {
+    let value = value.trim();
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {
+            Ok(value.trim_end_matches('/').to_owned())
+        }
+        _ => Err(bad("PUBLIC_URL", "must be an http or https URL")),
     }
 }
 

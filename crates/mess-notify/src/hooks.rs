@@ -25,7 +25,7 @@ use mess_core::member::HookMoment;
 use mess_core::{DomainError, Event, EventKind, ExecutorId, Member, Status, Thread, Timestamp};
 use serde_json::{Map, Value};
 
-use crate::message::{Context, Outgoing, webhook_payload};
+use crate::message::{Context, Outgoing, signatures, webhook_payload};
 use crate::recipients::{is_party, wants_new_thread};
 use crate::safety;
 
@@ -42,18 +42,29 @@ const RESERVED_HEADERS: [&str; 5] = [
     "upgrade",
 ];
 
-/// The moment `event` is, if hooks can attach to it: created, or a status change to
-/// `claimed`, `in_progress` (started), `completed` or `cancelled`.
+/// The moment `event` is, if hooks can attach to it: created; a status change to
+/// `claimed`, `in_progress` (started, or a revision when it leaves a finished status),
+/// `completed`, `cancelled`, `failed`, `expired`, `pending` (released) or `needs_input`;
+/// a message without a status change (the host hands only those over: [`mess_core::notifiable`]).
 pub fn hook_moment(event: &Event) -> Option<HookMoment> {
     match &event.kind {
         EventKind::ThreadCreated(_) => Some(HookMoment::OnRequestCreated),
         EventKind::StatusChanged(c) => match c.new_status {
             Status::Claimed => Some(HookMoment::OnRequestClaimed),
+            Status::InProgress if c.old_status.is_terminal() => {
+                Some(HookMoment::OnRevisionRequested)
+            }
             Status::InProgress => Some(HookMoment::OnRequestStarted),
             Status::Completed => Some(HookMoment::OnRequestCompleted),
             Status::Cancelled => Some(HookMoment::OnRequestCancelled),
+            Status::Failed => Some(HookMoment::OnRequestFailed),
+            Status::Expired => Some(HookMoment::OnRequestExpired),
+            Status::Pending => Some(HookMoment::OnRequestReleased),
+            Status::NeedsInput => Some(HookMoment::OnNeedsInput),
             _ => None,
         },
+        EventKind::MessageAdded(_) => Some(HookMoment::OnMessage),
+        EventKind::ThreadUnclaimed(_) => Some(HookMoment::OnRequestUnclaimed),
         _ => None,
     }
 }
@@ -148,6 +159,8 @@ struct Hook<'a> {
     method: Method,
     headers: Option<&'a Map<String, Value>>,
     body: Option<&'a Value>,
+    /// Signs the body (`X-Mess-Signature`, `X-Mess-Signature-256`) when set.
+    secret: Option<&'a str>,
 }
 
 impl<'a> Hook<'a> {
@@ -158,6 +171,7 @@ impl<'a> Hook<'a> {
                 method: Method::POST,
                 headers: None,
                 body: None,
+                secret: None,
             });
         }
         let obj = spec
@@ -180,11 +194,17 @@ impl<'a> Hook<'a> {
             Some(_) => return Err("headers must be an object".into()),
         };
         let body = obj.get("body").filter(|b| !b.is_null());
+        let secret = match obj.get("secret") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Some(s.as_str()),
+            Some(_) => return Err("secret must be a string of 1 to 256 characters".into()),
+        };
         Ok(Self {
             url,
             method,
             headers,
             body,
+            secret,
         })
     }
 }
@@ -222,6 +242,9 @@ pub(crate) fn hook_request(spec: &Value, ctx: &Context) -> Result<Outgoing, Stri
     };
     if !has_content_type && !content_type.is_empty() {
         headers.push(("Content-Type".into(), content_type.into()));
+    }
+    if let Some(secret) = hook.secret {
+        headers.extend(signatures(secret, ctx.ts_secs, &body));
     }
     Ok(Outgoing {
         method: hook.method,
@@ -332,6 +355,59 @@ mod tests {
             .iter()
             .map(|(m, moment)| (m.executor_id.as_str(), *moment))
             .collect()
+    }
+
+    #[test]
+    fn every_status_moment_of_protocol_md_has_its_hook() {
+        use mess_core::event::StatusChanged;
+        let moment = |from: Status, to: Status| {
+            hook_moment(
+                &mess_core::testing::event(EventKind::StatusChanged(StatusChanged {
+                    old_status: from,
+                    new_status: to,
+                    executor_id: None,
+                }))
+                .build(),
+            )
+        };
+        use HookMoment::*;
+        use Status::*;
+        assert_eq!(moment(Pending, Claimed), Some(OnRequestClaimed));
+        assert_eq!(moment(Claimed, InProgress), Some(OnRequestStarted));
+        assert_eq!(moment(Completed, InProgress), Some(OnRevisionRequested));
+        assert_eq!(moment(Partial, InProgress), Some(OnRevisionRequested));
+        assert_eq!(moment(InProgress, Completed), Some(OnRequestCompleted));
+        assert_eq!(moment(Pending, Cancelled), Some(OnRequestCancelled));
+        assert_eq!(moment(InProgress, Failed), Some(OnRequestFailed));
+        assert_eq!(moment(Pending, Expired), Some(OnRequestExpired));
+        assert_eq!(moment(Claimed, Pending), Some(OnRequestReleased));
+        assert_eq!(moment(Claimed, NeedsInput), Some(OnNeedsInput));
+        assert_eq!(moment(Claimed, Waiting), None);
+        let message =
+            mess_core::testing::event(EventKind::MessageAdded(mess_core::event::MessageAdded {
+                mess: Vec::new(),
+            }))
+            .build();
+        assert_eq!(hook_moment(&message), Some(OnMessage));
+    }
+
+    #[test]
+    fn a_status_changes_own_message_is_told_with_it_a_message_alone_is_told() {
+        use mess_core::event::{MessageAdded, StatusChanged};
+        let status = mess_core::testing::event(EventKind::StatusChanged(StatusChanged {
+            old_status: Status::Pending,
+            new_status: Status::Claimed,
+            executor_id: None,
+        }))
+        .build();
+        let message =
+            mess_core::testing::event(EventKind::MessageAdded(MessageAdded { mess: Vec::new() }))
+                .build();
+        let write = [status.clone(), message.clone()];
+        assert_eq!(mess_core::notifiable(&write).count(), 1);
+        assert!(mess_core::told(&write, 0) && !mess_core::told(&write, 1));
+        let alone = [message];
+        assert!(mess_core::told(&alone, 0));
     }
 
     #[test]

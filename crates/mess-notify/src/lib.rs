@@ -18,6 +18,7 @@
 //! - [`retry`]: when a delivery is tried again, and what its outcome records (pure; both
 //!   senders use it).
 //! - [`safety`]: URL checks at registration and address checks at send time (SSRF).
+//! - [`test_send`]: what each channel gets when its member asks for a test notification.
 //! - [`notifier`]: [`HttpNotifier`], its bounded queue, retries and shutdown (feature
 //!   `send`, on by default).
 //!
@@ -60,11 +61,13 @@ pub mod profile;
 pub mod recipients;
 pub mod retry;
 pub mod safety;
+pub mod test_send;
 
-pub use config::{ConfigError, NotifyConfig};
+pub use config::{ConfigError, NotifyConfig, parse_public_url};
 pub use deliveries::{Deliveries, Target, deliveries};
 pub use mess_core::member::HookMoment;
 #[cfg(feature = "send")]
 pub use notifier::{HttpNotifier, NotifierHandle, StartError};
 pub use profile::validate_profile;
 pub use recipients::{in_quiet_hours, recipients};
+pub use test_send::{test_request, test_result};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use http::Method;
-use mess_core::{Actor, Channel, Event, ExchangeId, Priority, Thread};
+use mess_core::{Actor, Channel, Event, EventKind, ExchangeId, Priority, Thread};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -13,6 +13,10 @@ pub const DEFAULT_NTFY_SERVER: &str = "https://ntfy.sh";
 
 /// The header carrying a webhook body's signature: `sha256=<hex HMAC-SHA256(secret, body)>`.
 pub const SIGNATURE_HEADER: &str = "X-Mess-Signature";
+
+/// The timestamped signature, so that a receiver can refuse replays:
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+pub const SIGNATURE_256_HEADER: &str = "X-Mess-Signature-256";
 
 /// Titles longer than this are cut (with an ellipsis): they are one line on a phone.
 const MAX_TITLE_CHARS: usize = 120;
@@ -28,6 +32,10 @@ pub struct Context {
     pub actor_id: Actor,
     /// When it happened, as stored.
     pub ts: Value,
+    /// When it happened, in Unix seconds (the `t` of `X-Mess-Signature-256`).
+    pub ts_secs: i64,
+    /// For a message without a status change: its text, for people.
+    pub message: Option<String>,
     /// The thread after the event.
     pub thread: Arc<Thread>,
     /// `thread.summary()` as JSON: the list shape, also the hook template fields.
@@ -44,6 +52,11 @@ impl Context {
             event_type: event.kind.event_type().to_owned(),
             actor_id: event.actor_id.clone(),
             ts: serde_json::to_value(event.ts).unwrap_or(Value::Null),
+            ts_secs: event.ts.unix_millis().div_euclid(1000),
+            message: match &event.kind {
+                EventKind::MessageAdded(m) => Some(message_text(&m.mess)),
+                _ => None,
+            },
             thread: Arc::clone(thread),
             summary: serde_json::to_value(thread.summary()).unwrap_or(Value::Null),
             public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
@@ -55,6 +68,14 @@ impl Context {
         let t = &self.thread;
         let full = if self.event_type == "thread_created" {
             format!("New request: {}", t.intent)
+        } else if self.event_type == "offer_reminded" {
+            format!("Still open: {}", t.intent)
+        } else if self.event_type == "needed_by_passed" {
+            format!("Past its needed_by: {}", t.intent)
+        } else if self.event_type == "thread_unclaimed" {
+            format!("Nobody has taken your request yet: {}", t.intent)
+        } else if self.message.is_some() {
+            format!("Message from {}: {}", self.actor_id, t.intent)
         } else {
             format!(
                 "Request {}: {}",
@@ -78,17 +99,19 @@ impl Context {
         if self.event_type == "status_changed" {
             s.push_str(&format!("\nChanged by: {}", self.actor_id));
         }
+        if let Some(m) = &self.message {
+            s = format!("{}: {m}\n\n{s}", self.actor_id);
+        }
         s
     }
 
-    /// Where people can see the thread, when a public URL is configured.
+    /// Where people see the thread, when a public URL is configured: the thread in the app
+    /// the exchange serves at `/` (a phone opens it signed in; the API itself would answer
+    /// 401 to a browser).
     pub fn link(&self) -> Option<String> {
-        self.public_url.as_ref().map(|base| {
-            format!(
-                "{base}/api/v1/exchanges/{}/requests/{}",
-                self.exchange_id, self.thread.thread_ref
-            )
-        })
+        self.public_url
+            .as_ref()
+            .map(|base| format!("{base}/#r/{}", self.thread.thread_ref))
     }
 }
 
@@ -108,7 +131,7 @@ pub struct Outgoing {
 /// The request that notifies `channel` of the context's event.
 pub(crate) fn channel_request(channel: &Channel, ctx: &Context) -> Outgoing {
     match channel {
-        Channel::Ntfy { topic, server } => ntfy(topic, server.as_deref(), ctx),
+        Channel::Ntfy { topic, server, .. } => ntfy(topic, server.as_deref(), ctx),
         Channel::Slack { webhook_url } => json_post(webhook_url, &json!({"text": slack_text(ctx)})),
         Channel::GoogleChat { webhook_url } => {
             json_post(webhook_url, &json!({"text": google_chat_text(ctx)}))
@@ -116,8 +139,8 @@ pub(crate) fn channel_request(channel: &Channel, ctx: &Context) -> Outgoing {
         Channel::Webhook { url, secret } => {
             let mut out = json_post(url, &webhook_payload(ctx));
             if let Some(secret) = secret {
-                out.headers
-                    .push((SIGNATURE_HEADER.into(), signature(secret, &out.body)));
+                let signed = signatures(secret, ctx.ts_secs, &out.body);
+                out.headers.extend(signed);
             }
             out
         }
@@ -138,11 +161,88 @@ fn ntfy(topic: &str, server: Option<&str>, ctx: &Context) -> Outgoing {
     if let Some(link) = ctx.link() {
         headers.push(("Click".into(), link));
     }
+    // An offer carries its sequence id, so that ntfy 2.16+ can update or clear it when it
+    // is withdrawn (older servers ignore the header).
+    if ctx.thread.status == mess_core::Status::Pending {
+        headers.push((NTFY_SEQUENCE_HEADER.into(), offer_sequence_id(ctx)));
+    }
     Outgoing {
         method: Method::POST,
         url: format!("{server}/{topic}"),
         headers,
         body: ctx.text().into_bytes(),
+    }
+}
+
+/// The header naming an ntfy notification's sequence id (ntfy 2.16+).
+pub const NTFY_SEQUENCE_HEADER: &str = "X-Sequence-ID";
+
+/// The sequence id of the offer of the context's thread: one per thread and exchange, so
+/// every offer of it (the first, a reminder, a re-offer) is one notification on a phone.
+pub fn offer_sequence_id(ctx: &Context) -> String {
+    format!("mess-{}-{}", ctx.exchange_id, ctx.thread.thread_ref)
+}
+
+/// The request that withdraws the context's thread's offer on `channel`, if the channel
+/// can: an ntfy 2.16+ channel (`updates: true`) gets its notification updated to "Taken
+/// by ..." when someone claimed it, cleared otherwise; a webhook gets `offer_withdrawn`.
+pub(crate) fn withdrawal_request(channel: &Channel, ctx: &Context) -> Option<Outgoing> {
+    let t = &ctx.thread;
+    match channel {
+        Channel::Ntfy {
+            topic,
+            server,
+            updates: Some(true),
+        } => {
+            let server = server
+                .as_deref()
+                .unwrap_or(DEFAULT_NTFY_SERVER)
+                .trim_end_matches('/');
+            let seq = offer_sequence_id(ctx);
+            Some(match &t.executor_id {
+                Some(holder) => Outgoing {
+                    method: Method::POST,
+                    url: format!("{server}/{topic}"),
+                    headers: vec![
+                        ("Content-Type".into(), "text/plain; charset=utf-8".into()),
+                        (NTFY_SEQUENCE_HEADER.into(), seq),
+                        (
+                            "Title".into(),
+                            header_text(&one_line(
+                                &format!("Taken by {holder}: {}", t.intent),
+                                MAX_TITLE_CHARS,
+                            )),
+                        ),
+                        ("Priority".into(), "1".into()),
+                        ("Tags".into(), "mess,taken".into()),
+                    ],
+                    body: format!("{} was taken by {holder}.", t.intent).into_bytes(),
+                },
+                None => Outgoing {
+                    method: Method::PUT,
+                    url: format!("{server}/{topic}/{seq}/clear"),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                },
+            })
+        }
+        Channel::Webhook { url, secret } => {
+            let mut payload = webhook_payload(ctx);
+            payload["event_type"] = "offer_withdrawn".into();
+            payload["reason"] = t.status.as_str().into();
+            payload["title"] = one_line(
+                &format!("No longer open ({}): {}", t.status, t.intent),
+                MAX_TITLE_CHARS,
+            )
+            .into();
+            let mut out = json_post(url, &payload);
+            if let Some(secret) = secret {
+                out.headers
+                    .extend(signatures(secret, ctx.ts_secs, &out.body));
+            }
+            Some(out)
+        }
+        _ => None,
     }
 }
 
@@ -198,14 +298,65 @@ fn google_chat_text(ctx: &Context) -> String {
 
 /// The generic webhook's JSON body.
 pub(crate) fn webhook_payload(ctx: &Context) -> Value {
-    json!({
+    let mut payload = json!({
         "event_type": ctx.event_type,
         "exchange_id": ctx.exchange_id,
         "title": ctx.title(),
         "body": ctx.text(),
         "thread": ctx.summary,
         "ts": ctx.ts,
-    })
+    });
+    if let Some(m) = &ctx.message {
+        payload["message"] = Value::String(m.clone());
+    }
+    payload
+}
+
+/// Both signature headers of `body`: today's `X-Mess-Signature` (unchanged) and the
+/// timestamped `X-Mess-Signature-256` for `t` (Unix seconds).
+pub(crate) fn signatures(secret: &str, t: i64, body: &[u8]) -> [(String, String); 2] {
+    let mut signed = format!("{t}.").into_bytes();
+    signed.extend_from_slice(body);
+    let v1 = signature(secret, &signed);
+    let v1 = v1.strip_prefix("sha256=").unwrap_or(&v1);
+    [
+        (SIGNATURE_HEADER.into(), signature(secret, body)),
+        (SIGNATURE_256_HEADER.into(), format!("t={t},v1={v1}")),
+    ]
+}
+
+/// A message's text for people: its content strings and text items, its `message`,
+/// `question(s)` and `text` fields, in order; the blocks as JSON when none.
+fn message_text(blocks: &[mess_core::Block]) -> String {
+    fn collect(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if !s.starts_with("data:") => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
+            Value::Object(map) => {
+                for key in [
+                    "text",
+                    "message",
+                    "question",
+                    "questions",
+                    "content",
+                    "answer",
+                ] {
+                    if let Some(v) = map.get(key) {
+                        collect(v, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut parts = Vec::new();
+    for b in blocks {
+        collect(&b.body(), &mut parts);
+    }
+    if parts.is_empty() {
+        return "(a message with no text)".into();
+    }
+    one_line(&parts.join(" "), 1000)
 }
 
 fn json_post(url: &str, body: &Value) -> Outgoing {

@@ -5,7 +5,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use mess_core::{
-    Actor, DomainError, ExchangeId, ExecutorId, Notice, Notifier, OutcomeSink, Profile, ThreadRef,
+    Actor, ChannelTest, DomainError, ExchangeId, ExecutorId, Member, Notice, Notifier, OutcomeSink,
+    Profile, TestSend, ThreadRef, Timestamp,
 };
 use rand::RngExt;
 use reqwest::header::{HeaderName, HeaderValue, RETRY_AFTER};
@@ -18,6 +19,7 @@ use crate::message::{Context, Outgoing};
 use crate::profile::validate_profile;
 use crate::retry::{self, Attempt, Delivery, RetryPolicy};
 use crate::safety::{GuardedResolver, Policy, Refused};
+use crate::test_send::{test_request, test_result};
 
 /// Why the notifier could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,8 @@ pub struct HttpNotifier {
     /// The queue's sending side; `None` once shutdown began (later notices are dropped).
     tx: RwLock<Option<mpsc::Sender<Job>>>,
     public_url: Option<String>,
+    /// The dispatcher's client and rules, for test notifications sent outside the queue.
+    shared: Arc<Shared>,
 }
 
 /// Stops the notifier: see [`NotifierHandle::shutdown`].
@@ -90,8 +94,9 @@ impl HttpNotifier {
             },
         });
         let (tx, rx) = mpsc::channel(config.queue_size.max(1));
-        let dispatcher = tokio::spawn(dispatch(rx, shared, config.concurrency.max(1)));
+        let dispatcher = tokio::spawn(dispatch(rx, Arc::clone(&shared), config.concurrency.max(1)));
         let notifier = Arc::new(HttpNotifier {
+            shared,
             tx: RwLock::new(Some(tx)),
             public_url: config
                 .public_url
@@ -133,6 +138,36 @@ impl HttpNotifier {
 impl Notifier for HttpNotifier {
     fn validate(&self, profile: &Profile) -> Result<(), DomainError> {
         validate_profile(profile)
+    }
+
+    fn send_test(&self, exchange: &ExchangeId, member: &Member, now: Timestamp) -> TestSend {
+        // One attempt per channel, all at once: the answer waits at most one timeout.
+        let sends: Vec<_> = member
+            .notifications
+            .iter()
+            .map(|channel| {
+                let out = test_request(
+                    channel,
+                    exchange,
+                    &member.executor_id,
+                    now,
+                    self.public_url.as_deref(),
+                );
+                let shared = Arc::clone(&self.shared);
+                let channel = channel.clone();
+                tokio::spawn(async move { test_result(&channel, send_once(&shared, &out).await) })
+            })
+            .collect();
+        let kinds: Vec<&'static str> = member.notifications.iter().map(|c| c.kind()).collect();
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(sends.len());
+            for (send, kind) in sends.into_iter().zip(kinds) {
+                results.push(send.await.unwrap_or_else(|_| {
+                    ChannelTest::failed(kind, None, "the test could not be sent")
+                }));
+            }
+            results
+        })
     }
 
     fn notify(&self, notice: Notice) {
@@ -314,7 +349,11 @@ fn record(job: &Job, delivery: Delivery) {
             "notification failed"
         );
     }
-    let kind = delivery.outcome(job.executor_id.clone(), channel, &job.ctx.event_type);
+    let kind = delivery.outcome(
+        job.executor_id.clone(),
+        channel,
+        job.target.trigger(&job.ctx),
+    );
     job.outcomes.record(
         job.exchange.clone(),
         Some(job.thread_ref.clone()),

@@ -32,7 +32,7 @@ pub fn validate_profile(profile: &Profile) -> Result<(), DomainError> {
 
 fn check_channel(channel: &Channel) -> Result<(), &'static str> {
     match channel {
-        Channel::Ntfy { topic, server } => {
+        Channel::Ntfy { topic, server, .. } => {
             let topic_ok = !topic.is_empty()
                 && topic.len() <= 64
                 && topic

@@ -12,8 +12,11 @@ use mess_core::{Event, EventKind, Member, Preferences, Priority, Thread, Timesta
 /// - `thread_created`: every member but the requestor whose capabilities cover the
 ///   thread's `requires`, whose `min_priority` the thread meets, and who is not in quiet
 ///   hours at `now` (an urgent thread ignores quiet hours).
-/// - `status_changed`: the requestor and the assignee, never the member who made the
-///   change. They are parties to the thread, so their preferences do not filter them.
+/// - the exchange taking back a claim whose time limit ran out (`status_changed` to
+///   `pending` by `exchange`): the requestor, and the members it would be offered to now.
+/// - `status_changed`, and `message_added` without a status change: the requestor and the
+///   assignee, never the member who made the change or sent the message. They are parties
+///   to the thread, so their preferences do not filter them.
 /// - Any other event: nobody.
 pub fn recipients(
     event: &Event,
@@ -26,7 +29,14 @@ pub fn recipients(
         EventKind::ThreadCreated(_) => {
             m.executor_id != thread.requestor_id && wants_new_thread(m, thread, now)
         }
-        EventKind::StatusChanged(_) => {
+        // The exchange took back a claim: the request is offered again.
+        EventKind::StatusChanged(c) if reoffered(c, &event.actor_id) => {
+            m.executor_id == thread.requestor_id || offered_again(m, thread, now)
+        }
+        EventKind::OfferReminded(_) => offered_again(m, thread, now),
+        EventKind::ThreadUnclaimed(_) => m.executor_id == thread.requestor_id,
+        EventKind::NeededByPassed(_) => is_party(m, thread),
+        EventKind::StatusChanged(_) | EventKind::MessageAdded(_) => {
             event.actor_id != *m.executor_id.as_str() && is_party(m, thread)
         }
         _ => false,
@@ -36,6 +46,35 @@ pub fn recipients(
         .filter(|m| keep(m) && seen.insert(m.executor_id.as_str()))
         .cloned()
         .collect()
+}
+
+/// True when a status change by `actor` puts active work back to `pending` by the
+/// exchange's own hand (a claim whose time limit ran out): it is offered again.
+fn reoffered(c: &mess_core::event::StatusChanged, actor: &mess_core::Actor) -> bool {
+    *actor == mess_core::Actor::Exchange
+        && c.new_status == mess_core::Status::Pending
+        && c.old_status.group() == mess_core::status::Group::Active
+}
+
+/// True when a pending thread offered again reaches `member`: it would be offered it now,
+/// it is not its requestor, and it has not passed on it.
+fn offered_again(member: &Member, thread: &Thread, now: Timestamp) -> bool {
+    member.executor_id != thread.requestor_id
+        && !thread.passed_by.contains(&member.executor_id)
+        && wants_new_thread(member, thread, now)
+}
+
+/// True when `thread` was offered to `member` (whatever the hour: quiet hours only delay
+/// what it is told): not its requestor, not one who passed, its capabilities and
+/// `min_priority` fit.
+pub fn offered(member: &Member, thread: &Thread) -> bool {
+    member.executor_id != thread.requestor_id
+        && !thread.passed_by.contains(&member.executor_id)
+        && member.covers(&thread.requires)
+        && member
+            .preferences
+            .min_priority
+            .is_none_or(|min| thread.priority >= min)
 }
 
 /// True when `member` is the thread's requestor or its assignee.
@@ -171,6 +210,63 @@ pub(crate) mod tests {
             member("phone", &["photo:capture"], json!({})),
         ];
         assert_eq!(ids(&recipients(&e, &t, &members, e.ts)), ["phone"]);
+    }
+
+    #[test]
+    fn a_claim_taken_back_by_the_exchange_is_offered_again() {
+        let (_, mut t) = created(Priority::Normal, &["photo:capture"]);
+        changed(&mut t, "phone", Status::Claimed, Some("phone"));
+        let back = changed(&mut t, "exchange", Status::Pending, None);
+        let members = [
+            member("agent", &[], json!({})),
+            member("phone", &["photo:capture"], json!({})),
+            member("tablet", &["photo:capture"], json!({})),
+            member("speaker", &["audio:play"], json!({})),
+        ];
+        assert_eq!(
+            ids(&recipients(&back, &t, &members, back.ts)),
+            ["agent", "phone", "tablet"]
+        );
+        // A release by the assignee itself is no re-offer: the requestor is told.
+        let (_, mut t) = created(Priority::Normal, &["photo:capture"]);
+        changed(&mut t, "phone", Status::Claimed, Some("phone"));
+        let released = changed(&mut t, "phone", Status::Pending, None);
+        assert_eq!(
+            ids(&recipients(&released, &t, &members, released.ts)),
+            ["agent"]
+        );
+    }
+
+    #[test]
+    fn a_reminder_reaches_who_would_take_it_but_not_who_passed_and_unclaimed_the_requestor() {
+        use mess_core::event::OfferTimer;
+        let (created, mut t) = created(Priority::Normal, &["photo:capture"]);
+        t.passed_by.push("tablet".parse().unwrap());
+        let timer = || OfferTimer {
+            offered_at: created.ts,
+        };
+        let event = |kind| {
+            testing::event(kind)
+                .thread(&t.thread_ref)
+                .actor("exchange")
+                .ts(at("2026-02-01T13:00:00Z"))
+                .build()
+        };
+        let members = [
+            member("agent", &["photo:capture"], json!({})),
+            member("phone", &["photo:capture"], json!({})),
+            member("tablet", &["photo:capture"], json!({})),
+        ];
+        let reminded = event(EventKind::OfferReminded(timer()));
+        assert_eq!(
+            ids(&recipients(&reminded, &t, &members, reminded.ts)),
+            ["phone"]
+        );
+        let unclaimed = event(EventKind::ThreadUnclaimed(timer()));
+        assert_eq!(
+            ids(&recipients(&unclaimed, &t, &members, unclaimed.ts)),
+            ["agent"]
+        );
     }
 
     #[test]

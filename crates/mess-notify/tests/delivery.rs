@@ -168,7 +168,7 @@ async fn ntfy_gets_the_summary_with_an_encoded_emoji_title_priority_tags_and_cli
         .and(headers("Tags", vec!["mess", "pending"]))
         .and(header(
             "Click",
-            "https://mess.example.com/api/v1/exchanges/home/requests/2026-02-01-AAAA",
+            "https://mess.example.com/#r/2026-02-01-AAAA",
         ))
         .and(header("Content-Type", "text/plain; charset=utf-8"))
         .and(body_string(
@@ -246,7 +246,7 @@ async fn slack_and_google_chat_get_text_in_their_own_formatting() {
         .and(header("Content-Type", "application/json"))
         .and(body_json(json!({"text":
             "*New request: Check the front door &amp; &lt;gate&gt;*\nCheck the front door &amp; &lt;gate&gt;\n\
-             Ref: <https://mess.example.com/api/v1/exchanges/home/requests/2026-02-01-AAAA|2026-02-01-AAAA> \
+             Ref: <https://mess.example.com/#r/2026-02-01-AAAA|2026-02-01-AAAA> \
              · Status: *pending* · Priority: normal · Requested by: claude-agent"})))
         .respond_with(ResponseTemplate::new(200))
         .expect(1)
@@ -257,7 +257,7 @@ async fn slack_and_google_chat_get_text_in_their_own_formatting() {
         .and(header("Content-Type", "application/json"))
         .and(body_json(json!({"text":
             "*New request: Check the front door & <gate>*\nCheck the front door & <gate>\n\
-             Ref: <https://mess.example.com/api/v1/exchanges/home/requests/2026-02-01-AAAA|2026-02-01-AAAA>\n\
+             Ref: <https://mess.example.com/#r/2026-02-01-AAAA|2026-02-01-AAAA>\n\
              Status: *pending*\nPriority: normal\nRequested by: claude-agent"})))
         .respond_with(ResponseTemplate::new(200))
         .expect(1)
@@ -344,6 +344,16 @@ async fn a_webhook_gets_the_json_payload_signed_with_its_secret() {
     let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
     assert_eq!(
         request.headers.get("X-Mess-Signature").unwrap(),
+        expected.as_str()
+    );
+    // The timestamped one: t is the event's time, v1 the HMAC of "t.body".
+    let t = 1_769_983_200; // 2026-02-01T22:00:00Z
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(b"s3cret").unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&request.body);
+    let expected = format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(
+        request.headers.get("X-Mess-Signature-256").unwrap(),
         expected.as_str()
     );
     assert!(handle.shutdown(Duration::from_secs(5)).await);
@@ -529,6 +539,89 @@ async fn loopback_destinations_are_refused_at_send_time_unless_private_is_allowe
     }
     assert!(server.received_requests().await.unwrap().is_empty());
     assert!(handle.shutdown(Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn a_question_without_a_status_change_reaches_the_requestor_and_its_on_message_hook() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let (notifier, handle) = start(config());
+    let sink = Arc::new(Sink::default());
+    let created_event = created_event("Check the front door", Priority::Normal);
+    let mut thread = Thread::from_created(&created_event).unwrap();
+    let claim = testing::event(EventKind::StatusChanged(StatusChanged {
+        old_status: Status::Pending,
+        new_status: Status::Claimed,
+        executor_id: Some("my-phone".parse().unwrap()),
+    }))
+    .thread(REF)
+    .actor("my-phone")
+    .seq(2)
+    .build();
+    thread.apply(&claim);
+    let question = testing::event(EventKind::MessageAdded(mess_core::event::MessageAdded {
+        mess: mess_core::Block::parse_list(
+            &json!([{"query": {"content": ["Front or back door?"]}}]),
+        )
+        .unwrap(),
+    }))
+    .id("e3")
+    .thread(REF)
+    .actor("my-phone")
+    .seq(3)
+    .build();
+    thread.apply(&question);
+    let agent = member(
+        "claude-agent",
+        json!({"notifications": [{"type": "webhook", "url": format!("{}/agent", server.uri())}],
+               "hooks": {"on_message": {"url": format!("{}/hook/{{{{ref}}}}", server.uri()),
+                                        "secret": "hook-secret"}}}),
+    );
+    let phone = member(
+        "my-phone",
+        json!({"notifications": [{"type": "webhook", "url": format!("{}/phone", server.uri())}]}),
+    );
+    notifier.notify(Notice {
+        exchange_id: question.exchange_id.clone(),
+        event: question,
+        thread: Arc::new(thread),
+        members: [agent, phone].into(),
+        outcomes: Arc::clone(&sink) as Arc<dyn OutcomeSink>,
+    });
+    let outcomes = sink.wait_for(2).await;
+    assert!(handle.shutdown(Duration::from_secs(5)).await);
+    assert!(
+        outcomes
+            .iter()
+            .all(|(ok, o)| *ok && o.executor_id == "claude-agent")
+    );
+    let requests = server.received_requests().await.unwrap();
+    let mut paths: Vec<&str> = requests.iter().map(|r| r.url.path()).collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        ["/agent", &format!("/hook/{REF}")],
+        "never the sender"
+    );
+    let to_agent = requests.iter().find(|r| r.url.path() == "/agent").unwrap();
+    let body: Value = serde_json::from_slice(&to_agent.body).unwrap();
+    assert_eq!(body["event_type"], "message_added");
+    assert_eq!(body["title"], "Message from my-phone: Check the front door");
+    assert_eq!(body["message"], "Front or back door?");
+    let hook = requests.iter().find(|r| r.url.path() != "/agent").unwrap();
+    let signed = hook
+        .headers
+        .get("X-Mess-Signature-256")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        signed.starts_with("t=") && signed.contains(",v1="),
+        "{signed}"
+    );
 }
 
 #[tokio::test]

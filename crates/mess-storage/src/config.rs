@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mess_core::{Storage, StorageError};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
@@ -23,18 +23,24 @@ pub struct StorageConfig {
     pub kind: StorageKind,
     /// `STORAGE_PATH`: the data directory of the filesystem backend (default `./data`).
     pub path: PathBuf,
-    /// `S3_ENDPOINT`, e.g. `http://minio:9000` or `https://s3.eu-west-1.amazonaws.com`.
+    /// `MESS_FS_SYNC_DELAY_MS`: a benchmark aid, never for production (see
+    /// [`crate::SYNC_DELAY_ENV`]); zero by default.
+    pub fs_sync_delay: Duration,
+    /// `S3_ENDPOINT`, e.g. `http://minio:9000` or `https://<account>.r2.cloudflarestorage.com`;
+    /// unset for AWS S3 itself (the region's endpoint, virtual-hosted style).
     pub s3_endpoint: Option<String>,
     /// `S3_BUCKET`.
     pub s3_bucket: Option<String>,
-    /// `S3_ACCESS_KEY`.
+    /// `S3_ACCESS_KEY`. With [`StorageConfig::s3_secret_key`]; when both are unset the
+    /// credentials come from the AWS chain (`AWS_ACCESS_KEY_ID`..., web identity, ECS/EKS,
+    /// instance metadata).
     pub s3_access_key: Option<String>,
     /// `S3_SECRET_KEY`. Never printed: `Debug` redacts it.
     pub s3_secret_key: Option<String>,
     /// `S3_REGION` (default `us-east-1`).
     pub s3_region: String,
-    /// `S3_ALLOW_HTTP`: allow plain HTTP (default: true when `S3_ENDPOINT` starts with
-    /// `http://`).
+    /// `S3_ALLOW_HTTP`: allow plain HTTP (default: [`allow_http_default`], true when
+    /// `S3_ENDPOINT` starts with `http://`).
     pub s3_allow_http: bool,
 }
 
@@ -48,6 +54,7 @@ impl fmt::Debug for StorageConfig {
         f.debug_struct("StorageConfig")
             .field("kind", &self.kind)
             .field("path", &self.path)
+            .field("fs_sync_delay", &self.fs_sync_delay)
             .field(
                 "s3_endpoint",
                 &self.s3_endpoint.as_deref().map(redact_userinfo),
@@ -86,9 +93,7 @@ impl StorageConfig {
         };
         let s3_endpoint = get("S3_ENDPOINT").map(|s| s.trim().to_owned());
         let s3_allow_http = match get("S3_ALLOW_HTTP").as_deref().map(str::trim) {
-            None => s3_endpoint
-                .as_deref()
-                .is_some_and(|e| e.starts_with("http://")),
+            None => allow_http_default(s3_endpoint.as_deref()),
             Some("true" | "1" | "yes") => true,
             Some("false" | "0" | "no") => false,
             Some(other) => {
@@ -101,6 +106,7 @@ impl StorageConfig {
         Ok(Self {
             kind,
             path: get("STORAGE_PATH").map_or_else(|| PathBuf::from("./data"), PathBuf::from),
+            fs_sync_delay: crate::fs::sync_delay_from_env(),
             s3_endpoint,
             s3_bucket: get("S3_BUCKET"),
             s3_access_key: get("S3_ACCESS_KEY"),
@@ -109,6 +115,12 @@ impl StorageConfig {
             s3_allow_http,
         })
     }
+}
+
+/// `S3_ALLOW_HTTP`'s default: plain HTTP is allowed exactly when `S3_ENDPOINT` is an
+/// `http://` URL (local MinIO, moto); never for AWS (no endpoint) or `https://`.
+pub fn allow_http_default(endpoint: Option<&str>) -> bool {
+    endpoint.is_some_and(|e| e.trim().starts_with("http://"))
 }
 
 /// Why [`open`] failed. Its `Display` is one line that names the setting to fix; it never
@@ -192,35 +204,114 @@ async fn open_fs(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> 
         StorageError::Unavailable(m) | StorageError::Corrupt(m) => m,
         other => other.to_string(),
     };
-    let storage = FsStorage::new(&config.path).map_err(|e| path_error(why(e)))?;
+    let storage = FsStorage::with_sync_delay(&config.path, config.fs_sync_delay)
+        .map_err(|e| path_error(why(e)))?;
     storage.check().await.map_err(|e| path_error(why(e)))?;
     Ok(Arc::new(storage))
 }
 
-async fn open_s3(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> {
-    let endpoint = config
-        .s3_endpoint
-        .as_deref()
-        .ok_or(OpenError::Missing("S3_ENDPOINT"))?;
+/// Where the S3 client's credentials come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credentials {
+    /// `S3_ACCESS_KEY` and `S3_SECRET_KEY`, and nothing from the environment.
+    Static,
+    /// Neither is set: the AWS chain ([`AWS_CHAIN`]).
+    AwsChain,
+}
+
+/// The `AWS_*` settings taken from the environment when `S3_ACCESS_KEY`/`S3_SECRET_KEY`
+/// are unset: the credential chain object_store implements (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`; web identity, as EKS IRSA sets it; the
+/// ECS task role; EKS Pod Identity; else EC2 instance metadata). Never the endpoint,
+/// region or TLS settings: those are `S3_*` only.
+const AWS_CHAIN: [AmazonS3ConfigKey; 12] = [
+    AmazonS3ConfigKey::AccessKeyId,
+    AmazonS3ConfigKey::SecretAccessKey,
+    AmazonS3ConfigKey::Token,
+    AmazonS3ConfigKey::WebIdentityTokenFile,
+    AmazonS3ConfigKey::RoleArn,
+    AmazonS3ConfigKey::RoleSessionName,
+    AmazonS3ConfigKey::StsEndpoint,
+    AmazonS3ConfigKey::ContainerCredentialsRelativeUri,
+    AmazonS3ConfigKey::ContainerCredentialsFullUri,
+    AmazonS3ConfigKey::ContainerAuthorizationTokenFile,
+    AmazonS3ConfigKey::MetadataEndpoint,
+    AmazonS3ConfigKey::ImdsV1Fallback,
+];
+
+/// The S3 client's settings, before its timeouts: `S3_*` resolved, and the AWS credential
+/// chain taken from `aws_env` (`AmazonS3Builder::from_env()` in [`open`]) when there are
+/// no static keys. Without `S3_ENDPOINT` it is AWS S3 itself: the region's endpoint,
+/// virtual-hosted style (`https://{bucket}.s3.{region}.amazonaws.com`); with one, path
+/// style (MinIO, R2, Ceph, moto).
+fn s3_builder(
+    config: &StorageConfig,
+    aws_env: &AmazonS3Builder,
+) -> Result<AmazonS3Builder, OpenError> {
     let bucket = config
         .s3_bucket
         .as_deref()
         .ok_or(OpenError::Missing("S3_BUCKET"))?;
-    let access_key = config
-        .s3_access_key
-        .as_deref()
-        .ok_or(OpenError::Missing("S3_ACCESS_KEY"))?;
-    let secret_key = config
-        .s3_secret_key
-        .as_deref()
-        .ok_or(OpenError::Missing("S3_SECRET_KEY"))?;
-    let shown_endpoint = redact_userinfo(endpoint);
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-        return Err(OpenError::Invalid {
-            setting: "S3_ENDPOINT",
-            reason: format!("{shown_endpoint} is not an http:// or https:// URL"),
-        });
+    let credentials = match (&config.s3_access_key, &config.s3_secret_key) {
+        (Some(_), Some(_)) => Credentials::Static,
+        (None, None) => Credentials::AwsChain,
+        (Some(_), None) => return Err(OpenError::Missing("S3_SECRET_KEY")),
+        (None, Some(_)) => return Err(OpenError::Missing("S3_ACCESS_KEY")),
+    };
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region(&config.s3_region)
+        .with_allow_http(config.s3_allow_http);
+    builder = match &config.s3_endpoint {
+        Some(endpoint) => {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(OpenError::Invalid {
+                    setting: "S3_ENDPOINT",
+                    reason: format!(
+                        "{} is not an http:// or https:// URL",
+                        redact_userinfo(endpoint)
+                    ),
+                });
+            }
+            builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false)
+        }
+        None => builder.with_virtual_hosted_style_request(true),
+    };
+    match credentials {
+        Credentials::Static => {
+            if let (Some(key), Some(secret)) = (&config.s3_access_key, &config.s3_secret_key) {
+                builder = builder
+                    .with_access_key_id(key)
+                    .with_secret_access_key(secret);
+            }
+        }
+        Credentials::AwsChain => {
+            for key in AWS_CHAIN {
+                if let Some(value) = aws_env.get_config_value(&key) {
+                    builder = builder.with_config(key, value);
+                }
+            }
+        }
     }
+    Ok(builder)
+}
+
+/// The URL the bucket is reached at, for messages (no user info).
+fn shown_endpoint(config: &StorageConfig, bucket: &str) -> String {
+    match &config.s3_endpoint {
+        Some(endpoint) => redact_userinfo(endpoint),
+        None => format!("https://{bucket}.s3.{}.amazonaws.com", config.s3_region),
+    }
+}
+
+async fn open_s3(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> {
+    // Only the credential chain is taken from the ambient `AWS_*` variables, and only
+    // without S3_ACCESS_KEY/S3_SECRET_KEY (see `s3_builder`).
+    let builder = s3_builder(config, &AmazonS3Builder::from_env())?;
+    let bucket = config.s3_bucket.as_deref().unwrap_or_default();
+    let shown_endpoint = shown_endpoint(config, bucket);
     let client = ClientOptions::new()
         .with_allow_http(config.s3_allow_http)
         .with_connect_timeout(S3_CONNECT_TIMEOUT)
@@ -234,20 +325,16 @@ async fn open_s3(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> 
         max_retries: 3,
         retry_timeout: S3_RETRY_TIMEOUT,
     };
-    // `new()`, not `from_env()`: only our settings count, never ambient AWS_* variables.
-    let store = AmazonS3Builder::new()
-        .with_endpoint(endpoint)
-        .with_bucket_name(bucket)
-        .with_access_key_id(access_key)
-        .with_secret_access_key(secret_key)
-        .with_region(&config.s3_region)
-        .with_allow_http(config.s3_allow_http)
-        .with_virtual_hosted_style_request(false)
+    let store = builder
         .with_client_options(client)
         .with_retry(retry)
         .build()
         .map_err(|e| OpenError::Invalid {
-            setting: "S3_ENDPOINT",
+            setting: if config.s3_endpoint.is_some() {
+                "S3_ENDPOINT"
+            } else {
+                "S3_REGION"
+            },
             reason: one_line(&innermost(&e).to_string()),
         })?;
     let store: Arc<dyn ObjectStore> = Arc::new(store);
@@ -376,6 +463,119 @@ mod tests {
         assert!(!c.s3_allow_http);
         let c = config(&[("S3_ENDPOINT", "http://x"), ("S3_ALLOW_HTTP", "false")]).unwrap();
         assert!(!c.s3_allow_http);
+    }
+
+    fn value(b: &AmazonS3Builder, key: AmazonS3ConfigKey) -> Option<String> {
+        b.get_config_value(&key)
+    }
+
+    #[test]
+    fn without_an_endpoint_it_is_aws_itself_in_the_region_virtual_hosted() {
+        let c = config(&[
+            ("STORAGE_TYPE", "s3"),
+            ("S3_BUCKET", "my-mess"),
+            ("S3_REGION", "eu-west-1"),
+            ("S3_ACCESS_KEY", "AKIA1"),
+            ("S3_SECRET_KEY", "s3cret"),
+        ])
+        .unwrap();
+        assert!(!c.s3_allow_http);
+        let b = s3_builder(&c, &AmazonS3Builder::new()).unwrap();
+        assert_eq!(value(&b, AmazonS3ConfigKey::Endpoint), None);
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::Region).as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::Bucket).as_deref(),
+            Some("my-mess")
+        );
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::VirtualHostedStyleRequest).as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::AccessKeyId).as_deref(),
+            Some("AKIA1")
+        );
+        assert_eq!(
+            shown_endpoint(&c, "my-mess"),
+            "https://my-mess.s3.eu-west-1.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn without_keys_the_credentials_come_from_the_aws_chain_and_nothing_else() {
+        let c = config(&[("STORAGE_TYPE", "s3"), ("S3_BUCKET", "my-mess")]).unwrap();
+        let env = AmazonS3Builder::new()
+            .with_config(AmazonS3ConfigKey::AccessKeyId, "ASIA2")
+            .with_config(AmazonS3ConfigKey::SecretAccessKey, "env-secret")
+            .with_config(AmazonS3ConfigKey::Token, "session")
+            .with_config(AmazonS3ConfigKey::WebIdentityTokenFile, "/var/run/token")
+            .with_config(AmazonS3ConfigKey::RoleArn, "arn:aws:iam::1:role/mess")
+            .with_config(AmazonS3ConfigKey::Endpoint, "http://elsewhere:9000")
+            .with_config(AmazonS3ConfigKey::Region, "ap-south-1");
+        let b = s3_builder(&c, &env).unwrap();
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::AccessKeyId).as_deref(),
+            Some("ASIA2")
+        );
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::Token).as_deref(),
+            Some("session")
+        );
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::RoleArn).as_deref(),
+            Some("arn:aws:iam::1:role/mess")
+        );
+        // The endpoint and region stay ours: S3_REGION's default, AWS's own endpoint.
+        assert_eq!(value(&b, AmazonS3ConfigKey::Endpoint), None);
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::Region).as_deref(),
+            Some("us-east-1")
+        );
+        // Nothing in the chain at all is still a valid client: instance metadata.
+        let b = s3_builder(&c, &AmazonS3Builder::new()).unwrap();
+        assert_eq!(value(&b, AmazonS3ConfigKey::AccessKeyId), None);
+        assert!(b.build().is_ok());
+    }
+
+    #[test]
+    fn static_keys_ignore_the_aws_chain_and_an_endpoint_is_path_style() {
+        let c = config(&[
+            ("STORAGE_TYPE", "s3"),
+            ("S3_ENDPOINT", "http://minio:9000"),
+            ("S3_BUCKET", "mess"),
+            ("S3_ACCESS_KEY", "minio"),
+            ("S3_SECRET_KEY", "minio-secret"),
+        ])
+        .unwrap();
+        let env = AmazonS3Builder::new().with_config(AmazonS3ConfigKey::Token, "session");
+        let b = s3_builder(&c, &env).unwrap();
+        assert_eq!(value(&b, AmazonS3ConfigKey::Token), None);
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::Endpoint).as_deref(),
+            Some("http://minio:9000")
+        );
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::VirtualHostedStyleRequest).as_deref(),
+            Some("false")
+        );
+    }
+
+    #[test]
+    fn half_a_key_pair_or_no_bucket_names_the_missing_setting() {
+        let only_key = config(&[("S3_BUCKET", "b"), ("S3_ACCESS_KEY", "k")]).unwrap();
+        let e = s3_builder(&only_key, &AmazonS3Builder::new()).unwrap_err();
+        assert_eq!(e, OpenError::Missing("S3_SECRET_KEY"));
+        let only_secret = config(&[("S3_BUCKET", "b"), ("S3_SECRET_KEY", "s")]).unwrap();
+        let e = s3_builder(&only_secret, &AmazonS3Builder::new()).unwrap_err();
+        assert_eq!(e, OpenError::Missing("S3_ACCESS_KEY"));
+        let e = s3_builder(&config(&[]).unwrap(), &AmazonS3Builder::new()).unwrap_err();
+        assert_eq!(e, OpenError::Missing("S3_BUCKET"));
+        let ftp = config(&[("S3_BUCKET", "b"), ("S3_ENDPOINT", "ftp://x")]).unwrap();
+        let e = s3_builder(&ftp, &AmazonS3Builder::new()).unwrap_err();
+        assert!(e.to_string().starts_with("S3_ENDPOINT is invalid"), "{e}");
     }
 
     #[test]

@@ -46,7 +46,7 @@ struct Inner {
 /// weakens durability, only delays acknowledgements; do not set it in production.
 pub const SYNC_DELAY_ENV: &str = "MESS_FS_SYNC_DELAY_MS";
 
-fn sync_delay_from_env() -> Duration {
+pub(crate) fn sync_delay_from_env() -> Duration {
     std::env::var(SYNC_DELAY_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -67,6 +67,16 @@ impl FsStorage {
     /// Nothing is read yet: call [`Storage::load`] for that. Reads [`SYNC_DELAY_ENV`] (a
     /// benchmark aid that simulates a slow disk) once, here.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        Self::with_sync_delay(root, sync_delay_from_env())
+    }
+
+    /// Like [`FsStorage::new`], with the extra time each segment sync takes given
+    /// (see [`SYNC_DELAY_ENV`]; `Duration::ZERO` but to benchmark) instead of read from
+    /// the environment.
+    pub fn with_sync_delay(
+        root: impl Into<PathBuf>,
+        sync_delay: Duration,
+    ) -> Result<Self, StorageError> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(|e| from_io("create", "the data directory", &e))?;
         let local = LocalFileSystem::new_with_prefix(&root)
@@ -78,7 +88,7 @@ impl FsStorage {
                 segments: Mutex::default(),
                 creating: Arc::default(),
                 members: Members::new(Arc::new(local)),
-                sync_delay: sync_delay_from_env(),
+                sync_delay,
             }),
         })
     }
@@ -233,6 +243,23 @@ impl Storage for FsStorage {
         self.inner.members.delete(member).await
     }
 
+    async fn put_answer(
+        &self,
+        exchange: &ExchangeId,
+        scope: &str,
+        answer: Vec<u8>,
+    ) -> Result<(), StorageError> {
+        self.inner.members.put_answer(exchange, scope, answer).await
+    }
+
+    async fn load_answers(&self) -> Result<Vec<(ExchangeId, Vec<u8>)>, StorageError> {
+        self.inner.members.load_answers().await
+    }
+
+    async fn delete_answer(&self, exchange: &ExchangeId, scope: &str) -> Result<(), StorageError> {
+        self.inner.members.delete_answer(exchange, scope).await
+    }
+
     async fn load(&self) -> Result<Loaded, StorageError> {
         let members = self.inner.members.load().await?;
         let root = self.inner.root.clone();
@@ -275,8 +302,11 @@ impl Storage for FsStorage {
             }
             // The only sure test of "writable": write. Beside `events/`, never inside it.
             let probe = root.join(format!(".write-check-{}", uuid::Uuid::new_v4()));
-            File::create(&probe).map_err(|e| from_io("write in", "the data directory", &e))?;
-            std::fs::remove_file(&probe).map_err(|e| from_io("remove", "a write check", &e))
+            // A byte, not just a name: a full disk may still have inodes for empty files.
+            let written = std::fs::write(&probe, b"ok");
+            let removed = std::fs::remove_file(&probe);
+            written.map_err(|e| from_io("write in", "the data directory", &e))?;
+            removed.map_err(|e| from_io("remove", "a write check", &e))
         })
         .await
         .map_err(|e| StorageError::Unavailable(format!("check: {e}")))?

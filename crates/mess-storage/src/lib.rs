@@ -62,7 +62,7 @@ mod layout;
 mod members;
 mod object;
 
-pub use config::{OpenError, StorageConfig, StorageKind, open};
+pub use config::{OpenError, StorageConfig, StorageKind, allow_http_default, open};
 pub use fs::{FsStorage, SYNC_DELAY_ENV};
 pub use mess_core::{Loaded, Storage, StorageError};
 pub use object::ObjectStorage;

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use mess_core::{Member, StorageError};
+use mess_core::layout::{ANSWERS, answer_exchange, answer_path};
+use mess_core::{ExchangeId, Member, StorageError};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
@@ -49,6 +50,67 @@ impl Members {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(from_object_store("delete", &location, e)),
         }
+    }
+
+    /// Stores an idempotent answer (replacing).
+    pub(crate) async fn put_answer(
+        &self,
+        exchange: &ExchangeId,
+        scope: &str,
+        answer: Vec<u8>,
+    ) -> Result<(), StorageError> {
+        let location = answer_path(exchange, scope);
+        self.store
+            .put(&Path::from(location.as_str()), PutPayload::from(answer))
+            .await
+            .map(drop)
+            .map_err(|e| from_object_store("write", &location, e))
+    }
+
+    /// Deletes an idempotent answer (gone already is fine).
+    pub(crate) async fn delete_answer(
+        &self,
+        exchange: &ExchangeId,
+        scope: &str,
+    ) -> Result<(), StorageError> {
+        let location = answer_path(exchange, scope);
+        match self.store.delete(&Path::from(location.as_str())).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(from_object_store("delete", &location, e)),
+        }
+    }
+
+    /// Every stored idempotent answer, with its exchange.
+    pub(crate) async fn load_answers(&self) -> Result<Vec<(ExchangeId, Vec<u8>)>, StorageError> {
+        let prefix = Path::from(ANSWERS);
+        let paths: Vec<(ExchangeId, Path)> = self
+            .store
+            .list(Some(&prefix))
+            .try_filter_map(|meta| {
+                let x = answer_exchange(meta.location.as_ref());
+                std::future::ready(Ok(x.map(|x| (x, meta.location))))
+            })
+            .try_collect()
+            .await
+            .map_err(|e| from_object_store("list", ANSWERS, e))?;
+        futures::stream::iter(paths)
+            .map(|(x, path)| {
+                let store = Arc::clone(&self.store);
+                async move {
+                    let read = |e| from_object_store("read", path.as_ref(), e);
+                    let bytes = store
+                        .get(&path)
+                        .await
+                        .map_err(read)?
+                        .bytes()
+                        .await
+                        .map_err(read)?;
+                    Ok((x, bytes.to_vec()))
+                }
+            })
+            .buffered(READ_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     /// Every member record, in path order.

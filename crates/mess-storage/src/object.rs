@@ -132,6 +132,23 @@ impl Storage for ObjectStorage {
         self.inner.members.delete(member).await
     }
 
+    async fn put_answer(
+        &self,
+        exchange: &ExchangeId,
+        scope: &str,
+        answer: Vec<u8>,
+    ) -> Result<(), StorageError> {
+        self.inner.members.put_answer(exchange, scope, answer).await
+    }
+
+    async fn load_answers(&self) -> Result<Vec<(ExchangeId, Vec<u8>)>, StorageError> {
+        self.inner.members.load_answers().await
+    }
+
+    async fn delete_answer(&self, exchange: &ExchangeId, scope: &str) -> Result<(), StorageError> {
+        self.inner.members.delete_answer(exchange, scope).await
+    }
+
     async fn load(&self) -> Result<Loaded, StorageError> {
         let members = self.inner.members.load().await?;
         let store = &self.inner.store;
@@ -183,12 +200,25 @@ impl Storage for ObjectStorage {
     }
 
     async fn check(&self) -> Result<(), StorageError> {
-        // One LIST request: fails on a wrong bucket, endpoint or credentials.
+        // A LIST fails on a wrong bucket, endpoint or credentials; but a bucket that can
+        // be listed may still refuse writes (a read-only key, a full quota, an object
+        // lock), and writes are what a degraded server fails. So, as on a filesystem:
+        // write a probe, beside `events/` and never inside it, then delete it.
         self.inner
             .store
             .list_with_delimiter(Some(&Path::from(layout::EXECUTORS)))
             .await
-            .map(drop)
-            .map_err(|e| from_object_store("list", layout::EXECUTORS, e))
+            .map_err(|e| from_object_store("list", layout::EXECUTORS, e))?;
+        let probe = Path::from(format!(".write-check-{}", uuid::Uuid::new_v4()));
+        self.inner
+            .store
+            .put(&probe, PutPayload::from_static(b"ok"))
+            .await
+            .map_err(|e| from_object_store("write", "a write check", e))?;
+        self.inner
+            .store
+            .delete(&probe)
+            .await
+            .map_err(|e| from_object_store("delete", "a write check", e))
     }
 }

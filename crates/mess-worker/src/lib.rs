@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod feed;
 mod http;
 mod notify;
 mod object;

@@ -90,5 +90,21 @@ pub async fn deliver(executor_id: &ExecutorId, target: &Target, ctx: &Context) -
             delivery.attempts
         );
     }
-    delivery.outcome(executor_id.clone(), target.kind(), &ctx.event_type)
+    delivery.outcome(executor_id.clone(), target.kind(), target.trigger(ctx))
+}
+
+/// "Send me a test": one attempt at each of `member`'s channels, all at once, and each
+/// channel's result in the member's order.
+pub async fn test(
+    exchange: &mess_core::ExchangeId,
+    member: &mess_core::Member,
+    now: mess_core::Timestamp,
+    public_url: Option<&str>,
+) -> Vec<mess_core::ChannelTest> {
+    let sends = member.notifications.iter().map(|channel| async move {
+        let out =
+            mess_notify::test_request(channel, exchange, &member.executor_id, now, public_url);
+        mess_notify::test_result(channel, send_once(&out).await)
+    });
+    futures::future::join_all(sends).await
 }

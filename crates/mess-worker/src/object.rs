@@ -14,7 +14,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use futures::channel::mpsc;
 use futures::lock::Mutex;
+use mess_api::feed::{Frame, Window};
+use mess_api::idempotency::{Answer, ScopeId};
 use mess_api::{RegistrationPolicy, Reply, Written, auth, routes};
 use mess_core::{
     Actor, ApiKey, Clock, Command, Event, Exchange, ExchangeId, ExecutorId, Member, Outcome,
@@ -35,8 +38,8 @@ const EXCHANGE_KEY: &str = "exchange_id";
 /// (notifications).
 pub(crate) struct Core {
     state: State,
-    bucket: Bucket,
-    public_url: Option<String>,
+    pub(crate) bucket: Bucket,
+    pub(crate) public_url: Option<String>,
     cors: String,
     /// `REGISTRATION_TOKEN` / `REGISTRATION_TOKENS`, as on the binary.
     registration: RegistrationPolicy,
@@ -47,6 +50,17 @@ pub(crate) struct Core {
     pub(crate) last_seen: RefCell<HashMap<ExecutorId, Timestamp>>,
     /// Requests waiting for a thread to change (`?wait=N`), woken after a write is stored.
     pub(crate) waiters: RefCell<HashMap<ThreadRef, Vec<futures::channel::oneshot::Sender<()>>>>,
+    /// The change feed: the latest frames, and the open streams (`GET .../events`).
+    pub(crate) feed: RefCell<Window>,
+    pub(crate) streams: RefCell<Vec<mpsc::Sender<Frame>>>,
+    /// `Idempotency-Key` answers (stored in R2 too) and the scopes being run.
+    pub(crate) replays: RefCell<HashMap<ScopeId, crate::port::Slot>>,
+    /// `CLAIM_TIMEOUT` (an ISO 8601 duration), in milliseconds; `None`: off.
+    claim_timeout_ms: Option<i64>,
+    /// `OFFER_REMIND_AFTER` (an ISO 8601 duration, default an hour), in milliseconds.
+    remind_after_ms: i64,
+    /// `REVIEW_WINDOW` (an ISO 8601 duration, default a day), in milliseconds.
+    pub(crate) review_window_ms: i64,
     /// Held by every write and by the rebuild.
     lock: Mutex<()>,
 }
@@ -88,6 +102,14 @@ impl worker::DurableObject for ExchangeObject {
                 exchange: RefCell::new(None),
                 last_seen: RefCell::new(HashMap::new()),
                 waiters: RefCell::new(HashMap::new()),
+                feed: RefCell::new(Window::new(0)),
+                streams: RefCell::new(Vec::new()),
+                replays: RefCell::new(HashMap::new()),
+                claim_timeout_ms: duration_var(var("CLAIM_TIMEOUT"), "CLAIM_TIMEOUT"),
+                remind_after_ms: duration_var(var("OFFER_REMIND_AFTER"), "OFFER_REMIND_AFTER")
+                    .unwrap_or(60 * 60 * 1000),
+                review_window_ms: duration_var(var("REVIEW_WINDOW"), "REVIEW_WINDOW")
+                    .unwrap_or(mess_core::exchange::DEFAULT_REVIEW_WINDOW_MS),
                 lock: Mutex::new(()),
             }),
         }
@@ -119,9 +141,21 @@ impl worker::DurableObject for ExchangeObject {
         if let Some(id) = id {
             let _ = core.ensure_loaded(&id).await;
             core.expire_due().await;
+            // A claim's limit may have moved on (its assignee wrote): wake again then.
+            core.schedule_expiry().await;
         }
         Response::empty()
     }
+}
+
+/// A duration variable (`CLAIM_TIMEOUT`, `OFFER_REMIND_AFTER`: ISO 8601, 1 s to 7 days), in
+/// milliseconds; unset or empty is `None`, an invalid one is logged and `None`.
+fn duration_var(value: Option<String>, name: &str) -> Option<i64> {
+    let value = value.filter(|v| !v.trim().is_empty())?;
+    let value = serde_json::Value::String(value.trim().to_owned());
+    mess_core::request::parse_claim_duration(&value, name)
+        .map_err(|e| worker::console_error!("{}", e))
+        .ok()
 }
 
 /// The exchange id a request to the object is about: the path's for a registration, the
@@ -179,7 +213,26 @@ impl Core {
             x.members().count(),
             events
         );
+        *self.feed.borrow_mut() = Window::new(x.head());
         *self.exchange.borrow_mut() = Some(x);
+        let now = JsClock.now();
+        for bytes in store::load_answers(&self.bucket, id)
+            .await
+            .map_err(unavailable)?
+        {
+            match serde_json::from_slice::<Answer>(&bytes) {
+                Ok(a) if a.live(now) => {
+                    let scope = a.scope.clone();
+                    self.replays
+                        .borrow_mut()
+                        .insert(scope, crate::port::Slot::Done(a));
+                }
+                Ok(a) => store::delete_answer(&self.bucket, id, &a.scope)
+                    .await
+                    .map_err(unavailable)?,
+                Err(_) => worker::console_warn!("{}: skipped an unreadable idempotent answer", id),
+            }
+        }
         drop(_guard);
         self.schedule_expiry().await;
         Ok(())
@@ -242,7 +295,8 @@ impl Core {
             (["requests"], Method::Get) => routes::list_requests(&x, &query)?,
             (["requests"], Method::Post) => {
                 let body = http::json_body(&mut req).await?;
-                routes::create_request(&x, &member, body).await?
+                let key = req.headers().get("Idempotency-Key").ok().flatten();
+                routes::create_request(&x, &member, body, key.as_deref().map(str::as_bytes)).await?
             }
             (["requests"], _) => return Err(ApiError::MethodNotAllowed("GET, POST")),
             (["requests", r], Method::Get) if !r.is_empty() => {
@@ -252,7 +306,9 @@ impl Core {
             }
             (["requests", r], Method::Patch) if !r.is_empty() => {
                 let body = http::json_body(&mut req).await?;
-                routes::update_request(&x, &member, r, body).await?
+                let key = req.headers().get("Idempotency-Key").ok().flatten();
+                let key = key.as_deref().map(str::as_bytes);
+                routes::update_request(&x, &member, r, body, key).await?
             }
             (["requests", r], _) if !r.is_empty() => {
                 return Err(ApiError::MethodNotAllowed("GET, PATCH"));
@@ -265,8 +321,24 @@ impl Core {
             (["requests", r, "attachments", name], _) if !r.is_empty() && !name.is_empty() => {
                 return Err(ApiError::MethodNotAllowed("GET"));
             }
+            (["events"], Method::Get) => {
+                let last = req.headers().get("Last-Event-ID").ok().flatten();
+                return crate::feed::open(&self, last.as_deref().map(str::as_bytes), &query);
+            }
+            (["events"], _) => return Err(ApiError::MethodNotAllowed("GET")),
+            (["mcp", ..], _) => {
+                // Read before answering: workerd breaks the object's connection when a
+                // response leaves with the request body still unread.
+                let _ = req.bytes().await;
+                return Err(ApiError::NotImplemented(
+                    "the MCP endpoint is served by the mess-exchange binary only: the official Rust MCP SDK (rmcp) does not build for Cloudflare Workers (wasm32). Use the REST API here (GET .../requests/{ref}?wait=N, GET .../events), or run the binary.",
+                ));
+            }
             (["executors"], Method::Get) => routes::list_executors(&x)?,
             (["executors"], _) => return Err(ApiError::MethodNotAllowed("GET")),
+            (["executors", id], Method::Get) if !id.is_empty() => {
+                routes::get_executor(&x, &member, id)?
+            }
             (["executors", id], Method::Patch) if !id.is_empty() => {
                 let body = http::json_body(&mut req).await?;
                 routes::update_executor(&x, &member, id, &body).await?
@@ -275,12 +347,18 @@ impl Core {
                 routes::remove_executor(&x, &member, id).await?
             }
             (["executors", id], _) if !id.is_empty() => {
-                return Err(ApiError::MethodNotAllowed("PATCH, DELETE"));
+                return Err(ApiError::MethodNotAllowed("GET, PATCH, DELETE"));
             }
             (["executors", id, "rotate-key"], Method::Post) if !id.is_empty() => {
                 routes::rotate_key(&x, &member, id).await?
             }
             (["executors", id, "rotate-key"], _) if !id.is_empty() => {
+                return Err(ApiError::MethodNotAllowed("POST"));
+            }
+            (["executors", id, "test-notification"], Method::Post) if !id.is_empty() => {
+                routes::test_notification(&x, &member, id).await?
+            }
+            (["executors", id, "test-notification"], _) if !id.is_empty() => {
                 return Err(ApiError::MethodNotAllowed("POST"));
             }
             (["capabilities"], Method::Get) => match &self.catalog {
@@ -312,14 +390,17 @@ impl Core {
                         .await
                         .map_err(unavailable)?;
                 }
-                let t = {
+                let (t, frames) = {
                     let mut g = self.exchange.borrow_mut();
                     let x = g.as_mut().ok_or(ApiError::Internal)?;
+                    let mut frames = Vec::with_capacity(events.len());
                     for e in &events {
                         x.apply(e);
+                        frames.push(mess_api::feed::frame(e, x.thread(&r).map(|t| &**t)));
                     }
-                    x.thread(&r).cloned()
+                    (x.thread(&r).cloned(), frames)
                 };
+                self.publish(frames);
                 let t = t.ok_or_else(|| ApiError::NotFound("Thread not found".into()))?;
                 // Stored and applied: whoever waits for this thread may read it now.
                 for tx in self.waiters.borrow_mut().remove(&r).unwrap_or_default() {
@@ -331,15 +412,35 @@ impl Core {
                 let written = self.store_member(member_change).await?;
                 // The record stands once stored, whatever happens to its events (as the
                 // binary's hub does).
-                if let Err(e) = store::append(&self.bucket, &events).await {
-                    worker::console_error!("R2: member events not stored: {}", e.0);
+                match store::append(&self.bucket, &events).await {
+                    Err(e) => worker::console_error!("R2: member events not stored: {}", e.0),
+                    Ok(()) => {
+                        if let Some(x) = self.exchange.borrow_mut().as_mut() {
+                            for e in &events {
+                                x.advance(e.pos);
+                            }
+                        }
+                        self.publish(
+                            events
+                                .iter()
+                                .map(|e| mess_api::feed::frame(e, None))
+                                .collect(),
+                        );
+                    }
                 }
                 written
             }
         };
         drop(guard);
         self.notify(&events);
-        if matches!(written, Written::Thread(ref t) if t.deadline.is_some()) {
+        // A deadline, or a claim with a time limit (its own, or the exchange's).
+        let timed = |t: &mess_core::Thread| {
+            t.deadline.is_some()
+                || t.status == Status::Pending
+                || (t.status == Status::Claimed
+                    && (t.claim_timeout_ms.is_some() || self.claim_timeout_ms.is_some()))
+        };
+        if matches!(written, Written::Thread(ref t) if timed(t)) {
             self.schedule_expiry().await;
         }
         Ok(written)
@@ -403,7 +504,7 @@ impl Core {
             let Some(x) = g.as_ref() else { return };
             let members: Vec<Arc<Member>> = x.members().cloned().collect();
             let now = JsClock.now();
-            for e in events {
+            for e in mess_core::notifiable(events) {
                 let Some(thread) = e.thread_ref.as_ref().and_then(|r| x.thread(r)) else {
                     continue;
                 };
@@ -452,6 +553,7 @@ impl Core {
                     }
                     None => 0,
                 };
+                let pos = x.head() + 1 + events.len() as u64;
                 events.push(Event {
                     event_id: mess_core::clock::new_uuid(&JsEntropy),
                     ts: JsClock.now(),
@@ -459,6 +561,7 @@ impl Core {
                     thread_ref: r,
                     actor_id: Actor::Exchange,
                     seq,
+                    pos,
                     kind,
                 });
             }
@@ -467,37 +570,52 @@ impl Core {
             worker::console_error!("R2: notification outcomes not stored: {}", e.0);
             return;
         }
+        let mut frames = Vec::with_capacity(events.len());
         if let Some(x) = self.exchange.borrow_mut().as_mut() {
             for e in &events {
                 x.apply(e);
+                let t = e.thread_ref.as_ref().and_then(|r| x.thread(r));
+                frames.push(mess_api::feed::frame(e, t.map(|t| &**t)));
             }
+        }
+        self.publish(frames);
+    }
+
+    /// Keeps stored events' frames in the window and sends them to every open stream; a
+    /// stream too far behind (its queue full) is closed.
+    fn publish(&self, frames: Vec<Frame>) {
+        let mut window = self.feed.borrow_mut();
+        let mut streams = self.streams.borrow_mut();
+        for f in frames {
+            window.push(f.clone());
+            streams.retain_mut(|s| s.try_send(f.clone()).is_ok());
         }
     }
 
     /// Expires every thread whose deadline has passed (the binary does it every second; a
     /// Durable Object does it on each request and on its alarm).
     async fn expire_due(self: &Rc<Self>) {
-        let due = match self.read(|x| x.due_for_expiry(JsClock.now())) {
-            Ok(d) => d,
-            Err(_) => return,
+        let Ok(due) = self.read(|x| x.due(JsClock.now(), self.timers())) else {
+            return;
         };
-        for r in due {
-            // A conflict means the thread moved on meanwhile: nothing to do.
-            let _ = self
-                .submit(Actor::Exchange, Command::Expire { thread: r })
-                .await;
+        // A conflict means the thread moved on meanwhile: nothing to do.
+        for cmd in due {
+            let _ = self.submit(Actor::Exchange, cmd).await;
         }
     }
 
-    /// Sets the object's alarm to the next deadline of a thread that may still expire.
+    /// The settings of the exchange's own timers.
+    fn timers(&self) -> mess_core::Timers {
+        mess_core::Timers {
+            claim_timeout_ms: self.claim_timeout_ms,
+            remind_after_ms: self.remind_after_ms,
+        }
+    }
+
+    /// Sets the object's alarm to the next deadline of a thread that may still expire, or
+    /// the next claim to run out, whichever comes first.
     async fn schedule_expiry(&self) {
-        let next = self.read(|x| {
-            let (all, _) = x.list(None, None, usize::MAX);
-            all.iter()
-                .filter(|t| matches!(t.status, Status::Pending | Status::Waiting | Status::Held))
-                .filter_map(|t| t.deadline)
-                .min()
-        });
+        let next = self.read(|x| x.next_due(self.timers()));
         if let Ok(Some(at)) = next {
             let ms = (at.unix_millis() - JsClock.now().unix_millis()).max(0);
             let storage = self.state.storage();

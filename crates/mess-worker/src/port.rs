@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 
+use mess_api::idempotency::{Answer, Begin, ScopeId};
 use mess_api::{ApiError, ExchangePort, Written};
 use mess_core::{
     Actor, Clock, Command, DomainError, Entropy, Env, Exchange, ExchangeId, ExecutorId, Member,
@@ -31,6 +32,12 @@ impl Entropy for JsEntropy {
     }
 }
 
+/// An `Idempotency-Key` scope: being run (the retries waiting for it), or answered.
+pub(crate) enum Slot {
+    Running(Vec<futures::channel::oneshot::Sender<()>>),
+    Done(Answer),
+}
+
 /// One exchange of this object, as `mess-api`'s routes see it.
 pub(crate) struct Port<'a> {
     pub(crate) core: &'a Rc<Core>,
@@ -40,6 +47,10 @@ pub(crate) struct Port<'a> {
 impl ExchangePort for Port<'_> {
     fn id(&self) -> &ExchangeId {
         &self.id
+    }
+
+    fn review_window_ms(&self) -> i64 {
+        self.core.review_window_ms
     }
 
     fn now(&self) -> Timestamp {
@@ -92,8 +103,67 @@ impl ExchangePort for Port<'_> {
         }
     }
 
+    async fn idempotency_begin(&self, scope: &ScopeId) -> Begin {
+        loop {
+            let rx = {
+                let mut slots = self.core.replays.borrow_mut();
+                match slots.get_mut(scope) {
+                    Some(Slot::Done(a)) if a.live(JsClock.now()) => {
+                        return Begin::Replay(a.clone());
+                    }
+                    Some(Slot::Running(waiting)) => {
+                        let (tx, rx) = futures::channel::oneshot::channel();
+                        waiting.push(tx);
+                        rx
+                    }
+                    _ => {
+                        slots.insert(scope.clone(), Slot::Running(Vec::new()));
+                        return Begin::Run;
+                    }
+                }
+            };
+            // Sent or dropped when the first request ends: look again either way.
+            let _ = rx.await;
+        }
+    }
+
+    async fn idempotency_store(&self, answer: Answer) {
+        if let Err(e) = crate::store::put_answer(&self.core.bucket, &self.id, &answer).await {
+            worker::console_warn!("R2: an idempotent answer not stored: {}", e.0);
+        }
+        let scope = answer.scope.clone();
+        let before = self
+            .core
+            .replays
+            .borrow_mut()
+            .insert(scope, Slot::Done(answer));
+        wake(before);
+    }
+
+    fn idempotency_release(&self, scope: &ScopeId) {
+        let before = self.core.replays.borrow_mut().remove(scope);
+        wake(before);
+    }
+
     async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, ApiError> {
         self.core.submit(actor, cmd).await
+    }
+
+    async fn test_notification(
+        &self,
+        member: &Member,
+    ) -> Result<Vec<mess_core::ChannelTest>, ApiError> {
+        let public_url = self.core.public_url.as_deref();
+        Ok(crate::notify::test(&self.id, member, JsClock.now(), public_url).await)
+    }
+}
+
+/// Wakes the requests that waited for a scope's first request.
+fn wake(slot: Option<Slot>) {
+    if let Some(Slot::Running(waiting)) = slot {
+        for tx in waiting {
+            let _ = tx.send(());
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //!   and its events, or a batch of notification outcomes), one `Event::to_line` per line,
 //!   split by the UTC day of the events' `ts`;
 //! - `executors/exchange={id}/{executor}.json`: one member record each (the key only as its
-//!   hash), pretty JSON as `mess-storage` writes it.
+//!   hash), pretty JSON as `mess-storage` writes it;
+//! - `answers/exchange={id}/{scope}.json`: an `Idempotency-Key`'s answer, for a day.
 //!
 //! Only the exchange's Durable Object writes under its prefixes, one write at a time, so a
 //! create-only check (`head`, then `put`) inside it cannot race.
@@ -13,8 +14,8 @@
 use futures::future::join_all;
 use mess_core::clock::new_uuid;
 use mess_core::layout::{
-    day_dir, encode_by_segment, events_prefix, is_event_object, is_member_object, member_path,
-    members_prefix, parse_lines,
+    ANSWERS, answer_path, day_dir, encode_by_segment, events_prefix, is_event_object,
+    is_member_object, member_path, members_prefix, parse_lines,
 };
 use mess_core::{Event, ExchangeId, Member};
 use worker::{Bucket, HttpMetadata};
@@ -80,6 +81,48 @@ pub async fn put_member(bucket: &Bucket, member: &Member) -> Result<(), StoreErr
 /// Deletes a member record (a missing one is not an error).
 pub async fn delete_member(bucket: &Bucket, member: &Member) -> Result<(), StoreError> {
     let key = member_path(&member.exchange_id, &member.executor_id);
+    bucket
+        .delete(&key)
+        .await
+        .map_err(|e| err("delete", &key, e))
+}
+
+/// Stores an `Idempotency-Key`'s answer.
+pub async fn put_answer(
+    bucket: &Bucket,
+    exchange: &ExchangeId,
+    answer: &mess_api::idempotency::Answer,
+) -> Result<(), StoreError> {
+    let key = answer_path(exchange, &answer.scope);
+    let body = serde_json::to_vec(answer).map_err(|e| err("encode", &key, e))?;
+    bucket
+        .put(&key, body)
+        .execute()
+        .await
+        .map(drop)
+        .map_err(|e| err("put", &key, e))
+}
+
+/// Every stored answer of `exchange`.
+pub async fn load_answers(
+    bucket: &Bucket,
+    exchange: &ExchangeId,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let keys = list(bucket, &format!("{ANSWERS}/exchange={exchange}/")).await?;
+    Ok(read_all(bucket, &keys)
+        .await?
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect())
+}
+
+/// Deletes an answer older than a day.
+pub async fn delete_answer(
+    bucket: &Bucket,
+    exchange: &ExchangeId,
+    scope: &str,
+) -> Result<(), StoreError> {
+    let key = answer_path(exchange, scope);
     bucket
         .delete(&key)
         .await

@@ -115,8 +115,11 @@ Refuse settings that cannot work. Included by the Deployment.
 {{- if not (has .Values.storage.type (list "filesystem" "s3")) }}
 {{- fail (printf "storage.type must be \"filesystem\" or \"s3\", not %q" (toString .Values.storage.type)) }}
 {{- end }}
-{{- if and (eq .Values.storage.type "filesystem") (gt (int .Values.replicaCount) 1) }}
-{{- fail (printf "replicaCount=%d with storage.type=filesystem: filesystem storage must run exactly one replica (in-memory state and file appends on one volume). Use replicaCount=1, or S3 storage." (int .Values.replicaCount)) }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- fail (printf "replicaCount=%d: mess-exchange runs exactly one replica for now (its state is in memory; a second pod would not see the first one's writes, on a volume or on S3). Use replicaCount=1." (int .Values.replicaCount)) }}
+{{- end }}
+{{- if not (has (toString .Values.s3.allowHttp) (list "" "true" "false")) }}
+{{- fail (printf "s3.allowHttp must be true, false or empty (the server's default), not %q" (toString .Values.s3.allowHttp)) }}
 {{- end }}
 {{- if and (eq .Values.storage.type "s3") (not .Values.s3.bucket) }}
 {{- fail "storage.type=s3 needs s3.bucket" }}

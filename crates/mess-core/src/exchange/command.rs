@@ -58,6 +58,44 @@ pub enum Command {
         /// The thread.
         thread: ThreadRef,
     },
+    /// The exchange takes back a claim whose time limit ran out (`default_ms`: the
+    /// exchange-wide `CLAIM_TIMEOUT`, for threads without their own `claim_timeout`).
+    TimeoutClaim {
+        /// The thread.
+        thread: ThreadRef,
+        /// The exchange's default limit, in milliseconds.
+        default_ms: Option<i64>,
+    },
+    /// The next step of an offer nobody takes: offer it once more, or tell the requestor
+    /// (`remind_after_ms`: `OFFER_REMIND_AFTER`, for threads without a deadline).
+    OfferStep {
+        /// The thread.
+        thread: ThreadRef,
+        /// Which step is due.
+        step: crate::thread::OfferStep,
+        /// The exchange's reminder delay, in milliseconds.
+        remind_after_ms: i64,
+    },
+    /// Tell both sides that the deadline of active work passed (the exchange's own).
+    TellDeadlinePassed {
+        /// The thread.
+        thread: ThreadRef,
+    },
+    /// The requestor asks for another try at a completed or partial thread (PATCH
+    /// `{"status": "revision_requested", "reason": ...}`).
+    RequestRevision {
+        /// The thread.
+        thread: ThreadRef,
+        /// Why, for the assignee (not blank).
+        reason: String,
+        /// How long after `completed`/`partial` a revision may be asked for, in
+        /// milliseconds (`REVIEW_WINDOW`; [`crate::exchange::DEFAULT_REVIEW_WINDOW_MS`]).
+        window_ms: i64,
+        /// Other fields sent: they go into the status block, as on any status change.
+        extra: serde_json::Map<String, serde_json::Value>,
+        /// Blocks sent with it, after the status block.
+        mess: Option<Vec<crate::mess::Block>>,
+    },
 }
 
 /// What a command achieved, besides its events.

@@ -26,8 +26,12 @@ use crate::status::Status;
 use crate::thread::{Step, Thread, fold_thread};
 
 pub use command::{Command, Decision, Env, Outcome, StatusUpdate};
-pub use listing::Cursor;
+pub use listing::{Cursor, Timers};
 use listing::{OrderKey, expirable, order_key};
+
+/// How long after `completed` or `partial` a requestor may ask for a revision, by default:
+/// 24 hours (`REVIEW_WINDOW`).
+pub const DEFAULT_REVIEW_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// One exchange: its threads, members and indexes, all in memory.
 #[derive(Debug, Clone)]
@@ -39,6 +43,8 @@ pub struct Exchange {
     deadlines: BTreeSet<(Timestamp, ThreadRef)>,
     members: HashMap<ExecutorId, Arc<Member>>,
     keys: HashMap<KeyHash, ExecutorId>,
+    /// The position of its latest event (the change feed's head): 0 before any.
+    head: u64,
     /// Whether `order`, `by_status` and `deadlines` are kept (see [`Exchange::for_deciding`]).
     listed: bool,
 }
@@ -54,6 +60,7 @@ impl Exchange {
             deadlines: BTreeSet::new(),
             members: HashMap::default(),
             keys: HashMap::default(),
+            head: 0,
             listed: true,
         }
     }
@@ -71,6 +78,7 @@ impl Exchange {
             deadlines: BTreeSet::new(),
             members: self.members.clone(),
             keys: self.keys.clone(),
+            head: self.head,
             listed: false,
         }
     }
@@ -159,13 +167,38 @@ impl Exchange {
         }
     }
 
+    /// The position of the latest event (0 before any): the change feed's head. The
+    /// positions [`Exchange::decide`] gives follow it.
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// Moves the head on to `pos` (never back): an event at `pos` is decided or stored.
+    pub fn advance(&mut self, pos: u64) {
+        self.head = self.head.max(pos);
+    }
+
+    /// Sets the head (a writer rolling back what storage refused, or start-up).
+    pub fn set_head(&mut self, pos: u64) {
+        self.head = pos;
+    }
+
     /// Applies one stored event. Events are facts: nothing is refused; an event about an
     /// unknown thread (other than its creation) is ignored.
     pub fn apply(&mut self, e: &Event) {
+        self.advance(e.pos);
         let Some(r) = &e.thread_ref else { return };
         let next = match (&e.kind, self.threads.get(r)) {
             (EventKind::ThreadCreated(_), _) => Thread::from_created(e).map(Arc::new),
-            (EventKind::StatusChanged(_) | EventKind::MessageAdded(_), Some(t)) => {
+            (
+                EventKind::StatusChanged(_)
+                | EventKind::MessageAdded(_)
+                | EventKind::OfferPassed(_)
+                | EventKind::OfferReminded(_)
+                | EventKind::ThreadUnclaimed(_)
+                | EventKind::NeededByPassed(_),
+                Some(t),
+            ) => {
                 let mut t = Thread::clone(t);
                 t.apply(e);
                 Some(Arc::new(t))

@@ -208,7 +208,12 @@ impl World {
     pub fn when(self, actor: impl IntoActor, cmd: Command) -> Then {
         let actor = actor.into_actor();
         let thread = match &cmd {
-            Command::Update { thread, .. } | Command::Expire { thread } => Some(thread.clone()),
+            Command::Update { thread, .. }
+            | Command::Expire { thread }
+            | Command::RequestRevision { thread, .. }
+            | Command::TimeoutClaim { thread, .. }
+            | Command::OfferStep { thread, .. }
+            | Command::TellDeadlinePassed { thread } => Some(thread.clone()),
             _ => None,
         };
         let result = self.exchange.decide(&actor, cmd, self.env());

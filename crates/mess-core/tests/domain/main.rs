@@ -5,6 +5,7 @@
 mod harness;
 
 mod compact;
+mod follow_through;
 mod golden;
 mod listing;
 mod members;

@@ -298,7 +298,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         refs.push(r.clone());
                     }
                     for e in d.events {
-                        if let (EventKind::MessageAdded(_), Some(r)) = (&e.kind, &e.thread_ref) {
+                        // A pass on an offer records its message too.
+                        if let (EventKind::MessageAdded(_) | EventKind::OfferPassed(_), Some(r)) =
+                            (&e.kind, &e.thread_ref)
+                        {
                             *added.entry(r.clone()).or_default() += 1;
                         }
                         check_and_apply(&mut w, e)?;
@@ -506,7 +509,9 @@ proptest! {
     fn thread_ref_parse_never_panics(s in text()) {
         if let Ok(r) = ThreadRef::parse(&s) {
             prop_assert_eq!(r.as_str(), s.as_str());
-            prop_assert!((15..=27).contains(&s.len()));
+            // A date, then a path-safe suffix: 12 to 74 bytes, never a path separator.
+            prop_assert!((12..=74).contains(&s.len()));
+            prop_assert!(!s.contains('/') && !s.contains(".."));
         }
     }
 

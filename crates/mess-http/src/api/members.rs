@@ -13,6 +13,8 @@ pub enum ChannelDoc {
         topic: String,
         /// The ntfy server (default https://ntfy.sh).
         server: Option<String>,
+        /// ntfy 2.16+: offers no longer open to you are updated or cleared in place.
+        updates: Option<bool>,
     },
     /// A Slack incoming webhook.
     Slack {
@@ -76,7 +78,25 @@ impl utoipa::PartialSchema for ChannelDoc {
             .item(channel(
                 "ntfy",
                 "ntfy: `POST {server}/{topic}` (server default https://ntfy.sh).",
-                vec![("topic", topic, true), ("server", url_or_null(), false)],
+                vec![
+                    ("topic", topic, true),
+                    ("server", url_or_null(), false),
+                    (
+                        "updates",
+                        ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                                Type::Boolean,
+                                Type::Null,
+                            ]))
+                            .description(Some(
+                                "The server is ntfy 2.16 or newer: an offer you no longer have \
+                                 (taken, cancelled, expired) is updated or cleared in place by \
+                                 its sequence id. Off by default: older servers would publish a \
+                                 second notification instead.",
+                            )),
+                        false,
+                    ),
+                ],
             ))
             .item(channel(
                 "slack",
@@ -145,6 +165,11 @@ pub struct HookRequest {
     pub headers: Option<serde_json::Map<String, Value>>,
     /// The JSON body (at most 64 KiB), templated.
     pub body: Option<Value>,
+    /// Signs each request (`X-Mess-Signature: sha256=<hex>` of the body, and
+    /// `X-Mess-Signature-256: t=<unix seconds>,v1=<hex HMAC of "t.body">`). Write-only: read
+    /// back as `"set"`.
+    #[schema(min_length = 1, max_length = 256)]
+    pub secret: Option<String>,
 }
 
 /// A hook: a URL (POST) or a full request.
@@ -183,6 +208,18 @@ pub struct HooksDoc {
     pub on_request_started: Option<HookDoc>,
     pub on_request_completed: Option<HookDoc>,
     pub on_request_cancelled: Option<HookDoc>,
+    pub on_request_failed: Option<HookDoc>,
+    pub on_request_expired: Option<HookDoc>,
+    /// The assignee released the claim (back to `pending`).
+    pub on_request_released: Option<HookDoc>,
+    /// The assignee asked a question (`needs_input`).
+    pub on_needs_input: Option<HookDoc>,
+    /// A message without a status change, from the other party.
+    pub on_message: Option<HookDoc>,
+    /// The requestor sent finished work back (`revision_requested`).
+    pub on_revision_requested: Option<HookDoc>,
+    /// Nobody took the request after it was offered twice (`thread_unclaimed`).
+    pub on_request_unclaimed: Option<HookDoc>,
 }
 
 /// Registration. Other fields are ignored.
@@ -246,6 +283,19 @@ pub struct ExecutorView {
     pub last_seen: String,
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// Your own profile only: when it last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+    /// Your own profile only: your channels, each secret (URL, topic, token) as `"set"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+    /// Your own profile only: your notification preferences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferences: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Your own profile only: your hooks by moment, each secret as `"set"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The members of an exchange.
@@ -258,6 +308,28 @@ pub struct ExecutorList {
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ExecutorResponse {
     pub executor: ExecutorView,
+}
+
+/// How one channel took a test notification (no URL, topic or secret in it).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ChannelTestResult {
+    /// The channel's type.
+    #[schema(example = "ntfy")]
+    pub channel: String,
+    /// Whether the receiver took it (2xx).
+    pub ok: bool,
+    /// The receiver's HTTP status, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Why it failed (`HTTP 404`, `timed out`, `connection failed`, `destination address not allowed`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Each of the member's channels, in its order, with how its test went.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TestNotificationResponse {
+    pub results: Vec<ChannelTestResult>,
 }
 
 /// A member that left.

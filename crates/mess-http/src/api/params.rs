@@ -40,7 +40,7 @@ pub struct ExchangePath(
 #[into_params(names("ref"), parameter_in = Path)]
 pub struct RefPath(
     /// The thread ref
-    #[param(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z0-9]{4,16}$")]
+    #[param(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Za-z0-9][A-Za-z0-9-]{0,62}$")]
     pub String,
 );
 

@@ -77,7 +77,19 @@ impl utoipa::PartialSchema for UpdateBody {
                 "status",
                 utoipa::openapi::schema::OneOfBuilder::new()
                     .item(status_ref())
+                    .item(revision())
                     .item(ObjectBuilder::new().schema_type(Type::Null)),
+            )
+            .property(
+                "reason",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .description(Some(
+                        "With `revision_requested`: why the work must be done again (required; \
+                         not only white space). Other fields go into its status block, `mess` \
+                         after it.",
+                    )),
             )
             .property(
                 "mess",
@@ -101,7 +113,26 @@ impl utoipa::PartialSchema for UpdateBody {
             .item(
                 ObjectBuilder::new()
                     .required("mess")
-                    .property("mess", mess_list().min_items(Some(1))),
+                    .property("mess", mess_list().min_items(Some(1)))
+                    // A message alone, or with a status: a revision needs its reason.
+                    .property(
+                        "status",
+                        utoipa::openapi::schema::OneOfBuilder::new()
+                            .item(status_ref())
+                            .item(ObjectBuilder::new().schema_type(Type::Null)),
+                    ),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .required("status")
+                    .required("reason")
+                    .property("status", revision())
+                    .property(
+                        "reason",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some(r"\S")),
+                    ),
             );
         AllOfBuilder::new()
             .description(Some(
@@ -115,6 +146,18 @@ impl utoipa::PartialSchema for UpdateBody {
 }
 
 impl ToSchema for UpdateBody {}
+
+/// `revision_requested`: a PATCH value only (never a thread's status or a `?status=`
+/// filter), by the requestor of a completed or partial thread within the review window.
+fn revision() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["revision_requested"]))
+        .description(Some(
+            "The requestor asks for the work again (with `reason`), within 24 h of `completed` \
+             or `partial`: the thread goes back to `in_progress` with the same assignee.",
+        ))
+}
 
 /// A thread in a list.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -170,6 +213,9 @@ pub struct ThreadList {
     pub threads: Vec<ThreadSummary>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
+    /// The change feed's head when this page was read: follow `GET .../events?since=<pos>`
+    /// to see every change after it.
+    pub pos: u64,
 }
 
 /// One thread.
@@ -204,4 +250,32 @@ pub struct Health {
     pub storage: String,
     /// The default exchange.
     pub exchange_id: String,
+}
+
+/// The process answers (`/livez`).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Liveness {
+    /// Always `alive`.
+    pub status: String,
+    pub service: String,
+    pub version: String,
+}
+
+/// Whether to send traffic here (`/readyz`), and why not.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` (200) or `not_ready` (503).
+    pub status: String,
+    pub checks: ReadinessChecks,
+}
+
+/// `/readyz`'s checks, each `true` when it passes.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ReadinessChecks {
+    /// The event log has been replayed (false while the server starts).
+    pub replayed: bool,
+    /// Storage took a probe write just now.
+    pub storage: bool,
+    /// The last write before that probe did not fail.
+    pub writes: bool,
 }

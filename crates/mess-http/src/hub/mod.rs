@@ -17,10 +17,15 @@
 //! - `writer`: the per-exchange writer task: batching, pipelined group-commit appends,
 //!   publishing, rollback and notifications.
 //! - `answers`: delivering the writer's answers to the handlers' (actix worker) threads.
+//! - `feed`: the change feed's window and broadcast.
+//! - `replays`: `Idempotency-Key` answers and the scopes being run.
+//! - `waiters`: requests waiting for a thread to change.
 //! - `metrics`: counts for `/metrics`.
 
 mod answers;
+mod feed;
 mod metrics;
+mod replays;
 mod waiters;
 mod writer;
 
@@ -37,11 +42,18 @@ use mess_core::{
 use tokio::sync::{mpsc, oneshot};
 
 use answers::{DELIVERER, Reply};
+use mess_api::idempotency::{Answer, Begin, ScopeId};
+use replays::Replays;
 use waiters::Waiters;
+
+pub use feed::{Feed, Subscription};
 use writer::{Job, Writer};
 
 pub use answers::deliver_on_this_thread;
 pub use metrics::status_totals;
+
+/// `OFFER_REMIND_AFTER` by default: an hour.
+pub const DEFAULT_REMIND_AFTER_MS: i64 = 60 * 60 * 1000;
 
 /// How many commands may wait for one exchange's writer before handlers wait too.
 const QUEUE_DEPTH: usize = 4096;
@@ -72,6 +84,13 @@ pub struct ExchangeHandle {
     notifier: Arc<dyn Notifier>,
     /// Requests waiting for one of its threads to change.
     waiters: Waiters,
+    /// Its change feed.
+    feed: Feed,
+    /// Its `Idempotency-Key` answers.
+    replays: Replays,
+    storage: Arc<dyn Storage>,
+    /// The hub's `REVIEW_WINDOW`.
+    review_window_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// The routes of `mess-api` see an exchange through this.
@@ -100,13 +119,50 @@ impl mess_api::ExchangePort for ExchangeHandle {
         self.notifier.validate(profile)
     }
 
+    fn review_window_ms(&self) -> i64 {
+        self.review_window_ms.load(Ordering::Relaxed)
+    }
+
     async fn changed(&self, thread: &ThreadRef, since: u64, within: Duration) {
         let newer = || self.read(|x| x.thread(thread).is_some_and(|t| t.version > since));
         self.waiters.wait(thread, within, newer).await;
     }
 
+    async fn idempotency_begin(&self, scope: &ScopeId) -> Begin {
+        self.replays.begin(scope, self.clock.now()).await
+    }
+
+    async fn idempotency_store(&self, answer: Answer) {
+        let scope = answer.scope.clone();
+        // Stored before it is answered; if storage fails, it is still replayed until a
+        // restart (the write it answers stands either way).
+        match serde_json::to_vec(&answer) {
+            Ok(bytes) => {
+                if let Err(e) = self.storage.put_answer(&self.id, &scope, bytes).await {
+                    tracing::warn!(exchange = %self.id, error = %e, "could not store an idempotent answer");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not encode an idempotent answer"),
+        }
+        self.replays.end(&scope, Some(answer));
+    }
+
+    fn idempotency_release(&self, scope: &ScopeId) {
+        self.replays.end(scope, None);
+    }
+
     async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, mess_api::ApiError> {
         Ok(self.submit(actor, cmd).await?)
+    }
+
+    async fn test_notification(
+        &self,
+        member: &Member,
+    ) -> Result<Vec<mess_core::ChannelTest>, mess_api::ApiError> {
+        Ok(self
+            .notifier
+            .send_test(&self.id, member, self.clock.now())
+            .await)
     }
 }
 
@@ -120,6 +176,11 @@ impl ExchangeHandle {
     pub fn read<R>(&self, f: impl FnOnce(&Exchange) -> R) -> R {
         let guard = self.published.read().unwrap_or_else(|e| e.into_inner());
         f(&guard)
+    }
+
+    /// Its change feed.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 
     /// Records that a member was seen now.
@@ -165,6 +226,12 @@ pub struct Hub {
     entropy: Arc<dyn Entropy>,
     storage_ok: AtomicBool,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// `CLAIM_TIMEOUT` in milliseconds (0: off).
+    claim_timeout_ms: std::sync::atomic::AtomicI64,
+    /// `OFFER_REMIND_AFTER` in milliseconds.
+    remind_after_ms: std::sync::atomic::AtomicI64,
+    /// `REVIEW_WINDOW` in milliseconds, shared with every exchange's handle.
+    review_window_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Hub {
@@ -193,6 +260,11 @@ impl Hub {
             entropy,
             storage_ok: AtomicBool::new(true),
             tasks: Mutex::new(Vec::new()),
+            claim_timeout_ms: std::sync::atomic::AtomicI64::new(0),
+            remind_after_ms: std::sync::atomic::AtomicI64::new(DEFAULT_REMIND_AFTER_MS),
+            review_window_ms: Arc::new(std::sync::atomic::AtomicI64::new(
+                mess_core::exchange::DEFAULT_REVIEW_WINDOW_MS,
+            )),
         });
         for (id, state) in states {
             let handle = hub.spawn_exchange(id.clone(), state);
@@ -201,13 +273,37 @@ impl Hub {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(id, handle);
         }
+        hub.load_answers().await?;
         Ok(hub)
+    }
+
+    /// Puts back the `Idempotency-Key` answers younger than a day; deletes the older ones.
+    async fn load_answers(self: &Arc<Self>) -> Result<(), StorageError> {
+        let now = self.clock.now();
+        let mut kept = 0;
+        for (x, bytes) in self.storage.load_answers().await? {
+            let Ok(answer) = serde_json::from_slice::<Answer>(&bytes) else {
+                tracing::warn!(exchange = %x, "skipped an unreadable idempotent answer");
+                continue;
+            };
+            if answer.live(now) {
+                self.exchange_or_create(&x).replays.put_loaded(answer);
+                kept += 1;
+            } else {
+                self.storage.delete_answer(&x, &answer.scope).await?;
+            }
+        }
+        if kept > 0 {
+            tracing::info!(answers = kept, "loaded idempotent answers");
+        }
+        Ok(())
     }
 
     fn spawn_exchange(self: &Arc<Self>, id: ExchangeId, state: Exchange) -> Arc<ExchangeHandle> {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         // The writer never lists: its copy skips the list indexes.
         let working = state.for_deciding();
+        let head = state.head();
         let handle = Arc::new(ExchangeHandle {
             id,
             published: RwLock::new(state),
@@ -216,6 +312,10 @@ impl Hub {
             clock: Arc::clone(&self.clock),
             notifier: Arc::clone(&self.notifier),
             waiters: Waiters::default(),
+            feed: Feed::new(head),
+            replays: Replays::default(),
+            storage: Arc::clone(&self.storage),
+            review_window_ms: Arc::clone(&self.review_window_ms),
         });
         let writer = Writer {
             hub: Arc::clone(self),
@@ -291,24 +391,58 @@ impl Hub {
         ok
     }
 
-    /// Expires every thread whose deadline has passed. Called periodically.
+    /// Sets the exchange-wide claim time limit (`CLAIM_TIMEOUT`), in milliseconds.
+    pub fn set_claim_timeout(&self, ms: Option<i64>) {
+        self.claim_timeout_ms
+            .store(ms.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Sets how long a pending request without a deadline waits before it is offered
+    /// once more (`OFFER_REMIND_AFTER`), in milliseconds.
+    pub fn set_remind_after(&self, ms: i64) {
+        self.remind_after_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Sets how long after `completed`/`partial` a requestor may ask for a revision
+    /// (`REVIEW_WINDOW`), in milliseconds.
+    pub fn set_review_window(&self, ms: i64) {
+        self.review_window_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn claim_timeout(&self) -> Option<i64> {
+        Some(self.claim_timeout_ms.load(Ordering::Relaxed)).filter(|ms| *ms > 0)
+    }
+
+    /// Expires every thread whose deadline has passed, takes back every claim whose time
+    /// limit ran out, and forgets idempotent answers older than a day. Called every
+    /// second; everything it does is derived from the log, so a restart loses nothing due
+    /// and fires nothing twice.
     pub async fn expire_due(&self) {
         let now = self.clock.now();
+        let timers = mess_core::Timers {
+            claim_timeout_ms: self.claim_timeout(),
+            remind_after_ms: self.remind_after_ms.load(Ordering::Relaxed),
+        };
         for h in self.exchanges() {
-            for r in h.read(|x| x.due_for_expiry(now)) {
+            for cmd in h.read(|x| x.due(now, timers)) {
                 // A conflict means the thread moved on meanwhile: nothing to do.
-                let _ = h
-                    .submit(Actor::Exchange, Command::Expire { thread: r })
-                    .await;
+                let _ = h.submit(Actor::Exchange, cmd).await;
+            }
+            for scope in h.replays.sweep(now) {
+                if let Err(e) = self.storage.delete_answer(&h.id, &scope).await {
+                    tracing::warn!(exchange = %h.id, error = %e, "could not delete an old idempotent answer");
+                }
             }
         }
     }
 
-    /// Answers every request waiting for a change now, and any later one at once: the
-    /// first step of a shutdown, so that held requests do not hold it up.
+    /// Answers every request waiting for a change now, and any later one at once, and ends
+    /// every feed stream: the first step of a shutdown, so that held requests do not hold
+    /// it up.
     pub fn release_waiters(&self) {
         for h in self.exchanges() {
             h.waiters.wake_all();
+            h.feed.close();
         }
     }
 

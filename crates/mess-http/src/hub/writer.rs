@@ -87,6 +87,8 @@ enum Pending {
 #[derive(Default)]
 struct Group {
     events: Vec<Event>,
+    /// Each event's thread as the event left it (`None` for a member's): for its feed frame.
+    states: Vec<Option<Arc<Thread>>>,
     touched: HashSet<ThreadRef>,
     pending: Vec<Pending>,
 }
@@ -99,6 +101,7 @@ struct InFlight {
     started: Instant,
     /// Each touched thread as the group left it (later groups change `working`, not these).
     snapshots: HashMap<ThreadRef, Option<Arc<Thread>>>,
+    states: Vec<Option<Arc<Thread>>>,
     pending: Vec<Pending>,
     append: std::pin::Pin<Box<dyn std::future::Future<Output = AppendResult> + Send>>,
     /// The append's outcome, once it is in (kept until the groups before it are done).
@@ -191,10 +194,7 @@ impl Writer {
     async fn take(&mut self, job: Job, group: &mut Group) {
         match job {
             Job::Command { actor, cmd, reply } => {
-                if let Some(p) = self
-                    .decide(actor, cmd, reply, &mut group.events, &mut group.touched)
-                    .await
-                {
+                if let Some(p) = self.decide(actor, cmd, reply, group).await {
                     group.pending.push(p);
                 }
             }
@@ -215,13 +215,18 @@ impl Writer {
                     thread_ref: thread.clone(),
                     actor_id: actor,
                     seq,
+                    pos: self.working.head() + 1,
                     kind,
                 };
                 self.working.apply(&e);
+                let state = thread
+                    .as_ref()
+                    .and_then(|r| self.working.thread(r).cloned());
                 if let Some(r) = thread {
                     group.touched.insert(r);
                 }
                 group.events.push(e);
+                group.states.push(state);
             }
         }
     }
@@ -246,6 +251,7 @@ impl Writer {
         InFlight {
             started: Instant::now(),
             snapshots,
+            states: group.states,
             pending: group.pending,
             append: Box::pin(async move {
                 if events.is_empty() {
@@ -296,7 +302,13 @@ impl Writer {
         if !events.is_empty() {
             self.hub.storage_ok.store(true, Ordering::Relaxed);
         }
-        self.publish(&done.snapshots);
+        self.publish(&done.snapshots, events.last().map(|e| e.pos));
+        let frames = events
+            .iter()
+            .zip(&done.states)
+            .map(|(e, t)| mess_api::feed::frame(e, t.as_deref()))
+            .collect();
+        self.handle.feed.publish(frames);
         let mut answers = Answers::default();
         for p in done.pending {
             match p {
@@ -319,8 +331,7 @@ impl Writer {
         actor: Actor,
         cmd: Command,
         reply: Reply,
-        events: &mut Vec<Event>,
-        touched: &mut HashSet<ThreadRef>,
+        group: &mut Group,
     ) -> Option<Pending> {
         let env = Env {
             clock: self.hub.clock.as_ref(),
@@ -337,14 +348,19 @@ impl Writer {
             Outcome::Created(r) | Outcome::Updated(r, _) => {
                 for e in &decision.events {
                     self.working.apply(e);
+                    group.states.push(self.working.thread(&r).cloned());
                 }
-                events.extend(decision.events);
-                touched.insert(r.clone());
+                group.events.extend(decision.events);
+                group.touched.insert(r.clone());
                 Some(Pending::Thread(reply, r))
             }
             member_change => match self.store_member(member_change).await {
                 Ok(written) => {
-                    events.extend(decision.events);
+                    for e in &decision.events {
+                        self.working.advance(e.pos);
+                        group.states.push(None);
+                    }
+                    group.events.extend(decision.events);
                     Some(Pending::Member(reply, written))
                 }
                 Err(e) => {
@@ -421,8 +437,8 @@ impl Writer {
         Ok(written)
     }
 
-    fn publish(&self, snapshots: &HashMap<ThreadRef, Option<Arc<Thread>>>) {
-        if snapshots.is_empty() {
+    fn publish(&self, snapshots: &HashMap<ThreadRef, Option<Arc<Thread>>>, head: Option<u64>) {
+        if snapshots.is_empty() && head.is_none() {
             return;
         }
         {
@@ -433,6 +449,9 @@ impl Writer {
                 .unwrap_or_else(|e| e.into_inner());
             for (r, t) in snapshots {
                 published.put_thread(r, t.clone());
+            }
+            if let Some(head) = head {
+                published.advance(head);
             }
         }
         // Durable and visible: whoever waits for these threads may read them now.
@@ -448,17 +467,16 @@ impl Writer {
         for r in touched {
             self.working.put_thread(r, published.thread(r).cloned());
         }
+        // Positions decided but not stored are given again.
+        self.working.set_head(published.head());
     }
 
     fn notify(&self, events: Vec<Event>, snapshots: &HashMap<ThreadRef, Option<Arc<Thread>>>) {
         let mut members: Option<Arc<[Arc<Member>]>> = None;
-        for e in events {
-            if !matches!(
-                e.kind,
-                EventKind::ThreadCreated(_) | EventKind::StatusChanged(_)
-            ) {
-                continue;
-            }
+        let keep: Vec<bool> = (0..events.len())
+            .map(|i| mess_core::told(&events, i))
+            .collect();
+        for (e, _) in events.into_iter().zip(keep).filter(|(_, keep)| *keep) {
             let Some(thread) = e
                 .thread_ref
                 .as_ref()
