@@ -4,7 +4,7 @@
 /// The methods a preflight allows.
 pub const ALLOW_METHODS: &str = "GET, HEAD, POST, PATCH, DELETE, OPTIONS";
 /// The request headers a preflight allows.
-pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Registration-Token, Idempotency-Key, Last-Event-ID, If-None-Match";
+pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Registration-Token, Idempotency-Key, Last-Event-ID, If-None-Match, X-Request-Id";
 /// The response headers a browser script may read.
 pub const EXPOSE_HEADERS: &str = "ETag, Idempotent-Replayed, X-Request-Id, Retry-After";
 /// How long a browser may cache a preflight's answer, in seconds.

@@ -18,6 +18,7 @@
 //! - [`catalog`]: the capability catalog's shape.
 //! - [`cors`]: allowed origins, methods and headers.
 //! - [`feed`]: the change feed's frames and where a client resumes.
+//! - [`links`]: `/a/{token}`, the page and the claim behind a notification's button.
 //! - [`idempotency`]: `Idempotency-Key`: scopes, body digests, stored answers.
 //! - [`query`]: the listing's query string.
 //! - [`routes`]: one function per route.
@@ -33,6 +34,7 @@ pub mod cors;
 pub mod error;
 pub mod feed;
 pub mod idempotency;
+pub mod links;
 pub mod mcp;
 pub mod port;
 pub mod query;

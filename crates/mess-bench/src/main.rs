@@ -68,6 +68,10 @@ enum Cmd {
         /// Events per `FsStorage::append` call.
         #[arg(long, default_value_t = 10_000)]
         batch: usize,
+        /// Give every request timers that are pending, not due: `needed_by` 30 days from
+        /// now and `claim_timeout` P7D (the timers benchmark, scripts/bench/timers.sh).
+        #[arg(long)]
+        timers: bool,
     },
     /// Write the refs of every thread of one status (optionally held by one member), one
     /// per line, by paging through the running server's listing.
@@ -231,6 +235,7 @@ fn main() -> ExitCode {
             out,
             exchange,
             batch,
+            timers,
         } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -243,6 +248,7 @@ fn main() -> ExitCode {
                     out,
                     exchange,
                     batch: batch.max(1),
+                    timers,
                 }))
             }),
         Cmd::Pool {
@@ -405,6 +411,7 @@ struct SeedArgs {
     out: PathBuf,
     exchange: String,
     batch: usize,
+    timers: bool,
 }
 
 /// What `seed` leaves for the benchmark script.
@@ -537,11 +544,16 @@ async fn seed(a: SeedArgs) -> Result<(), String> {
     let (requestor, requestor_key) = keys[0].clone();
     let (assignee, assignee_key) = keys[1].clone();
 
-    let body = json!({
+    let mut body = json!({
         "intent": "Check that the front door is locked",
         "priority": "normal",
         "context": ["location: home", "source: mess-bench seed"],
     });
+    if a.timers {
+        let needed_by = Timestamp::from_unix_millis(now.unix_millis() + 30 * 86_400_000);
+        body["needed_by"] = json!(needed_by.to_string());
+        body["claim_timeout"] = json!("P7D");
+    }
     let note = |who: &str, n: usize| -> Block {
         if who == "requestor" {
             Block::new(

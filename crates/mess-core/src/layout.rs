@@ -7,6 +7,7 @@
 //! events/exchange={id}/{YYYY}/{MM}/{DD}/{uuid}.jsonl   event lines, append-only
 //! executors/exchange={id}/{executor}.json              a member; the key as a hash
 //! answers/exchange={id}/{scope}.json                   an Idempotency-Key's answer (a day)
+//! secrets/{name}                                       a key the server signs with
 //! ```
 
 use crate::event::Event;
@@ -19,6 +20,14 @@ pub const EXECUTORS: &str = "executors";
 
 /// The prefix of every stored idempotent answer.
 pub const ANSWERS: &str = "answers";
+
+/// The prefix of the server's own secrets (the key that signs notification action links).
+pub const SECRETS: &str = "secrets";
+
+/// `secrets/{name}`.
+pub fn secret_path(name: &str) -> String {
+    format!("{SECRETS}/{name}")
+}
 
 /// `answers/exchange={id}/{scope}.json`: the answer of one `Idempotency-Key` scope (a hex
 /// hash).

@@ -11,6 +11,7 @@
 //! # Layout
 //! - [`ids`]: `ExchangeId`, `ExecutorId`, `ThreadRef`, validated by `parse`.
 //! - [`status`]: `Status` (with the protocol's aliases) and `Priority`.
+//! - [`action_link`]: the signed one-tap links of notifications (`/a/{token}`).
 //! - [`key`]: API keys, generated from a CSPRNG, stored only as SHA-256 hashes.
 //! - [`mess`]: MESS blocks, kept verbatim.
 //! - [`request`]: a new request, every field preserved.
@@ -81,6 +82,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod action_link;
 pub mod clock;
 pub mod error;
 pub mod event;

@@ -119,6 +119,16 @@ pub trait Storage: Send + Sync + 'static {
     /// Deletes a stored answer (once it is older than a day); a missing one is no error.
     async fn delete_answer(&self, exchange: &ExchangeId, scope: &str) -> Result<(), StorageError>;
 
+    /// The secret `name` (`secrets/{name}`), stored as `fresh` when there is none yet. The
+    /// write is create-only, so processes racing to make one all get the one stored. A
+    /// backend that keeps no secrets says so with an error (the default).
+    async fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StorageError> {
+        let _ = (name, fresh);
+        Err(StorageError::Unavailable(
+            "this storage keeps no secrets".into(),
+        ))
+    }
+
     /// Reads every member and every event back, for start-up.
     async fn load(&self) -> Result<Loaded, StorageError>;
 

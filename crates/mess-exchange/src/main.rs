@@ -12,6 +12,7 @@
 #![deny(unsafe_code)]
 
 mod migrate;
+mod ops;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ use actix_web::web;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use mess_core::{ExchangeId, OsEntropy, SystemClock};
-use mess_http::limits::{Guard, RateLimiter, RegistrationPolicy};
+use mess_http::limits::{Guard, RateLimiter, RegistrationPolicy, TrustedProxies};
 use mess_http::middleware::CorsOrigins;
 use mess_http::{AppState, HttpConfig, Hub};
 use serde_json::Value;
@@ -78,6 +79,24 @@ enum Cmd {
     /// MESS tools read (exchange/state=…/{ref}/).
     #[command(long_about = migrate::EXPORT_ABOUT)]
     Export(migrate::ExportArgs),
+    /// List an exchange's members, remove one (its claims released) or reset its key, on a
+    /// stopped store.
+    #[command(subcommand, long_about = ops::MEMBERS_ABOUT)]
+    Members(ops::MembersCmd),
+    /// Read a whole stopped store as replay and DuckDB do: counts, torn lines, stray files
+    /// (exit 1 when anything is wrong).
+    #[command(long_about = ops::VERIFY_ABOUT)]
+    Verify(ops::VerifyArgs),
+    /// Copy a stopped store to another (filesystem or S3), object by object, then check
+    /// the copy replays the same.
+    #[command(long_about = ops::COPY_ABOUT)]
+    Copy(ops::CopyArgs),
+    /// Copy a store, running or not, into a new directory, consistently.
+    #[command(long_about = ops::BACKUP_ABOUT)]
+    Backup(ops::BackupArgs),
+    /// Merge each past day's event segments of an exchange into one, on a stopped store.
+    #[command(long_about = ops::COMPACT_ABOUT)]
+    Compact(ops::CompactArgs),
 }
 
 /// `LOG_FORMAT`.
@@ -123,9 +142,22 @@ struct ServeArgs {
     /// `mess_http=debug,info`.
     #[arg(long, env = "LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
     log_level: String,
+    /// Log filter in tracing's syntax; when set, it wins over LOG_LEVEL.
+    #[arg(long, env = "RUST_LOG", value_parser = parse_rust_log)]
+    rust_log: Option<String>,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// One log line per request at info (method, path, status, ms, client, request id);
+    /// probes and /metrics at debug.
+    #[arg(long, env = "ACCESS_LOG", action = ArgAction::Set,
+          default_value = "true", value_parser = BoolishValueParser::new())]
+    access_log: bool,
+    /// Reverse proxies whose X-Forwarded-For is believed for the client address (rate
+    /// limits, logs): comma-separated addresses or CIDRs, e.g. `10.0.0.0/8,172.16.0.0/12`.
+    /// Unset: the TCP peer is the client and the header is ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", value_parser = parse_trusted_proxies)]
+    trusted_proxies: Option<TrustedProxies>,
     /// This server's public URL, for links in notifications.
     #[arg(long, env = "PUBLIC_URL", value_parser = parse_public_url)]
     public_url: Option<String>,
@@ -152,8 +184,8 @@ struct ServeArgs {
     /// before the exchange takes it back and offers the request again: an ISO 8601
     /// duration (`PT30M`, `P1D`), 1 second to 7 days. A request's own `claim_timeout`
     /// wins; an `estimate` on the claim extends it. Off unless set.
-    #[arg(long, env = "CLAIM_TIMEOUT", value_parser = claim_timeout)]
-    claim_timeout: Option<i64>,
+    #[arg(long, env = "CLAIM_TIMEOUT", value_parser = optional_duration)]
+    claim_timeout: Option<Unset<i64>>,
     /// How long a pending request without `needed_by` waits for a taker before it is
     /// offered once more; after as long again its requestor is told (`thread_unclaimed`).
     /// With `needed_by`, half the time to it. An ISO 8601 duration, 1 second to 7 days.
@@ -236,6 +268,19 @@ fn parse_log_level(value: &str) -> Result<String, String> {
     }
 }
 
+/// `RUST_LOG`: as `LOG_LEVEL`, or empty for unset.
+fn parse_rust_log(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Ok(String::new());
+    }
+    parse_log_level(value)
+}
+
+/// `TRUSTED_PROXIES`.
+fn parse_trusted_proxies(value: &str) -> Result<TrustedProxies, String> {
+    TrustedProxies::parse(value)
+}
+
 /// `PUBLIC_URL`: an http(s) URL, or empty for unset.
 fn parse_public_url(value: &str) -> Result<String, String> {
     if value.trim().is_empty() {
@@ -311,6 +356,11 @@ fn main() -> ExitCode {
         }
         Some(Cmd::Import(args)) => run(migrate::import(args)),
         Some(Cmd::Export(args)) => run(migrate::export(args)),
+        Some(Cmd::Members(cmd)) => run(ops::members(cmd)),
+        Some(Cmd::Verify(args)) => run(ops::verify(args)),
+        Some(Cmd::Copy(args)) => run(ops::copy(args)),
+        Some(Cmd::Backup(args)) => run(ops::backup(args)),
+        Some(Cmd::Compact(args)) => run(ops::compact(args)),
         Some(Cmd::Serve) | None => {
             init_tracing(&cli.serve);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -351,11 +401,16 @@ fn fail(message: String) -> ExitCode {
 }
 
 fn init_tracing(args: &ServeArgs) {
-    // Checked by `parse_log_level`.
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+    // Checked by `parse_log_level`; RUST_LOG, when set, wins.
+    let directives = set(args.rust_log.as_ref()).unwrap_or_else(|| args.log_level.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: escape codes in a file, journald or a log shipper get in
+    // the way of every search.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Json => builder.json().init(),
@@ -396,14 +451,41 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         ])
         .map_err(|e| format!("metrics: {e}"))?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(
+                mess_http::telemetry::COUNT_BUCKETS.0.into(),
+            ),
+            mess_http::telemetry::COUNT_BUCKETS.1,
+        )
+        .map_err(|e| format!("metrics: {e}"))?
         .install_recorder()
         .map_err(|e| format!("metrics: {e}"))?;
+    mess_http::telemetry::describe();
 
     let storage = mess_storage::open(&args.storage_config())
         .await
         .map_err(|e| e.to_string())?;
-    let (notifier, notifier_handle) =
-        mess_notify::HttpNotifier::start(args.notify_config()).map_err(|e| e.to_string())?;
+    // The key that signs the claim buttons of notifications, made once and kept in the
+    // store (every replica, every restart signs and checks with the same one).
+    let action_key = {
+        let mut fresh = vec![0u8; mess_core::action_link::KEY_BYTES];
+        mess_core::Entropy::fill(&OsEntropy, &mut fresh);
+        match storage
+            .secret(mess_core::action_link::KEY_NAME, &fresh)
+            .await
+        {
+            Ok(key) => Some(key),
+            Err(e) => {
+                tracing::warn!(error = %e, "no key for notification action links: notifications carry no claim button");
+                None
+            }
+        }
+    };
+    let (notifier, notifier_handle) = mess_notify::HttpNotifier::start(mess_notify::NotifyConfig {
+        action_key: action_key.clone(),
+        ..args.notify_config()
+    })
+    .map_err(|e| e.to_string())?;
 
     let listener = TcpListener::bind((args.bind_address.as_str(), args.port)).map_err(|e| {
         format!(
@@ -437,7 +519,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     starting_handle.stop(true).await;
     let _ = starting.await;
 
-    hub.set_claim_timeout(args.claim_timeout);
+    if let Some(key) = action_key {
+        hub.set_action_key(key);
+    }
+    hub.set_claim_timeout(args.claim_timeout.and_then(|d| d.0));
     hub.set_remind_after(args.offer_remind_after);
     hub.set_review_window(args.review_window);
     let expiry = {
@@ -470,6 +555,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         body_limit: args.max_body_bytes,
         cors: CorsOrigins::parse(&args.cors_origins),
         shutdown_timeout,
+        requests: mess_http::middleware::RequestContext {
+            proxies: args.trusted_proxies.clone().unwrap_or_default(),
+            access_log: args.access_log,
+        },
         ..HttpConfig::default()
     };
     let server = mess_http::serve(listener, state, config).map_err(|e| e.to_string())?;
@@ -505,6 +594,18 @@ async fn stop_signal() {
         return;
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A setting whose empty value counts as unset (`CLAIM_TIMEOUT=` in an `.env` file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unset<T>(Option<T>);
+
+/// `CLAIM_TIMEOUT`: as [`claim_timeout`], or empty for unset.
+fn optional_duration(s: &str) -> Result<Unset<i64>, String> {
+    if s.trim().is_empty() {
+        return Ok(Unset(None));
+    }
+    claim_timeout(s).map(|ms| Unset(Some(ms)))
 }
 
 /// `CLAIM_TIMEOUT`, `OFFER_REMIND_AFTER`, `REVIEW_WINDOW`: an ISO 8601 duration from 1 second to 7 days,
@@ -667,6 +768,38 @@ mod tests {
         let e = load_capabilities(Some(&file)).unwrap_err();
         assert!(e.contains("is not valid YAML"), "{e}");
         assert!(!e.contains('\n'), "one line: {e:?}");
+    }
+
+    #[test]
+    fn proxies_access_log_and_rust_log_are_settings() {
+        let c = parse(&["--trusted-proxies", "10.0.0.0/8, 192.168.1.1"]).unwrap();
+        assert!(!c.trusted_proxies.unwrap().is_empty());
+        assert!(parse(&[]).unwrap().trusted_proxies.is_none());
+        let e = parse(&["--trusted-proxies", "10.0.0.0/40"]).unwrap_err();
+        assert!(
+            e.contains("TRUSTED_PROXIES") || e.contains("trusted-proxies"),
+            "{e}"
+        );
+        assert!(parse(&[]).unwrap().access_log);
+        assert!(!parse(&["--access-log", "off"]).unwrap().access_log);
+        assert_eq!(
+            parse(&["--rust-log", "mess_http=debug,warn"])
+                .unwrap()
+                .rust_log
+                .as_deref(),
+            Some("mess_http=debug,warn")
+        );
+        assert!(parse(&["--rust-log", "loud"]).is_err());
+        // An empty CLAIM_TIMEOUT (`CLAIM_TIMEOUT=` in an .env file) is unset, not an error.
+        assert_eq!(
+            parse(&["--claim-timeout", ""]).unwrap().claim_timeout,
+            Some(Unset(None))
+        );
+        assert_eq!(
+            parse(&["--claim-timeout", "PT30M"]).unwrap().claim_timeout,
+            Some(Unset(Some(30 * 60 * 1000)))
+        );
+        assert!(parse(&["--claim-timeout", "30m"]).is_err());
     }
 
     #[test]

@@ -13,6 +13,8 @@ struct Server {
     child: Child,
     base: String,
     client: reqwest::Client,
+    /// Every line the server has logged so far.
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -32,10 +34,13 @@ impl Server {
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&logs);
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                kept.lock().unwrap().push(line.clone());
                 if !sent && let Some(at) = line.find("listening on http://") {
                     let addr = line[at + "listening on http://".len()..]
                         .split_whitespace()
@@ -54,6 +59,7 @@ impl Server {
             child,
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
+            logs,
         }
     }
 
@@ -529,6 +535,384 @@ async fn metrics_count_requests_by_route_pattern_method_and_status() {
         "{text}"
     );
     assert!(text.contains("http_request_duration_seconds"), "{text}");
+    server.stop();
+}
+
+/// The metric names a PromQL expression uses (ours: `mess_`, `http_`, `process_`), without
+/// a histogram's `_bucket`/`_sum`/`_count`.
+fn metric_names(expr: &str, into: &mut std::collections::BTreeSet<String>) {
+    let mut word = String::new();
+    for c in expr.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+            continue;
+        }
+        let w = std::mem::take(&mut word);
+        if ["mess_", "http_", "process_"]
+            .iter()
+            .any(|p| w.starts_with(p))
+        {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| w.strip_suffix(s))
+                .unwrap_or(&w);
+            into.insert(base.to_owned());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_and_alerts_name_only_exported_metrics_each_with_help() {
+    let dir = tempfile::tempdir().unwrap();
+    // A refused webhook makes a failed notification (its counter then exists).
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("NOTIFY_ALLOW_PRIVATE", "true"),
+            ("NOTIFY_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    let (s, _) = server
+        .call(
+            "POST",
+            &format!("{HOME}/register"),
+            None,
+            Some(json!({"executor_id": "phone",
+                        "notifications": [{"type": "webhook", "url": "http://127.0.0.1:9/x"}]})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, agent) = server
+        .call(
+            "POST",
+            &format!("{HOME}/register"),
+            None,
+            Some(json!({"executor_id": "agent"})),
+        )
+        .await;
+    let agent = agent["api_key"].as_str().unwrap().to_owned();
+    let (s, _) = server
+        .call(
+            "POST",
+            &format!("{HOME}/requests"),
+            Some(&agent),
+            Some(json!({"intent": "x"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let scrape = || async {
+        server
+            .client
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut text = scrape().await;
+    while !text.contains("mess_notifications_total{") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = scrape().await;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/monitoring");
+    let mut used = std::collections::BTreeSet::new();
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            metric_names(target["expr"].as_str().unwrap(), &mut used);
+        }
+    }
+    let alerts: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(root.join("alerts.yaml")).unwrap())
+            .unwrap();
+    let mut rules = 0;
+    for group in alerts["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            metric_names(rule["expr"].as_str().unwrap(), &mut used);
+            rules += 1;
+        }
+    }
+    assert!(rules >= 5 && used.len() >= 15, "{rules} rules, {used:?}");
+    let exported: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for name in &used {
+        assert!(
+            exported.contains(name.as_str()),
+            "{name} is used but not exported:\n{text}"
+        );
+    }
+    for name in &exported {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no # HELP line:\n{text}"
+        );
+    }
+    assert!(text.contains("mess_build_info{"), "{text}");
+    server.stop();
+}
+
+#[tokio::test]
+async fn every_request_has_an_id_in_its_answer_and_its_access_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let get = |id: Option<&'static str>| {
+        let mut req = server.client.get(format!("{}{HOME}/requests", server.base));
+        if let Some(id) = id {
+            req = req.header("X-Request-Id", id);
+        }
+        req.send()
+    };
+    let sent = get(Some("trace-42.a")).await.unwrap();
+    assert_eq!(sent.status(), 401);
+    assert_eq!(sent.headers()["x-request-id"], "trace-42.a");
+    let made = get(None).await.unwrap();
+    let made = made.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(made.len(), 16, "{made}");
+    // A header that is not a sane token is replaced, never echoed.
+    let bad = get(Some("<script>")).await.unwrap();
+    assert_ne!(bad.headers()["x-request-id"], "<script>");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = server.logs.lock().unwrap().join("\n");
+        let line = logs.lines().find(|l| l.contains("trace-42.a"));
+        if let Some(line) = line {
+            for part in [
+                "GET",
+                "/api/v1/exchanges/home/requests",
+                "401",
+                "client=127.0.0.1",
+            ] {
+                assert!(line.contains(part), "{part} missing from {line}");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no access line with the id:\n{logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop();
+}
+
+#[tokio::test]
+async fn rate_limits_see_the_forwarded_client_only_behind_a_trusted_proxy() {
+    let register = |server: &Server, id: &'static str, from: &'static str| {
+        server
+            .client
+            .post(format!("{}{HOME}/register", server.base))
+            .header("X-Forwarded-For", from)
+            .json(&json!({"executor_id": id}))
+            .send()
+    };
+    let limit = [("RATE_LIMIT_REGISTER_PER_MIN", "1")];
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = Server::start(dir.path(), &[limit[0], ("TRUSTED_PROXIES", "127.0.0.0/8")]);
+    assert_eq!(
+        register(&trusted, "a", "198.51.100.1")
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        register(&trusted, "b", "198.51.100.1")
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+    assert_eq!(
+        register(&trusted, "c", "198.51.100.2")
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let logs = trusted.logs.lock().unwrap().join("\n");
+    assert!(logs.contains("client=198.51.100.2"), "{logs}");
+    trusted.stop();
+    // Not trusted: the header is anyone's to forge, and is ignored.
+    let dir = tempfile::tempdir().unwrap();
+    let direct = Server::start(dir.path(), &limit);
+    assert_eq!(
+        register(&direct, "a", "198.51.100.1")
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        register(&direct, "c", "198.51.100.2")
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+    direct.stop();
+}
+
+#[tokio::test]
+async fn an_offers_claim_button_claims_once_and_its_page_changes_nothing() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let ntfy = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&ntfy)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("NOTIFY_ALLOW_PRIVATE", "true"),
+            ("PUBLIC_URL", "https://mess.example"),
+        ],
+    );
+    let register = |body: Value| {
+        let server = &server;
+        async move {
+            let (s, b) = server
+                .call("POST", &format!("{HOME}/register"), None, Some(body))
+                .await;
+            assert_eq!(s, 201, "{b}");
+            b["api_key"].as_str().unwrap().to_owned()
+        }
+    };
+    let agent = register(json!({"executor_id": "agent"})).await;
+    register(json!({
+        "executor_id": "phone",
+        "notifications": [{"type": "ntfy", "server": ntfy.uri(), "topic": "phone"}]
+    }))
+    .await;
+    let (s, created) = server
+        .call(
+            "POST",
+            &format!("{HOME}/requests"),
+            Some(&agent),
+            Some(json!({"intent": "Is the garage door closed?"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let r = created["ref"].as_str().unwrap().to_owned();
+
+    // The offer on the phone's topic carries "Open" (the app) and "Claim" (a POST).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let actions = loop {
+        let got = ntfy.received_requests().await.unwrap_or_default();
+        if let Some(a) = got.iter().find_map(|q| q.headers.get("Actions")) {
+            break a.to_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no offer with actions reached ntfy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        actions.starts_with(&format!("view, Open, https://mess.example/#r/{r}, clear=true; http, Claim, https://mess.example/a/")),
+        "{actions}"
+    );
+    assert!(actions.ends_with(", method=POST, clear=true"), "{actions}");
+    let path = actions
+        .split("https://mess.example")
+        .nth(2)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    let url = format!("{}{path}", server.base);
+    async fn status_of(server: &Server, key: &str, r: &str) -> String {
+        let (_, t) = server
+            .call("GET", &format!("{HOME}/requests/{r}"), Some(key), None)
+            .await;
+        t["thread"]["status"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{t}"))
+            .to_owned()
+    }
+
+    // A link preview or a browser's GET shows a confirm page and claims nothing.
+    let page = server
+        .client
+        .get(&url)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("form-action 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Is the garage door closed?") && html.contains("<form method=\"post\""),
+        "{html}"
+    );
+    assert_eq!(status_of(&server, &agent, &r).await, "pending");
+
+    // ntfy's http action: a POST with no body claims it, for the member it was sent to.
+    let first = server.client.post(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(
+        (body["status"].as_str(), body["executor_id"].as_str()),
+        (Some("claimed"), Some("phone"))
+    );
+    assert_eq!(status_of(&server, &agent, &r).await, "claimed");
+
+    // Used: the second time is refused, as JSON for a program and a page for a browser.
+    let again = server.client.post(&url).send().await.unwrap();
+    assert_eq!(again.status(), 409);
+    let body: Value = again.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("already claimed"),
+        "{body}"
+    );
+    let page = server
+        .client
+        .post(&url)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 409);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Not open any more"), "{html}");
+
+    // Forged (a changed character) and garbage tokens: 403, JSON, nothing changes.
+    let mut forged = path.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    for bad in [forged.as_str(), "/a/x", "/a/not.atoken"] {
+        let res = server
+            .client
+            .post(format!("{}{bad}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{bad}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "forbidden", "{bad}");
+    }
+    // A GET never changes state, and other methods are 405.
+    let res = server.client.delete(&url).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    // The signing key is in the store, so links survive a restart.
+    assert!(dir.path().join("secrets/action-links.key").exists());
     server.stop();
 }
 

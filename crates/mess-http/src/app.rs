@@ -29,6 +29,8 @@ pub struct HttpConfig {
     pub shutdown_timeout: Duration,
     /// The MCP endpoint (one for every worker: its legacy sessions live in it).
     pub mcp: crate::mcp::McpEndpoint,
+    /// Trusted proxies and the access log.
+    pub requests: middleware::RequestContext,
 }
 
 impl Default for HttpConfig {
@@ -38,6 +40,7 @@ impl Default for HttpConfig {
             cors: CorsOrigins::Any,
             shutdown_timeout: Duration::from_secs(30),
             mcp: crate::mcp::McpEndpoint::default(),
+            requests: middleware::RequestContext::default(),
         }
     }
 }
@@ -123,6 +126,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", ApiDoc::openapi()))
     // The executor's app at `/` and `/app/{file}` (not API: outside the table and the spec).
     .configure(crate::webapp::configure)
+    // The signed links of notifications' buttons (not API either: no Bearer key).
+    .configure(crate::links::configure)
     .default_service(web::to(not_found).wrap(from_fn(middleware::metrics_unmatched)));
 }
 
@@ -143,6 +148,7 @@ pub fn create_app(
         .app_data(state)
         .app_data(web::Data::new(BodyLimit(config.body_limit)))
         .app_data(web::Data::new(config.cors))
+        .app_data(web::Data::new(config.requests))
         .app_data(web::QueryConfig::default().error_handler(|err, _| {
             HttpError(ApiError::bad(format!("invalid query string: {err}"))).into()
         }))
@@ -162,7 +168,7 @@ pub fn create_app(
                 .add(("Referrer-Policy", "no-referrer")),
         )
         .wrap(from_fn(middleware::cors))
-        .wrap(from_fn(middleware::trace))
+        .wrap(from_fn(middleware::request))
 }
 
 /// Serves `listener` while the event log is replayed, before [`serve`] can: `/livez` 200,

@@ -17,9 +17,11 @@
 //! - [`routes`], [`membership`]: the handlers, each an extractor in and `mess-api`'s answer
 //!   out; [`api`]: their documented shapes; [`openapi`]: the spec.
 //! - [`auth`]: the bearer-key extractor; [`body`]: JSON bodies within limits;
-//!   [`limits`]: registration token and per-IP rate limits.
+//!   [`limits`]: registration token, per-IP rate limits and trusted proxies.
 //! - [`error`]: `mess-api`'s error table, sent through actix.
-//! - [`middleware`]: CORS, headers, JSON for every error, metrics.
+//! - [`links`]: `/a/{token}`, the signed links behind notifications' buttons.
+//! - [`middleware`]: CORS, headers, JSON for every error, metrics, request ids and the
+//!   access log; [`telemetry`]: every metric's name and help, process metrics.
 //! - [`app`]: the actix application shared by the server and the tests.
 #![forbid(unsafe_code)]
 
@@ -31,6 +33,7 @@ pub mod error;
 pub mod feed;
 pub mod hub;
 pub mod limits;
+pub mod links;
 pub mod mcp;
 pub mod membership;
 pub mod middleware;
@@ -38,6 +41,7 @@ pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod table;
+pub mod telemetry;
 pub mod webapp;
 
 pub use app::{HttpConfig, configure, serve, serve_starting};

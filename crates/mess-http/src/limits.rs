@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix_web::HttpRequest;
+use actix_web::{HttpMessage, HttpRequest};
 pub use mess_api::RegistrationPolicy;
 
 use crate::error::ApiError;
@@ -112,9 +112,94 @@ impl Guard {
     }
 }
 
-/// The client's IP (the TCP peer; a reverse proxy's own address when behind one).
+/// The client's IP: what the request middleware found (the TCP peer, or the address a
+/// trusted proxy forwarded), else the TCP peer.
 pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
-    req.peer_addr().map(|a| a.ip())
+    match req.extensions().get::<ClientIp>() {
+        Some(ClientIp(ip)) => *ip,
+        None => req.peer_addr().map(|a| a.ip()),
+    }
+}
+
+/// The client address of a request, as [`TrustedProxies::client`] found it (a request
+/// extension set by the request middleware).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+/// The reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`): without
+/// them, the client address is the TCP peer and the header is ignored, since any client
+/// can send it.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Comma-separated CIDRs or addresses (`10.0.0.0/8, 192.168.1.2, fd00::/8`); empty
+    /// for none.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let mut nets = Vec::new();
+        for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let net = match item.parse::<ipnet::IpNet>() {
+                Ok(net) => net,
+                Err(_) => item
+                    .parse::<IpAddr>()
+                    .map(ipnet::IpNet::from)
+                    .map_err(|_| {
+                        format!("{item:?} is not an address or a CIDR such as 10.0.0.0/8")
+                    })?,
+            };
+            nets.push(net.trunc());
+        }
+        Ok(Self(nets))
+    }
+
+    /// Whether any proxy is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client behind `peer`: `peer` itself unless it is a trusted proxy; then the
+    /// `X-Forwarded-For` hops read from the right (the nearest first), skipping trusted
+    /// proxies, up to the first address that is not one. A hop that is not an address
+    /// stops the walk at the proxy that sent it (a client cannot spoof past the proxies).
+    pub fn client<'a>(
+        &self,
+        peer: Option<IpAddr>,
+        forwarded_for: impl DoubleEndedIterator<Item = &'a [u8]>,
+    ) -> Option<IpAddr> {
+        let mut client = peer?;
+        if self.0.is_empty() || !self.trusts(client) {
+            return Some(client);
+        }
+        for value in forwarded_for.rev() {
+            let Ok(value) = std::str::from_utf8(value) else {
+                return Some(client);
+            };
+            for hop in value.rsplit(',') {
+                let Some(ip) = parse_hop(hop.trim()) else {
+                    return Some(client);
+                };
+                client = ip;
+                if !self.trusts(ip) {
+                    return Some(client);
+                }
+            }
+        }
+        Some(client)
+    }
+}
+
+/// One `X-Forwarded-For` hop: an address, maybe with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
 }
 
 #[cfg(test)]
@@ -132,5 +217,54 @@ mod tests {
         assert!(l.check(ip).is_err());
         l.take(Some(IpAddr::from([10, 0, 0, 2]))).unwrap();
         RateLimiter::new(0).take(ip).unwrap();
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let proxies = TrustedProxies::parse("10.0.0.0/8, 192.168.1.2,fd00::/8").unwrap();
+        let xff = |v: &'static [&'static str]| v.iter().map(|s| s.as_bytes());
+        // Not from a proxy: the peer, whatever the header says.
+        assert_eq!(
+            proxies.client(ip("203.0.113.9"), xff(&["1.1.1.1"])),
+            ip("203.0.113.9")
+        );
+        // From a proxy: the nearest address that is not a proxy.
+        assert_eq!(
+            proxies.client(ip("10.1.2.3"), xff(&["6.6.6.6, 198.51.100.7, 10.9.9.9"])),
+            ip("198.51.100.7")
+        );
+        // Several headers are one list; ports and brackets are read.
+        assert_eq!(
+            proxies.client(ip("192.168.1.2"), xff(&["6.6.6.6", "[2001:db8::1]:443"])),
+            ip("2001:db8::1")
+        );
+        // Only proxies: the farthest. No header: the proxy itself.
+        assert_eq!(
+            proxies.client(ip("10.0.0.1"), xff(&["10.0.0.2, fd00::1"])),
+            ip("10.0.0.2")
+        );
+        assert_eq!(proxies.client(ip("10.0.0.1"), xff(&[])), ip("10.0.0.1"));
+        // Garbage stops at the proxy that passed it on.
+        assert_eq!(
+            proxies.client(ip("10.0.0.1"), xff(&["7.7.7.7, nonsense"])),
+            ip("10.0.0.1")
+        );
+        // An IPv4 peer seen as IPv6-mapped is still the proxy.
+        assert_eq!(
+            proxies.client(ip("::ffff:10.0.0.1"), xff(&["198.51.100.7"])),
+            ip("198.51.100.7")
+        );
+        // No proxies: the header is never read.
+        assert_eq!(
+            TrustedProxies::default().client(ip("10.0.0.1"), xff(&["1.1.1.1"])),
+            ip("10.0.0.1")
+        );
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("proxy.local").is_err());
+        assert!(TrustedProxies::parse(" ").unwrap().is_empty());
     }
 }

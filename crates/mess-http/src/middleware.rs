@@ -1,4 +1,5 @@
-//! Middleware: CORS, JSON for every error, request metrics, a request span.
+//! Middleware: CORS, JSON for every error, request metrics, the request id, client
+//! address and access log.
 
 use std::sync::{LazyLock, OnceLock};
 use std::time::Instant;
@@ -66,16 +67,87 @@ pub async fn cors(
     Ok(res.map_into_boxed_body())
 }
 
-/// A `debug`-level span around each request (method and path). At the default `info`
-/// level it is disabled and costs nothing; `LOG_LEVEL=debug` shows it on every line a
-/// request logs.
-pub async fn trace(
+/// What the request middleware needs: which proxies to believe and whether to log each
+/// request.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// `TRUSTED_PROXIES`.
+    pub proxies: crate::limits::TrustedProxies,
+    /// `ACCESS_LOG`: one `info` line per request (probes and `/metrics` at `debug`).
+    pub access_log: bool,
+}
+
+/// The request id header, accepted from the client or generated.
+pub const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// The client's `X-Request-Id` when it is a sane token (1 to 128 of `A-Z a-z 0-9 - _ . : /
+/// + =`), else a new random one (16 hex digits).
+fn request_id(sent: Option<&HeaderValue>) -> String {
+    let ok = |v: &&HeaderValue| {
+        let b = v.as_bytes();
+        (1..=128).contains(&b.len())
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.:/+=".contains(c))
+    };
+    match sent.filter(ok).and_then(|v| v.to_str().ok()) {
+        Some(id) => id.to_owned(),
+        None => format!("{:016x}", rand::random::<u64>()),
+    }
+}
+
+/// Paths that probes and scrapers call every few seconds: their access lines are `debug`.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/livez" | "/readyz" | "/health" | "/metrics")
+}
+
+/// Every request: its id (`X-Request-Id`, accepted or generated, returned, and on every
+/// log line of the request through an `info` span), its client address (through a
+/// trusted proxy's `X-Forwarded-For`: [`crate::limits::TrustedProxies`]), and one access
+/// line when it ends.
+pub async fn request(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    use actix_web::HttpMessage;
     use tracing::Instrument;
-    let span = tracing::debug_span!("request", method = %req.method(), path = %req.path());
-    next.call(req).instrument(span).await
+    let start = Instant::now();
+    let context = req.app_data::<web::Data<RequestContext>>().cloned();
+    let peer = req.peer_addr().map(|a| a.ip());
+    let client = match &context {
+        Some(c) if !c.proxies.is_empty() => c.proxies.client(
+            peer,
+            req.headers()
+                .get_all("x-forwarded-for")
+                .map(HeaderValue::as_bytes)
+                .collect::<Vec<_>>()
+                .into_iter(),
+        ),
+        _ => peer,
+    };
+    req.extensions_mut().insert(crate::limits::ClientIp(client));
+    let id = request_id(req.headers().get(&REQUEST_ID));
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let span = tracing::info_span!("request", id = %id);
+    // An `Err` here is rare (the error handlers turn errors into responses inside): it
+    // goes on without the id header. (The request cannot be cloned to build a response
+    // from it: the router needs it unshared.)
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    if context.is_some_and(|c| c.access_log) {
+        let status = res.status().as_u16();
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        let client = client.map(|ip| ip.to_string()).unwrap_or_default();
+        let _enter = span.enter();
+        if is_probe(&path) {
+            tracing::debug!(target: "access", %method, %path, status, ms, %client, "request");
+        } else {
+            tracing::info!(target: "access", %method, %path, status, ms, %client, "request");
+        }
+    }
+    Ok(res)
 }
 
 /// The request metrics of one route, with their handles registered on first use: the hot
@@ -170,16 +242,19 @@ const STATUSES: [&str; 17] = [
 ];
 
 /// Turns any error response that is not JSON yet (from actix itself: a bad percent-encoding,
-/// an unparsable header...) into `{"error": "..."}`. 5xx bodies stay opaque.
+/// an unparsable header...) into `{"error": "..."}`. 5xx bodies stay opaque. Our own HTML
+/// pages stay pages.
 pub fn json_error<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = res
+    // JSON already, or one of our own pages (the refusals of `/a/{token}` for a browser):
+    // actix's own errors are plain text.
+    let ours = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if ours {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

@@ -400,6 +400,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .map(|h| h.feed().streams())
         .sum();
     metrics::gauge!("mess_feed_streams").set(streams as f64);
+    metrics::gauge!("mess_exchanges").set(state.hub.exchanges().len() as f64);
+    metrics::gauge!("mess_storage_ok").set(if state.hub.storage_ok() { 1.0 } else { 0.0 });
+    crate::telemetry::record_process();
     for (status, n) in crate::hub::status_totals(&state.hub) {
         metrics::gauge!("mess_threads", "status" => status.as_str()).set(n as f64);
     }

@@ -37,6 +37,9 @@ pub struct NotifyConfig {
     pub max_backoff: Duration,
     /// How long shutdown waits for queued and in-flight deliveries (10 s).
     pub shutdown_deadline: Duration,
+    /// The key that signs offers' claim links (`secrets/action-links.key`); without it, or
+    /// without `public_url`, notifications carry no claim button.
+    pub action_key: Option<Vec<u8>>,
 }
 
 impl Default for NotifyConfig {
@@ -52,6 +55,7 @@ impl Default for NotifyConfig {
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             shutdown_deadline: Duration::from_secs(10),
+            action_key: None,
         }
     }
 }

@@ -42,8 +42,14 @@ impl Target {
     /// The request to send for the context's event, or why there is none (a hook whose
     /// template fills in to a URL that is not allowed), a short reason safe to record.
     pub fn request(&self, ctx: &Context) -> Result<Outgoing, String> {
+        self.request_with(ctx, None)
+    }
+
+    /// As [`Target::request`], with the recipient's signed claim link (`{PUBLIC_URL}/a/…`)
+    /// for a channel that can carry buttons (ntfy, Slack, Google Chat).
+    pub fn request_with(&self, ctx: &Context, claim: Option<&str>) -> Result<Outgoing, String> {
         match self {
-            Target::Channel(c) => Ok(channel_request(c, ctx)),
+            Target::Channel(c) => Ok(channel_request(c, ctx, claim)),
             Target::Hook(spec) => hook_request(spec, ctx),
             Target::Withdrawal(c) => {
                 withdrawal_request(c, ctx).ok_or_else(|| "this channel cannot withdraw".into())

@@ -129,12 +129,57 @@ pub struct Outgoing {
 }
 
 /// The request that notifies `channel` of the context's event.
-pub(crate) fn channel_request(channel: &Channel, ctx: &Context) -> Outgoing {
+/// With `claim` (the recipient's signed claim link of an offer), ntfy gets an "Open" and a
+/// "Claim" action (an http POST from the phone), Slack and Google Chat two link buttons
+/// (the claim one opens the confirm page: a GET never claims).
+pub(crate) fn channel_request(channel: &Channel, ctx: &Context, claim: Option<&str>) -> Outgoing {
     match channel {
-        Channel::Ntfy { topic, server, .. } => ntfy(topic, server.as_deref(), ctx),
-        Channel::Slack { webhook_url } => json_post(webhook_url, &json!({"text": slack_text(ctx)})),
+        Channel::Ntfy { topic, server, .. } => {
+            let mut out = ntfy(topic, server.as_deref(), ctx);
+            if let (Some(claim), Some(link)) = (claim, ctx.link()) {
+                out.headers.push((
+                    "Actions".into(),
+                    format!(
+                        "view, Open, {link}, clear=true; http, Claim, {claim}, method=POST, clear=true"
+                    ),
+                ));
+            }
+            out
+        }
+        Channel::Slack { webhook_url } => {
+            let text = slack_text(ctx);
+            let body = match (claim, ctx.link()) {
+                (Some(claim), Some(link)) => json!({
+                    "text": text,
+                    "blocks": [
+                        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                        {"type": "actions", "elements": [
+                            {"type": "button", "text": {"type": "plain_text", "text": "Open"},
+                             "url": link},
+                            {"type": "button", "text": {"type": "plain_text", "text": "Claim…"},
+                             "url": claim, "style": "primary"},
+                        ]},
+                    ],
+                }),
+                _ => json!({"text": text}),
+            };
+            json_post(webhook_url, &body)
+        }
         Channel::GoogleChat { webhook_url } => {
-            json_post(webhook_url, &json!({"text": google_chat_text(ctx)}))
+            let text = google_chat_text(ctx);
+            let body = match (claim, ctx.link()) {
+                (Some(claim), Some(link)) => json!({
+                    "text": text,
+                    "cardsV2": [{"cardId": "mess-offer", "card": {"sections": [{"widgets": [
+                        {"buttonList": {"buttons": [
+                            {"text": "Open", "onClick": {"openLink": {"url": link}}},
+                            {"text": "Claim…", "onClick": {"openLink": {"url": claim}}},
+                        ]}},
+                    ]}]}}],
+                }),
+                _ => json!({"text": text}),
+            };
+            json_post(webhook_url, &body)
         }
         Channel::Webhook { url, secret } => {
             let mut out = json_post(url, &webhook_payload(ctx));

@@ -64,6 +64,8 @@ struct Shared {
     client: reqwest::Client,
     policy: Policy,
     retry: RetryPolicy,
+    /// Signs the claim links of offers.
+    action_key: Option<Vec<u8>>,
 }
 
 impl HttpNotifier {
@@ -92,6 +94,7 @@ impl HttpNotifier {
                 base_backoff: config.base_backoff,
                 max_backoff: config.max_backoff,
             },
+            action_key: config.action_key.clone(),
         });
         let (tx, rx) = mpsc::channel(config.queue_size.max(1));
         let dispatcher = tokio::spawn(dispatch(rx, Arc::clone(&shared), config.concurrency.max(1)));
@@ -117,20 +120,22 @@ impl HttpNotifier {
             tracing::debug!(executor_id = %job.executor_id, "notifier shut down: delivery dropped");
             return;
         };
-        if let Err(e) = tx.try_send(job) {
-            let job = match e {
-                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
-                    job
-                }
-            };
-            metrics::counter!("mess_notifications_dropped_total").increment(1);
-            tracing::warn!(
-                exchange_id = %job.exchange,
-                thread_ref = %job.thread_ref,
-                executor_id = %job.executor_id,
-                channel = job.target.kind(),
-                "notification queue full: delivery dropped"
-            );
+        match tx.try_send(job) {
+            Ok(()) => metrics::gauge!("mess_notify_queue_depth").increment(1.0),
+            Err(e) => {
+                let job = match e {
+                    mpsc::error::TrySendError::Full(job)
+                    | mpsc::error::TrySendError::Closed(job) => job,
+                };
+                metrics::counter!("mess_notifications_dropped_total").increment(1);
+                tracing::warn!(
+                    exchange_id = %job.exchange,
+                    thread_ref = %job.thread_ref,
+                    executor_id = %job.executor_id,
+                    channel = job.target.kind(),
+                    "notification queue full: delivery dropped"
+                );
+            }
         }
     }
 }
@@ -227,6 +232,7 @@ async fn dispatch(mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, concurrency:
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     while let Some(job) = rx.recv().await {
+        metrics::gauge!("mess_notify_queue_depth").decrement(1.0);
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             break;
         };
@@ -240,8 +246,29 @@ async fn dispatch(mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, concurrency:
     while tasks.join_next().await.is_some() {}
 }
 
+/// The signed claim link of an offer for its recipient (`{PUBLIC_URL}/a/{token}`): only
+/// for a pending request, never for its own requestor, and only with a key and a public
+/// URL. It names the request's version, so it stops working once the request changes.
+fn claim_link(shared: &Shared, job: &Job) -> Option<String> {
+    let key = shared.action_key.as_deref()?;
+    let base = job.ctx.public_url.as_deref()?;
+    let t = &job.ctx.thread;
+    if t.status != mess_core::Status::Pending || t.requestor_id == job.executor_id {
+        return None;
+    }
+    let link = mess_core::action_link::ActionLink::claim(
+        job.exchange.clone(),
+        job.executor_id.clone(),
+        t.thread_ref.clone(),
+        t.version,
+        job.ctx.ts_secs,
+    );
+    Some(format!("{base}/a/{}", link.sign(key)))
+}
+
 async fn deliver(shared: &Shared, job: Job) {
-    let request = job.target.request(&job.ctx);
+    let claim = claim_link(shared, &job);
+    let request = job.target.request_with(&job.ctx, claim.as_deref());
     let delivery = retry::deliver(
         &shared.retry,
         &request,

@@ -307,6 +307,13 @@ fn shown_endpoint(config: &StorageConfig, bucket: &str) -> String {
 }
 
 async fn open_s3(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> {
+    let store = s3_store(config).await?;
+    Ok(Arc::new(ObjectStorage::new(store, StorageKind::S3)))
+}
+
+/// The configured bucket as an object store, checked with one LIST (also for the
+/// operator's commands, which read and write objects as they are: [`crate::RawStore`]).
+pub(crate) async fn s3_store(config: &StorageConfig) -> Result<Arc<dyn ObjectStore>, OpenError> {
     // Only the credential chain is taken from the ambient `AWS_*` variables, and only
     // without S3_ACCESS_KEY/S3_SECRET_KEY (see `s3_builder`).
     let builder = s3_builder(config, &AmazonS3Builder::from_env())?;
@@ -345,7 +352,7 @@ async fn open_s3(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> 
     {
         return Err(classify(e, &shown_endpoint, bucket));
     }
-    Ok(Arc::new(ObjectStorage::new(store, StorageKind::S3)))
+    Ok(store)
 }
 
 /// Turns the first request's failure into the setting to fix.

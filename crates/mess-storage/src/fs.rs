@@ -159,7 +159,10 @@ impl Segment {
             open
         };
         let _ = placed.send(());
-        match open.file.sync_data() {
+        let synced = std::time::Instant::now();
+        let result = open.file.sync_data();
+        metrics::histogram!("mess_storage_fsync_seconds").record(synced.elapsed().as_secs_f64());
+        match result {
             Ok(()) => {
                 if !self.sync_delay.is_zero() {
                     // A slow disk: the sync (and so this batch's acknowledgement) takes
@@ -258,6 +261,10 @@ impl Storage for FsStorage {
 
     async fn delete_answer(&self, exchange: &ExchangeId, scope: &str) -> Result<(), StorageError> {
         self.inner.members.delete_answer(exchange, scope).await
+    }
+
+    async fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StorageError> {
+        self.inner.members.secret(name, fresh).await
     }
 
     async fn load(&self) -> Result<Loaded, StorageError> {

@@ -15,6 +15,10 @@
 //! - `object`: [`ObjectStorage`], one create-only object per batch.
 //! - `batch`: the group commit both share; `members`: member records over `object_store`;
 //!   `layout`: paths and the line codec; `error`: backend errors by meaning.
+//! - [`lock_store`]: one process at a time on a data directory (the server, or an
+//!   operator's offline command).
+//! - [`RawStore`]: every object of a store as it is, and [`classify`] to say what each one
+//!   is, for the operator's commands (`verify`, `copy`, `backup`, `compact`).
 //!
 //! # On-disk layout
 //! The same in a data directory and in a bucket, as the seed lays it out, so that
@@ -59,10 +63,14 @@ pub mod config;
 mod error;
 mod fs;
 mod layout;
+mod lock;
 mod members;
 mod object;
+mod raw;
 
 pub use config::{OpenError, StorageConfig, StorageKind, allow_http_default, open};
 pub use fs::{FsStorage, SYNC_DELAY_ENV};
+pub use lock::{LOCK_FILE, LockError, StoreLock, lock_dir, lock_store};
 pub use mess_core::{Loaded, Storage, StorageError};
 pub use object::ObjectStorage;
+pub use raw::{Class, OTHER_PREFIXES, RawObject, RawStore, classify};

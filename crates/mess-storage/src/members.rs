@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use mess_core::layout::{ANSWERS, answer_exchange, answer_path};
+use mess_core::layout::{ANSWERS, answer_exchange, answer_path, secret_path};
 use mess_core::{ExchangeId, Member, StorageError};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -65,6 +65,35 @@ impl Members {
             .await
             .map(drop)
             .map_err(|e| from_object_store("write", &location, e))
+    }
+
+    /// The secret `name`, created as `fresh` when absent (create-only: a racing writer's
+    /// secret wins, and both read it back).
+    pub(crate) async fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StorageError> {
+        let location = secret_path(name);
+        let path = Path::from(location.as_str());
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&path, PutPayload::from(fresh.to_vec()), opts)
+            .await
+        {
+            Ok(_) => return Ok(fresh.to_vec()),
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(from_object_store("create", &location, e)),
+        }
+        let got = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| from_object_store("read", &location, e))?;
+        got.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| from_object_store("read", &location, e))
     }
 
     /// Deletes an idempotent answer (gone already is fine).

@@ -149,6 +149,10 @@ impl Storage for ObjectStorage {
         self.inner.members.delete_answer(exchange, scope).await
     }
 
+    async fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StorageError> {
+        self.inner.members.secret(name, fresh).await
+    }
+
     async fn load(&self) -> Result<Loaded, StorageError> {
         let members = self.inner.members.load().await?;
         let store = &self.inner.store;

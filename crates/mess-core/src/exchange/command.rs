@@ -43,14 +43,26 @@ pub enum Command {
         /// Blocks to append, if any.
         mess: Option<Vec<Block>>,
     },
-    /// Replace one's own API key; the old one stops working at once.
+    /// Replace one's own API key; the old one stops working at once. The exchange itself
+    /// may replace any member's (an operator's `members reset-key`).
     RotateKey {
-        /// The member (must be the actor).
+        /// The member (the actor, or any member when the actor is the exchange).
         executor: ExecutorId,
     },
-    /// Leave the exchange (one's own membership only).
+    /// Leave the exchange (one's own membership only). The exchange itself may remove any
+    /// member (an operator's `members remove`, after [`Command::ReleaseClaim`] on each
+    /// thread the member holds).
     Remove {
-        /// The member (must be the actor).
+        /// The member (the actor, or any member when the actor is the exchange).
+        executor: ExecutorId,
+    },
+    /// The exchange takes back the claim of a member it is removing: the active thread
+    /// goes back to `pending`, recorded as the exchange's move (the exchange's own
+    /// command; see [`Exchange::held_by`](crate::Exchange::held_by)).
+    ReleaseClaim {
+        /// The thread.
+        thread: ThreadRef,
+        /// The member who holds it.
         executor: ExecutorId,
     },
     /// Expire a thread whose deadline has passed (the exchange's own command).

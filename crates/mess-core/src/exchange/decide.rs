@@ -50,6 +50,9 @@ impl Exchange {
             }
             Command::RotateKey { executor } => self.rotate_key(actor, &executor, now, env),
             Command::Remove { executor } => self.remove(actor, &executor, now, env),
+            Command::ReleaseClaim { thread, executor } => {
+                self.release_claim(actor, &thread, &executor, now, env)
+            }
             Command::Create(req) => self.create(actor, req, now, env),
             Command::Update {
                 thread,
@@ -106,7 +109,7 @@ impl Exchange {
         Ok(decision)
     }
 
-    fn event(
+    pub(super) fn event(
         &self,
         env: Env<'_>,
         now: Timestamp,
@@ -216,7 +219,10 @@ impl Exchange {
         kind: fn(MemberSnapshot) -> EventKind,
     ) -> Event {
         member.updated_at = now;
-        member.last_seen = now;
+        // An operator's change (the exchange acting) is not a sighting of the member.
+        if *actor != Actor::Exchange {
+            member.last_seen = now;
+        }
         self.event(env, now, None, actor, kind(Self::snapshot(member)))
     }
 
@@ -225,7 +231,8 @@ impl Exchange {
             .members
             .get(target)
             .ok_or_else(|| DomainError::NotFound("Executor not found".into()))?;
-        if *actor != Actor::Member(target.clone()) {
+        // The exchange itself acts for an operator (`mess-exchange members ...`).
+        if *actor != Actor::Member(target.clone()) && *actor != Actor::Exchange {
             return Err(DomainError::Forbidden(
                 "you can only change your own profile and key".into(),
             ));
@@ -625,7 +632,7 @@ impl Exchange {
     }
 
     /// The thread `r`, or 404.
-    fn existing(&self, r: &ThreadRef) -> Result<&Arc<Thread>, DomainError> {
+    pub(super) fn existing(&self, r: &ThreadRef) -> Result<&Arc<Thread>, DomainError> {
         self.threads
             .get(r)
             .ok_or_else(|| DomainError::NotFound("Thread not found".into()))
@@ -633,7 +640,7 @@ impl Exchange {
 
     /// The two events of a status change the exchange decides on its own terms: the
     /// `status_changed`, then one message of `block` (the next two `seq`s of `t`).
-    fn status_move(
+    pub(super) fn status_move(
         &self,
         env: Env<'_>,
         now: Timestamp,

@@ -6,10 +6,13 @@
 //!   [`Outcome`], [`Env`].
 //! - `decide`: [`Exchange::decide`] and the rules of each command.
 //! - `listing`: pages of threads ([`Cursor`]) and the threads due to expire.
+//! - `operator`: what the exchange decides for an operator (a member's claims released
+//!   before it is removed).
 
 mod command;
 mod decide;
 mod listing;
+mod operator;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

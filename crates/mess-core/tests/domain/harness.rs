@@ -213,7 +213,8 @@ impl World {
             | Command::RequestRevision { thread, .. }
             | Command::TimeoutClaim { thread, .. }
             | Command::OfferStep { thread, .. }
-            | Command::TellDeadlinePassed { thread } => Some(thread.clone()),
+            | Command::TellDeadlinePassed { thread }
+            | Command::ReleaseClaim { thread, .. } => Some(thread.clone()),
             _ => None,
         };
         let result = self.exchange.decide(&actor, cmd, self.env());

@@ -10,6 +10,7 @@ mod golden;
 mod listing;
 mod members;
 mod messages;
+mod operator;
 mod properties;
 mod refs;
 mod transitions;

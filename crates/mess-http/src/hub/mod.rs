@@ -232,6 +232,8 @@ pub struct Hub {
     remind_after_ms: std::sync::atomic::AtomicI64,
     /// `REVIEW_WINDOW` in milliseconds, shared with every exchange's handle.
     review_window_ms: Arc<std::sync::atomic::AtomicI64>,
+    /// The key that signs notification action links (`secrets/action-links.key`).
+    action_key: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl Hub {
@@ -243,7 +245,10 @@ impl Hub {
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
     ) -> Result<Arc<Self>, StorageError> {
+        let started = std::time::Instant::now();
         let replayed = storage.replay().await?;
+        ::metrics::gauge!("mess_replay_seconds").set(started.elapsed().as_secs_f64());
+        ::metrics::gauge!("mess_replay_events").set(replayed.events as f64);
         if replayed.skipped_lines > 0 {
             tracing::warn!(
                 skipped = replayed.skipped_lines,
@@ -265,6 +270,7 @@ impl Hub {
             review_window_ms: Arc::new(std::sync::atomic::AtomicI64::new(
                 mess_core::exchange::DEFAULT_REVIEW_WINDOW_MS,
             )),
+            action_key: std::sync::OnceLock::new(),
         });
         for (id, state) in states {
             let handle = hub.spawn_exchange(id.clone(), state);
@@ -391,6 +397,17 @@ impl Hub {
         ok
     }
 
+    /// Sets the key that verifies notification action links (once; later calls are
+    /// ignored). Without one, `/a/{token}` refuses every link.
+    pub fn set_action_key(&self, key: Vec<u8>) {
+        let _ = self.action_key.set(key);
+    }
+
+    /// The key that verifies notification action links, if set.
+    pub fn action_key(&self) -> Option<&[u8]> {
+        self.action_key.get().map(Vec::as_slice)
+    }
+
     /// Sets the exchange-wide claim time limit (`CLAIM_TIMEOUT`), in milliseconds.
     pub fn set_claim_timeout(&self, ms: Option<i64>) {
         self.claim_timeout_ms
@@ -424,7 +441,11 @@ impl Hub {
             remind_after_ms: self.remind_after_ms.load(Ordering::Relaxed),
         };
         for h in self.exchanges() {
-            for cmd in h.read(|x| x.due(now, timers)) {
+            let started = std::time::Instant::now();
+            let due = h.read(|x| x.due(now, timers));
+            ::metrics::histogram!("mess_timer_sweep_seconds")
+                .record(started.elapsed().as_secs_f64());
+            for cmd in due {
                 // A conflict means the thread moved on meanwhile: nothing to do.
                 let _ = h.submit(Actor::Exchange, cmd).await;
             }

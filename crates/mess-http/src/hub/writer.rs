@@ -257,7 +257,14 @@ impl Writer {
                 if events.is_empty() {
                     return (Ok(()), events);
                 }
+                let start = Instant::now();
                 let result = storage.append(&events).await;
+                metrics::histogram!("mess_storage_append_seconds")
+                    .record(start.elapsed().as_secs_f64());
+                metrics::histogram!("mess_storage_append_events").record(events.len() as f64);
+                if result.is_err() {
+                    metrics::counter!("mess_storage_append_failures_total").increment(1);
+                }
                 (result, events)
             }),
             result: None,
