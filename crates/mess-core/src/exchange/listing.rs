@@ -143,11 +143,7 @@ impl Exchange {
     /// The claimed threads whose time limit has run out at `now` (`default_ms`: the
     /// exchange-wide limit, for threads without their own).
     pub fn claims_run_out(&self, now: Timestamp, default_ms: Option<i64>) -> Vec<ThreadRef> {
-        self.by_status
-            .get(&Status::Claimed)
-            .into_iter()
-            .flatten()
-            .filter_map(|(_, Reverse(r))| self.threads.get(r))
+        self.in_list_order(self.timers.claims(now, default_ms))
             .filter(|t| t.claim_may_have_run_out(now, default_ms))
             .filter(|t| t.claim_expires_at(default_ms).is_some_and(|at| at <= now))
             .map(|t| t.thread_ref.clone())
@@ -161,11 +157,7 @@ impl Exchange {
         now: Timestamp,
         remind_after_ms: i64,
     ) -> Vec<(ThreadRef, crate::thread::OfferStep)> {
-        self.by_status
-            .get(&Status::Pending)
-            .into_iter()
-            .flatten()
-            .filter_map(|(_, Reverse(r))| self.threads.get(r))
+        self.in_list_order(self.timers.offers(now, remind_after_ms))
             .filter_map(|t| {
                 let (at, step) = t.next_offer_step(remind_after_ms)?;
                 (at <= now).then(|| (t.thread_ref.clone(), step))
@@ -175,18 +167,12 @@ impl Exchange {
 
     /// When the next offer step falls due, if any (for a host that sets an alarm).
     pub fn next_offer_step(&self, remind_after_ms: i64) -> Option<Timestamp> {
-        self.by_status
-            .get(&Status::Pending)
-            .into_iter()
-            .flatten()
-            .filter_map(|(_, Reverse(r))| self.threads.get(r))
-            .filter_map(|t| t.next_offer_step(remind_after_ms).map(|(at, _)| at))
-            .min()
+        self.timers.next_offer(remind_after_ms)
     }
 
     /// The active threads whose deadline passed by `now` and whose parties were not told.
     pub fn deadlines_passed(&self, now: Timestamp) -> Vec<ThreadRef> {
-        self.active_threads()
+        self.in_list_order(self.timers.notices(now))
             .filter(|t| t.deadline_notice_at().is_some_and(|at| at <= now))
             .map(|t| t.thread_ref.clone())
             .collect()
@@ -195,28 +181,113 @@ impl Exchange {
     /// When the next active thread's deadline passes, if any (for a host that sets an
     /// alarm).
     pub fn next_deadline_notice(&self) -> Option<Timestamp> {
-        self.active_threads()
-            .filter_map(|t| t.deadline_notice_at())
-            .min()
+        self.timers.next_notice()
     }
 
-    fn active_threads(&self) -> impl Iterator<Item = &Arc<Thread>> {
-        Status::ACTIVE
-            .into_iter()
-            .filter_map(|s| self.by_status.get(&s))
-            .flatten()
-            .filter_map(|(_, Reverse(r))| self.threads.get(r))
-    }
-
-    /// When the next claim runs out, if any does (for a host that sets an alarm).
+    /// When the next claim runs out, if any does (for a host that sets an alarm). Claims
+    /// are read in the order their limit could run out at the earliest, up to the first
+    /// whose earliest time is past the best exact one found.
     pub fn next_claim_expiry(&self, default_ms: Option<i64>) -> Option<Timestamp> {
-        self.by_status
-            .get(&Status::Claimed)
+        let mut best: Option<Timestamp> = None;
+        for (earliest, r) in self.timers.claims_by_earliest(default_ms) {
+            if best.is_some_and(|b| earliest >= b) {
+                break;
+            }
+            if let Some(at) = self
+                .threads
+                .get(r)
+                .and_then(|t| t.claim_expires_at(default_ms))
+            {
+                best = Some(best.map_or(at, |b| b.min(at)));
+            }
+        }
+        best
+    }
+
+    /// The threads of `refs`, newest-updated first (the order the scans of every thread
+    /// gave before the timer index: hosts and tests see the same order).
+    fn in_list_order<'a>(
+        &'a self,
+        refs: Vec<&'a ThreadRef>,
+    ) -> impl Iterator<Item = &'a Arc<Thread>> + 'a {
+        let mut threads: Vec<&Arc<Thread>> = refs
             .into_iter()
-            .flatten()
-            .filter_map(|(_, Reverse(r))| self.threads.get(r))
-            .filter_map(|t| t.claim_expires_at(default_ms))
-            .min()
+            .filter_map(|r| self.threads.get(r))
+            .collect();
+        threads.sort_by_cached_key(|t| order_key(t));
+        threads.dedup_by(|a, b| a.thread_ref == b.thread_ref);
+        threads.into_iter()
+    }
+
+    /// [`Exchange::due`] by reading every thread, as before the timer index: what the
+    /// index must always agree with (the domain's property tests compare the two).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn due_by_scan(&self, now: Timestamp, timers: Timers) -> Vec<Command> {
+        let all = || {
+            self.by_status
+                .values()
+                .flatten()
+                .filter_map(|(_, Reverse(r))| self.threads.get(r))
+        };
+        let mut sorted: Vec<&Arc<Thread>> = all().collect();
+        sorted.sort_by_cached_key(|t| order_key(t));
+        let offers = sorted.iter().filter_map(|t| {
+            let (at, step) = t.next_offer_step(timers.remind_after_ms)?;
+            (at <= now).then(|| Command::OfferStep {
+                thread: t.thread_ref.clone(),
+                step,
+                remind_after_ms: timers.remind_after_ms,
+            })
+        });
+        let notices = sorted
+            .iter()
+            .filter(|t| t.deadline_notice_at().is_some_and(|at| at <= now))
+            .map(|t| Command::TellDeadlinePassed {
+                thread: t.thread_ref.clone(),
+            });
+        let claims = sorted
+            .iter()
+            .filter(|t| {
+                t.claim_expires_at(timers.claim_timeout_ms)
+                    .is_some_and(|at| at <= now)
+            })
+            .map(|t| Command::TimeoutClaim {
+                thread: t.thread_ref.clone(),
+                default_ms: timers.claim_timeout_ms,
+            });
+        let expiries = self
+            .due_for_expiry(now)
+            .into_iter()
+            .map(|thread| Command::Expire { thread });
+        offers
+            .chain(notices)
+            .chain(claims)
+            .chain(expiries)
+            .collect()
+    }
+
+    /// [`Exchange::next_due`] by reading every thread (see [`Exchange::due_by_scan`]).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn next_due_by_scan(&self, timers: Timers) -> Option<Timestamp> {
+        let all = || {
+            self.by_status
+                .values()
+                .flatten()
+                .filter_map(|(_, Reverse(r))| self.threads.get(r))
+        };
+        [
+            self.deadlines.first().map(|(at, _)| *at),
+            all()
+                .filter_map(|t| t.claim_expires_at(timers.claim_timeout_ms))
+                .min(),
+            all()
+                .filter_map(|t| t.next_offer_step(timers.remind_after_ms).map(|(at, _)| at))
+                .min(),
+            all().filter_map(|t| t.deadline_notice_at()).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Threads whose deadline is at or before `now` and that may still expire.

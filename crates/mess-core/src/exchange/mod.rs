@@ -13,6 +13,7 @@ mod command;
 mod decide;
 mod listing;
 mod operator;
+mod timers;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -44,11 +45,14 @@ pub struct Exchange {
     order: BTreeSet<OrderKey>,
     by_status: HashMap<Status, BTreeSet<OrderKey>>,
     deadlines: BTreeSet<(Timestamp, ThreadRef)>,
+    /// Every thread's other timers (offer steps, claim limits, deadline notices).
+    timers: timers::TimerIndex,
     members: HashMap<ExecutorId, Arc<Member>>,
     keys: HashMap<KeyHash, ExecutorId>,
     /// The position of its latest event (the change feed's head): 0 before any.
     head: u64,
-    /// Whether `order`, `by_status` and `deadlines` are kept (see [`Exchange::for_deciding`]).
+    /// Whether `order`, `by_status`, `deadlines` and `timers` are kept (see
+    /// [`Exchange::for_deciding`]).
     listed: bool,
 }
 
@@ -61,6 +65,7 @@ impl Exchange {
             order: BTreeSet::new(),
             by_status: HashMap::default(),
             deadlines: BTreeSet::new(),
+            timers: timers::TimerIndex::default(),
             members: HashMap::default(),
             keys: HashMap::default(),
             head: 0,
@@ -79,6 +84,7 @@ impl Exchange {
             order: BTreeSet::new(),
             by_status: HashMap::default(),
             deadlines: BTreeSet::new(),
+            timers: timers::TimerIndex::default(),
             members: self.members.clone(),
             keys: self.keys.clone(),
             head: self.head,
@@ -158,6 +164,7 @@ impl Exchange {
             if let Some(d) = old.deadline {
                 self.deadlines.remove(&(d, r.clone()));
             }
+            self.timers.remove(r, &old);
         }
         if let Some(t) = t {
             let k = order_key(&t);
@@ -166,6 +173,7 @@ impl Exchange {
             if let Some(d) = t.deadline.filter(|_| expirable(t.status)) {
                 self.deadlines.insert((d, r.clone()));
             }
+            self.timers.insert(r, &t);
             self.threads.insert(r.clone(), t);
         }
     }
@@ -250,6 +258,7 @@ impl Exchange {
         self.order.clear();
         self.by_status.clear();
         self.deadlines.clear();
+        self.timers.clear();
         self.threads.reserve(count);
         for (r, t) in threads {
             self.put_thread(&r, Some(t));

@@ -136,6 +136,10 @@ fn command(w: &World, refs: &[ThreadRef], op: &Op) -> Option<(Actor, Command)> {
                 let at = Timestamp::from_unix_millis(w.now().unix_millis() + i64::from(m) * 60_000);
                 body["needed_by"] = json!(at.to_string());
             }
+            // Some with a claim limit of their own (the timer index keys those apart).
+            if deadline_minutes.is_none_or(|m| m % 3 == 0) && by % 2 == 0 {
+                body["claim_timeout"] = json!("PT10M");
+            }
             (member(by), create(body))
         }
         Op::Claim { by, t } => (member(by), claim(&pick(t)?)),
@@ -203,8 +207,12 @@ fn check_and_apply(w: &mut World, e: Event) -> Result<(), TestCaseError> {
             c.new_status
         );
         let row = row.expect("checked");
+        // The exchange also takes back a claim whose limit ran out (protocol.md, Time).
+        let timed_out = e.actor_id.as_str() == EXCHANGE_ACTOR
+            && c.old_status == Status::Claimed
+            && c.new_status == Status::Pending;
         prop_assert!(
-            roles(e.actor_id.as_str(), &t).may(row.who),
+            timed_out || roles(e.actor_id.as_str(), &t).may(row.who),
             "{} may not {}",
             e.actor_id,
             row.name
@@ -219,8 +227,43 @@ fn check_and_apply(w: &mut World, e: Event) -> Result<(), TestCaseError> {
 }
 
 /// What must hold of every thread after every command.
+/// Timer settings to search with: as the random runs fire them, off, and short.
+const TIMERS: [mess_core::Timers; 3] = [
+    mess_core::Timers {
+        claim_timeout_ms: Some(30 * 60_000),
+        remind_after_ms: 20 * 60_000,
+    },
+    mess_core::Timers {
+        claim_timeout_ms: None,
+        remind_after_ms: 3_600_000,
+    },
+    mess_core::Timers {
+        claim_timeout_ms: Some(60_000),
+        remind_after_ms: 60_000,
+    },
+];
+
+/// The timer index finds exactly what reading every thread finds, now and later, under
+/// every setting, and the next time anything is due.
+fn timers_agree(x: &mess_core::Exchange, now: Timestamp) -> Result<(), TestCaseError> {
+    for timers in TIMERS {
+        for minutes in [0i64, 1, 7, 25, 45, 130, 2000] {
+            let at = Timestamp::from_unix_millis(now.unix_millis() + minutes * 60_000);
+            prop_assert_eq!(
+                x.due(at, timers),
+                x.due_by_scan(at, timers),
+                "at +{}m",
+                minutes
+            );
+        }
+        prop_assert_eq!(x.next_due(timers), x.next_due_by_scan(timers));
+    }
+    Ok(())
+}
+
 fn check_invariants(w: &World, added: &HashMap<ThreadRef, usize>) -> Result<(), TestCaseError> {
     let now = w.now();
+    timers_agree(&w.exchange, now)?;
     let (all, _) = w.exchange.list(None, None, usize::MAX);
     prop_assert_eq!(all.len(), w.exchange.thread_count());
     prop_assert!(
@@ -280,8 +323,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 Vec::new()
             }
             Op::ExpireDue => {
-                let due = w.exchange.due_for_expiry(w.now());
-                due.iter().map(|r| (Actor::Exchange, expire(r))).collect()
+                // Every timer the exchange owes (offers again, notices, claims taken
+                // back, expiries), as the hosts run them.
+                let due = w.exchange.due(w.now(), TIMERS[0]);
+                due.into_iter().map(|c| (Actor::Exchange, c)).collect()
             }
             _ => command(&w, &refs, op).into_iter().collect(),
         };
@@ -347,6 +392,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         bulk.due_for_expiry(w.now()),
         w.exchange.due_for_expiry(w.now())
     );
+    timers_agree(&bulk, w.now())?;
+    for timers in TIMERS {
+        prop_assert_eq!(bulk.due(w.now(), timers), w.exchange.due(w.now(), timers));
+    }
     // Start-up's replay gives the same again, whatever order the lines were stored in (it
     // puts each thread's events back in `seq` order): here, the reverse.
     let mut replay = mess_core::Replay::new();
