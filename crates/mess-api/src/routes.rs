@@ -381,6 +381,23 @@ pub async fn remove_executor<P: ExchangePort>(
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
     let executor = ExecutorId::parse(raw_id)?;
+    // Leaving hands back what one holds: each claimed or active thread goes back to
+    // `pending` as the exchange's own move (`reason: member_removed`), before the member
+    // goes, so no request waits forever on someone who left. (Only one's own: removing
+    // anyone else is refused below, and nothing is released for it.)
+    if executor == me.executor_id {
+        for thread in x.read(|s| s.held_by(&executor)) {
+            let cmd = Command::ReleaseClaim {
+                thread,
+                executor: executor.clone(),
+            };
+            match x.commit(mess_core::Actor::Exchange, cmd).await {
+                // A conflict: the thread moved on meanwhile, nothing to hand back.
+                Ok(_) | Err(ApiError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
     match x.commit(actor(me), Command::Remove { executor }).await? {
         Written::Removed(m) => Ok(Reply::json(
             200,

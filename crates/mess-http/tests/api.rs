@@ -1245,6 +1245,72 @@ async fn a_rotated_key_replaces_the_old_one_at_once() {
 }
 
 #[actix_web::test]
+async fn a_member_who_leaves_hands_back_what_it_holds() {
+    let app = app!(Arc::new(MemStorage::default()));
+    let agent = register(&app, "home", "agent").await;
+    let phone = register(&app, "home", "phone").await;
+    let claimed = create(&app, &agent, json!({"intent": "claimed"})).await;
+    let started = create(&app, &agent, json!({"intent": "started"})).await;
+    let open = create(&app, &agent, json!({"intent": "left open"})).await;
+    let patch = |r: &str, body: Value| {
+        let (app, phone, path) = (&app, &phone, format!("{HOME}/requests/{r}"));
+        async move { call(app, Method::PATCH, &path, Some(phone), Some(body)).await }
+    };
+    assert_eq!(
+        patch(&claimed, json!({"status": "claimed"})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        patch(&started, json!({"status": "claimed"})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        patch(&started, json!({"status": "in_progress"}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let gone = call(
+        &app,
+        Method::DELETE,
+        &format!("{HOME}/executors/phone"),
+        Some(&phone),
+        None,
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::OK, "{:?}", gone.body);
+    for r in [&claimed, &started, &open] {
+        let t = call(
+            &app,
+            Method::GET,
+            &format!("{HOME}/requests/{r}"),
+            Some(&agent),
+            None,
+        )
+        .await;
+        assert_eq!(t.body["thread"]["status"], "pending", "{r}: {:?}", t.body);
+        assert!(t.body["thread"]["executor_id"].is_null());
+    }
+    // Said in the thread, by the exchange, with why.
+    let t = call(
+        &app,
+        Method::GET,
+        &format!("{HOME}/requests/{started}"),
+        Some(&agent),
+        None,
+    )
+    .await;
+    let last = t.body["thread"]["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["from"], "exchange", "{last}");
+    assert!(last.to_string().contains("member_removed"), "{last}");
+}
+
+#[actix_web::test]
 async fn a_member_can_remove_itself_and_only_itself() {
     let storage = Arc::new(MemStorage::default());
     let app = app!(storage.clone());
