@@ -50,43 +50,15 @@ cleanup() {
 trap cleanup EXIT
 
 # --- tools and binaries -------------------------------------------------------------------
-if ! command -v wrk >/dev/null; then
-  log "installing wrk"
-  apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
+# shellcheck source=scripts/bench/lib.sh
+source "$ROOT/scripts/bench/lib.sh"
+need_wrk
 log "building release binaries"
 cargo build --release -p mess-exchange -p mess-bench
 BIN=$ROOT/target/release
 
 # --- helpers -------------------------------------------------------------------------------
-# CPU idle (%) over about one second, from /proc/stat.
-cpu_idle() {
-  local a b
-  a=$(head -1 /proc/stat)
-  sleep 1
-  b=$(head -1 /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN {
-    n = split(a, x, " "); split(b, y, " ");
-    for (i = 2; i <= n; i++) { t += y[i] - x[i] }
-    idle = (y[5] - x[5]) + (y[6] - x[6]);
-    pct = 0; if (t > 0) pct = 100 * idle / t; printf "%.0f", pct }'
-}
-
-rss_mb() { awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
-
-manifest() { sed -n "s/^ *\"$2\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$1"; }
-
 now_ms() { date +%s%3N; }
-
-# Milliseconds from a wrk latency figure (850.00us, 1.20ms, 2.01s).
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-    else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
-    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-    else printf "%s", v }'
-}
 
 # start_server DATA_DIR [VAR=value...]: starts the server, waits for /health 200, sets
 # SERVER_PID and REPLAY_MS (process start to the first 200).

@@ -84,6 +84,24 @@ impl Server {
         (status, body)
     }
 
+    /// Registers a member on `home` (201 expected) and returns its key.
+    async fn register(&self, body: Value) -> String {
+        let (s, b) = self
+            .call("POST", &format!("{HOME}/register"), None, Some(body))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        b["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a request as `key` (201 expected) and returns its ref.
+    async fn create(&self, key: &str, body: Value) -> String {
+        let (s, b) = self
+            .call("POST", &format!("{HOME}/requests"), Some(key), Some(body))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        b["ref"].as_str().unwrap().to_owned()
+    }
+
     /// SIGTERM, then wait: a graceful stop.
     fn stop(mut self) {
         let _ = Command::new("kill")
@@ -351,38 +369,23 @@ async fn a_claim_past_its_limit_is_withdrawn_then_offered_again_on_real_listener
         dir.path(),
         &[("NOTIFY_ALLOW_PRIVATE", "true"), ("CLAIM_TIMEOUT", "PT1S")],
     );
-    let register = |body: Value| {
-        let server = &server;
-        async move {
-            let (s, b) = server
-                .call("POST", &format!("{HOME}/register"), None, Some(body))
-                .await;
-            assert_eq!(s, 201, "{b}");
-            b["api_key"].as_str().unwrap().to_owned()
-        }
-    };
-    let agent = register(json!({"executor_id": "agent"})).await;
-    let phone = register(json!({
-        "executor_id": "phone",
-        "notifications": [{"type": "webhook", "url": format!("{}/phone", listener.uri())}]
-    }))
-    .await;
-    register(json!({
-        "executor_id": "tablet",
-        "notifications": [{"type": "ntfy", "server": listener.uri(), "topic": "tab",
-                           "updates": true}]
-    }))
-    .await;
-    let (s, created) = server
-        .call(
-            "POST",
-            &format!("{HOME}/requests"),
-            Some(&agent),
-            Some(json!({"intent": "Is the back door locked?"})),
-        )
+    let agent = server.register(json!({"executor_id": "agent"})).await;
+    let phone = server
+        .register(json!({
+            "executor_id": "phone",
+            "notifications": [{"type": "webhook", "url": format!("{}/phone", listener.uri())}]
+        }))
         .await;
-    assert_eq!(s, 201);
-    let r = created["ref"].as_str().unwrap().to_owned();
+    server
+        .register(json!({
+            "executor_id": "tablet",
+            "notifications": [{"type": "ntfy", "server": listener.uri(), "topic": "tab",
+                               "updates": true}]
+        }))
+        .await;
+    let r = server
+        .create(&agent, json!({"intent": "Is the back door locked?"}))
+        .await;
     let seq = format!("mess-home-{r}");
     let (s, _) = server
         .call(
@@ -572,34 +575,12 @@ async fn the_dashboard_and_alerts_name_only_exported_metrics_each_with_help() {
             ("NOTIFY_MAX_ATTEMPTS", "1"),
         ],
     );
-    let (s, _) = server
-        .call(
-            "POST",
-            &format!("{HOME}/register"),
-            None,
-            Some(json!({"executor_id": "phone",
-                        "notifications": [{"type": "webhook", "url": "http://127.0.0.1:9/x"}]})),
-        )
+    server
+        .register(json!({"executor_id": "phone",
+                         "notifications": [{"type": "webhook", "url": "http://127.0.0.1:9/x"}]}))
         .await;
-    assert_eq!(s, 201);
-    let (_, agent) = server
-        .call(
-            "POST",
-            &format!("{HOME}/register"),
-            None,
-            Some(json!({"executor_id": "agent"})),
-        )
-        .await;
-    let agent = agent["api_key"].as_str().unwrap().to_owned();
-    let (s, _) = server
-        .call(
-            "POST",
-            &format!("{HOME}/requests"),
-            Some(&agent),
-            Some(json!({"intent": "x"})),
-        )
-        .await;
-    assert_eq!(s, 201);
+    let agent = server.register(json!({"executor_id": "agent"})).await;
+    server.create(&agent, json!({"intent": "x"})).await;
     let scrape = || async {
         server
             .client
@@ -779,32 +760,16 @@ async fn an_offers_claim_button_claims_once_and_its_page_changes_nothing() {
             ("PUBLIC_URL", "https://mess.example"),
         ],
     );
-    let register = |body: Value| {
-        let server = &server;
-        async move {
-            let (s, b) = server
-                .call("POST", &format!("{HOME}/register"), None, Some(body))
-                .await;
-            assert_eq!(s, 201, "{b}");
-            b["api_key"].as_str().unwrap().to_owned()
-        }
-    };
-    let agent = register(json!({"executor_id": "agent"})).await;
-    register(json!({
-        "executor_id": "phone",
-        "notifications": [{"type": "ntfy", "server": ntfy.uri(), "topic": "phone"}]
-    }))
-    .await;
-    let (s, created) = server
-        .call(
-            "POST",
-            &format!("{HOME}/requests"),
-            Some(&agent),
-            Some(json!({"intent": "Is the garage door closed?"})),
-        )
+    let agent = server.register(json!({"executor_id": "agent"})).await;
+    server
+        .register(json!({
+            "executor_id": "phone",
+            "notifications": [{"type": "ntfy", "server": ntfy.uri(), "topic": "phone"}]
+        }))
         .await;
-    assert_eq!(s, 201);
-    let r = created["ref"].as_str().unwrap().to_owned();
+    let r = server
+        .create(&agent, json!({"intent": "Is the garage door closed?"}))
+        .await;
 
     // The offer on the phone's topic carries "Open" (the app) and "Claim" (a POST).
     let deadline = Instant::now() + Duration::from_secs(20);
