@@ -462,9 +462,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("metrics: {e}"))?;
     mess_http::telemetry::describe();
 
-    let storage = mess_storage::open(&args.storage_config())
+    let storage_config = args.storage_config();
+    let storage = mess_storage::open(&storage_config)
         .await
         .map_err(|e| e.to_string())?;
+    // One process at a time on a data directory: a second server, or an operator command
+    // (members, verify, compact, copy) while this one runs, is refused. Held until exit.
+    let _store_lock = mess_storage::lock_store(&storage_config).map_err(|e| e.to_string())?;
     // The key that signs the claim buttons of notifications, made once and kept in the
     // store (every replica, every restart signs and checks with the same one).
     let action_key = {

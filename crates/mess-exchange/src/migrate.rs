@@ -87,9 +87,12 @@ pub async fn import(args: ImportArgs) -> Result<(), String> {
     if !args.dir.is_dir() {
         return Err(format!("{} is not a directory", args.dir.display()));
     }
-    let storage = mess_storage::open(&args.storage.config())
+    let config = args.storage.config();
+    let storage = mess_storage::open(&config)
         .await
         .map_err(|e| e.to_string())?;
+    // Not behind a running server's back (it would never see these threads).
+    let _lock = mess_storage::lock_store(&config).map_err(|e| e.to_string())?;
     let replayed = storage
         .replay()
         .await

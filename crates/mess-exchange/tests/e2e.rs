@@ -881,6 +881,59 @@ async fn an_offers_claim_button_claims_once_and_its_page_changes_nothing() {
     server.stop();
 }
 
+#[tokio::test]
+async fn a_running_server_holds_its_data_directory_against_commands_and_a_second_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_mess-exchange");
+    let command = |args: &[&str]| {
+        let mut cmd = Command::new(bin);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("STORAGE_PATH", dir.path())
+            .env("PORT", "0")
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let server = Server::start(dir.path(), &[]);
+    let pid = server.child.id();
+    let verify = command(&["verify"]).output().unwrap();
+    assert!(!verify.status.success());
+    let err = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        err.contains("is in use by another mess-exchange process")
+            && err.contains(&format!("(pid {pid})")),
+        "{err}"
+    );
+    // A second server on the same directory stops at once with the same line.
+    let mut second = command(&[]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second server started on a directory in use");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("is in use"), "{err}");
+    // Once the server stops, the commands run.
+    server.stop();
+    let verify = command(&["verify"]).output().unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
 fn events_text(data: &Path) -> String {
     let mut out = String::new();
     let mut stack = vec![data.join("events")];
