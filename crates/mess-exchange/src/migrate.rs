@@ -73,7 +73,8 @@ pub struct ExportArgs {
     pub storage: StorageArgs,
 }
 
-fn exchange_id(s: &str) -> Result<ExchangeId, String> {
+/// `--exchange`, parsed (also the operator commands').
+pub(crate) fn exchange_id(s: &str) -> Result<ExchangeId, String> {
     ExchangeId::parse(s).map_err(|_| format!("--exchange {s:?} is not a valid exchange id"))
 }
 

@@ -112,8 +112,8 @@ impl Guard {
     }
 }
 
-/// The client's IP: what the request middleware found (the TCP peer, or the address a
-/// trusted proxy forwarded), else the TCP peer.
+/// The client's IP: the address a trusted proxy forwarded (found once by the request
+/// middleware), else the TCP peer.
 pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
     match req.extensions().get::<ClientIp>() {
         Some(ClientIp(ip)) => *ip,

@@ -111,23 +111,29 @@ pub async fn request(
     use actix_web::HttpMessage;
     use tracing::Instrument;
     let start = Instant::now();
-    let context = req.app_data::<web::Data<RequestContext>>().cloned();
+    let context = req.app_data::<web::Data<RequestContext>>();
+    let access_log = context.is_some_and(|c| c.access_log);
     let peer = req.peer_addr().map(|a| a.ip());
-    let client = match &context {
-        Some(c) if !c.proxies.is_empty() => c.proxies.client(
-            peer,
-            req.headers()
-                .get_all("x-forwarded-for")
-                .map(HeaderValue::as_bytes)
-                .collect::<Vec<_>>()
-                .into_iter(),
-        ),
+    // Behind trusted proxies the client is found once here, for the rate limits
+    // (`limits::client_ip`) and the log; otherwise it is the peer, which they read as is.
+    let client = match context {
+        Some(c) if !c.proxies.is_empty() => {
+            let client = c.proxies.client(
+                peer,
+                req.headers()
+                    .get_all("x-forwarded-for")
+                    .map(HeaderValue::as_bytes)
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
+            req.extensions_mut().insert(crate::limits::ClientIp(client));
+            client
+        }
         _ => peer,
     };
-    req.extensions_mut().insert(crate::limits::ClientIp(client));
     let id = request_id(req.headers().get(&REQUEST_ID));
-    let method = req.method().clone();
-    let path = req.path().to_owned();
+    // Kept only for the access line.
+    let logged = access_log.then(|| (req.method().clone(), req.path().to_owned()));
     let span = tracing::info_span!("request", id = %id);
     // An `Err` here is rare (the error handlers turn errors into responses inside): it
     // goes on without the id header. (The request cannot be cloned to build a response
@@ -136,7 +142,7 @@ pub async fn request(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
-    if context.is_some_and(|c| c.access_log) {
+    if let Some((method, path)) = logged {
         let status = res.status().as_u16();
         let ms = start.elapsed().as_secs_f64() * 1000.0;
         let client = client.map(|ip| ip.to_string()).unwrap_or_default();

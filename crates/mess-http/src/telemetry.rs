@@ -4,8 +4,6 @@
 //! `deploy/monitoring/` (the Grafana dashboard and the Prometheus alerts) uses these names;
 //! a test checks that each name it uses is exported.
 
-use std::sync::OnceLock;
-
 /// A metric's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -150,8 +148,6 @@ pub const COUNT_BUCKETS: (&str, &[f64]) = (
     &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
 );
 
-static STARTED: OnceLock<f64> = OnceLock::new();
-
 /// Describes every metric (their `# HELP` lines), sets the build info, and makes the
 /// unlabeled ones exist from the start, so alerts and dashboards see 0 rather than no
 /// series. Call once, after installing the recorder.
@@ -179,10 +175,11 @@ pub fn describe() {
         metrics::gauge!(name).increment(0.0);
     }
     metrics::gauge!("mess_storage_ok").set(1.0);
-    let now = std::time::SystemTime::now()
+    // Called once, at start: the server's start, near enough (the process started a
+    // moment before, to parse its settings).
+    let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    let started = *STARTED.get_or_init(|| now);
     metrics::gauge!("process_start_time_seconds").set(started);
 }
 

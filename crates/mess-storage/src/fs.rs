@@ -215,7 +215,8 @@ impl Segment {
     }
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+/// Syncs a directory (a new or renamed entry in it is durable once this returns).
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

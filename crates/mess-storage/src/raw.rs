@@ -19,6 +19,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 
 use crate::config::{OpenError, StorageConfig, StorageKind};
 use crate::error::{from_io, from_object_store, one_line};
+use crate::fs::sync_dir;
 use crate::lock::LOCK_FILE;
 
 /// A store's objects, read and written verbatim.
@@ -346,10 +347,6 @@ fn write_file(root: &Path, rel: &str, bytes: &[u8], create: bool) -> Result<(), 
         }
     }
     Ok(())
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// What an object of a store is, by its path alone.

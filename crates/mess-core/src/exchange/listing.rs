@@ -215,7 +215,6 @@ impl Exchange {
             .filter_map(|r| self.threads.get(r))
             .collect();
         threads.sort_by_cached_key(|t| order_key(t));
-        threads.dedup_by(|a, b| a.thread_ref == b.thread_ref);
         threads.into_iter()
     }
 

@@ -22,7 +22,6 @@ mod members;
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
-use mess_core::ExchangeId;
 use mess_storage::{StorageConfig, StorageKind, StoreLock};
 
 pub use census::{VERIFY_ABOUT, VerifyArgs, verify};
@@ -32,9 +31,7 @@ pub use members::{MEMBERS_ABOUT, MembersCmd, members};
 
 use crate::StorageType;
 
-fn exchange_id(s: &str) -> Result<ExchangeId, String> {
-    ExchangeId::parse(s).map_err(|_| format!("--exchange {s:?} is not a valid exchange id"))
-}
+use crate::migrate::exchange_id;
 
 /// Makes sure no server (or other command) works on the store, for as long as the guard
 /// lives: the data directory's lock, which must exist already. S3 has no lock: a note on
