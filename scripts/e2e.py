@@ -286,6 +286,64 @@ def offer_reminders(base, home, phone, agent):
           f"{unclaimed}")
 
 
+def photos(base, home, phone, agent):
+    """Attachments kept once as blobs (protocol.md, Attachments); returns what phase 2 needs."""
+    import base64
+    import hashlib
+    photo = bytes((i * 7 + i // 251) % 256 for i in range(200_000))
+    uri = "data:image/jpeg;base64," + base64.b64encode(photo).decode()
+    s, c, _ = call(base, "POST", f"{home}/requests", key=agent,
+                   body={"intent": "Photo of the fuse box", "context": ["like this:", uri]})
+    pref = c.get("ref") if s == 201 else None
+    check("a request with a photo in its context: 201", s == 201, f"{s} {c}")
+    call(base, "PATCH", f"{home}/requests/{pref}", key=phone, body={"status": "claimed"})
+    s, b, _ = call(base, "PATCH", f"{home}/requests/{pref}", key=phone, body={
+        "status": "completed", "mess": [{"response": {"content": ["here", {"image": uri}]}}]})
+    last = (b.get("thread", {}).get("messages") or [{}])[-1] if s == 200 else {}
+    check("complete with a photo: the answer holds the data: URI as sent",
+          s == 200 and last.get("mess", [{}, {}])[1] == {"response": {"content": ["here", {"image": uri}]}},
+          f"{s}")
+    s, t, h = call(base, "GET", f"{home}/requests/{pref}", key=agent)
+    msgs = t.get("thread", {}).get("messages", []) if s == 200 else []
+    check("GET: every photo comes back as the very data: URI sent",
+          len(msgs) == 3 and msgs[0]["mess"][0]["request"]["context"][1] == uri
+          and msgs[2]["mess"][1]["response"]["content"][1]["image"] == uri, f"{s}")
+    version = t.get("thread", {}).get("version")
+    s, t, h = call(base, "GET", f"{home}/requests/{pref}?attachments=links", key=agent)
+    msgs = t.get("thread", {}).get("messages", []) if s == 200 else []
+    link = f"{home}/requests/{pref}/attachments/"
+    check("?attachments=links: links in document order, ETag \"<version>-links\"",
+          len(msgs) == 3 and msgs[0]["mess"][0]["request"]["context"][1] == link + "1"
+          and msgs[2]["mess"][1]["response"]["content"][1]["image"] == link + "2"
+          and h.get("ETag") == f'"{version}-links"', f"{s} {h.get('ETag')}")
+    s, raw, h = call(base, "GET", f"{home}/requests/{pref}/attachments/2", key=agent)
+    etag = f'"{hashlib.sha256(photo).hexdigest()}"'
+    check("the attachment route: the bytes, their type, the SHA-256 as ETag",
+          s == 200 and raw == photo and h.get("Content-Type") == "image/jpeg"
+          and h.get("ETag") == etag and h.get("Accept-Ranges") == "bytes",
+          f"{s} {len(raw)} {h.get('ETag')}")
+    s, raw, h = call(base, "GET", f"{home}/requests/{pref}/attachments/2", key=agent,
+                     headers={"Range": "bytes=1000-1999"})
+    check("a byte range: 206 with Content-Range",
+          s == 206 and raw == photo[1000:2000]
+          and h.get("Content-Range") == f"bytes 1000-1999/{len(photo)}", f"{s} {len(raw)}")
+    s, b, h = call(base, "GET", f"{home}/requests/{pref}/attachments/2", key=agent,
+                   headers={"Range": f"bytes={len(photo)}-"})
+    check("a range past the end: 416 JSON with Content-Range",
+          s == 416 and b.get("code") == "range_not_satisfiable"
+          and h.get("Content-Range") == f"bytes */{len(photo)}", f"{s} {b}")
+    s, raw, _ = call(base, "GET", f"{home}/requests/{pref}/attachments/2", key=agent,
+                     headers={"If-None-Match": etag})
+    check("If-None-Match with the attachment's ETag: 304", s == 304, f"{s}")
+    forged = "mess-blob:sha256:" + hashlib.sha256(photo).hexdigest() + ":image/jpeg;base64"
+    s, b, _ = call(base, "POST", f"{home}/requests", key=phone,
+                   body={"intent": "borrowed photo", "context": [forged]})
+    check("a client cannot send a blob reference: 400", s == 400 and "reserved" in
+          b.get("error", ""), f"{s} {b}")
+    return {"photo_ref": pref, "photo_sha": hashlib.sha256(photo).hexdigest(),
+            "photo_b64_head": uri[23:123], "photo_uri_sha": hashlib.sha256(uri.encode()).hexdigest()}
+
+
 def claim_time_limit(base, home, phone, agent):
     """protocol.md, Time: a claim with no word from its assignee goes back to pending."""
     s, c, _ = call(base, "POST", f"{home}/requests", key=agent,
@@ -514,6 +572,7 @@ def api(base, state_file, storage):
     check("wait above 60: 400 invalid_request", s == 400 and b.get("code") == "invalid_request",
           f"{s} {b}")
     idem = feed_and_idempotency(base, home, phone, agent)
+    idem.update(photos(base, home, phone, agent))
     quick_actions_and_revisions(base, home, phone, agent)
     claim_time_limit(base, home, phone, agent)
     offer_reminders(base, home, phone, agent)
@@ -638,6 +697,12 @@ def after_restart(base, state_file):
     s, b, _ = call(base, "PATCH", f"{home}/requests/{st['refs'][1]}", key=st["phone"],
                    body={"status": "claimed"})
     check("after a restart: a claim still works (seq continues)", s == 200, f"{s} {b}")
+    import hashlib
+    s, t, _ = call(base, "GET", f"{home}/requests/{st['photo_ref']}", key=st["agent"])
+    msgs = t.get("thread", {}).get("messages", []) if s == 200 else []
+    image = msgs[2]["mess"][1]["response"]["content"][1]["image"] if len(msgs) == 3 else ""
+    check("after a restart: the photo comes back from its blob, byte for byte",
+          hashlib.sha256(image.encode()).hexdigest() == st["photo_uri_sha"], f"{s}")
 
 
 def r2(state_file, persist, config):
@@ -650,10 +715,14 @@ def r2(state_file, persist, config):
         r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.jsonl")
     member_re = re.compile(r"executors/exchange=(home|office)/[A-Za-z0-9._-]+\.json")
     answer_re = re.compile(r"answers/exchange=(home|office)/[0-9a-f]{64}\.json")
+    blob_re = re.compile(r"blobs/exchange=(home|office)/[0-9a-f]{64}")
     stray = [k for k in keys if not (event_re.fullmatch(k) or member_re.fullmatch(k)
-                                     or answer_re.fullmatch(k))]
-    check("every R2 key is in the seed's layout (and answers/ for Idempotency-Key)",
+                                     or answer_re.fullmatch(k) or blob_re.fullmatch(k))]
+    check("every R2 key is in the seed's layout (and answers/, blobs/)",
           not stray, f"{stray}")
+    blobs = [k for k in keys if blob_re.fullmatch(k)]
+    check("the photo is kept once in R2, under its SHA-256",
+          blobs == [f"blobs/exchange=home/{st['photo_sha']}"], f"{blobs}")
     answers = [k for k in keys if answer_re.fullmatch(k)]
     check("Idempotency-Key answers are stored in R2", len(answers) >= 3, f"{answers}")
     members = sorted(k for k in keys if member_re.fullmatch(k))
@@ -706,6 +775,10 @@ def r2(state_file, persist, config):
           len(hooked) == 1 and hooked[0]["payload"].get("executor_id") == "claude-agent"
           and hooked[0]["payload"].get("trigger") == "thread_created"
           and hooked[0]["event_type"] == "notification_failed", f"{hooked}")
+    logged = b"".join(d or b"" for k, d in objects if event_re.fullmatch(k))
+    check("no photo bytes in the event log: a reference stands for them",
+          st["photo_b64_head"].encode() not in logged
+          and f"mess-blob:sha256:{st['photo_sha']}".encode() in logged)
     everything = b"".join(d or b"" for _, d in objects)
     check("no API key in plaintext in R2",
           not any(k.encode() in everything for k in st["keys"] if k))

@@ -36,6 +36,8 @@ pub enum ErrorCode {
     PositionTooOld,
     /// 413: the body is over the limit.
     PayloadTooLarge,
+    /// 416: a `Range` outside the attachment (`Content-Range` gives its length).
+    RangeNotSatisfiable,
     /// 422: an `Idempotency-Key` used before with a different body.
     IdempotencyKeyReused,
     /// 429: too many registrations or failed authentications (see `Retry-After`).
@@ -64,6 +66,7 @@ impl ErrorCode {
             | ErrorCode::ConfirmationRequired => 409,
             ErrorCode::PositionTooOld => 410,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RangeNotSatisfiable => 416,
             ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::NotImplemented => 501,
@@ -81,6 +84,7 @@ impl ErrorCode {
             404 => ErrorCode::NotFound,
             405 => ErrorCode::MethodNotAllowed,
             413 => ErrorCode::PayloadTooLarge,
+            416 => ErrorCode::RangeNotSatisfiable,
             429 => ErrorCode::RateLimited,
             503 => ErrorCode::StorageUnavailable,
             400..=499 => ErrorCode::InvalidRequest,
@@ -137,6 +141,9 @@ pub enum ApiError {
     /// 413: the body is over the limit (in bytes).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// 416: the `Range` asked for starts past the attachment's end (its length here).
+    #[error("the range asked for is outside the attachment, which is {0} bytes long")]
+    RangeNotSatisfiable(u64),
     /// 422: the `Idempotency-Key` was used with another body.
     #[error(
         "this Idempotency-Key was already used with a different body: use a new key for a new request"
@@ -216,6 +223,7 @@ impl ApiError {
             },
             ApiError::PositionTooOld { .. } => ErrorCode::PositionTooOld,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::RangeNotSatisfiable(_) => ErrorCode::RangeNotSatisfiable,
             ApiError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             ApiError::TooManyRequests(_) => ErrorCode::RateLimited,
             ApiError::NotImplemented(_) => ErrorCode::NotImplemented,
@@ -230,13 +238,14 @@ impl ApiError {
     }
 
     /// The headers this error adds: `WWW-Authenticate` on a 401, `Allow` on a 405,
-    /// `Retry-After` on a 429 or 503.
+    /// `Retry-After` on a 429 or 503, `Content-Range` on a 416.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             ApiError::Unauthorized(_) => vec![("WWW-Authenticate", "Bearer".into())],
             ApiError::MethodNotAllowed(allow) => vec![("Allow", (*allow).into())],
             ApiError::TooManyRequests(wait) => vec![("Retry-After", wait.to_string())],
             ApiError::Unavailable => vec![("Retry-After", "5".into())],
+            ApiError::RangeNotSatisfiable(len) => vec![("Content-Range", format!("bytes */{len}"))],
             _ => Vec::new(),
         }
     }
@@ -313,6 +322,7 @@ mod tests {
             ),
             (ErrorCode::PositionTooOld, 410, "position_too_old"),
             (ErrorCode::PayloadTooLarge, 413, "payload_too_large"),
+            (ErrorCode::RangeNotSatisfiable, 416, "range_not_satisfiable"),
             (
                 ErrorCode::IdempotencyKeyReused,
                 422,

@@ -45,10 +45,7 @@ pub fn frame(e: &Event, thread: Option<&Thread>) -> Frame {
         if own > 0 {
             // The attachment route numbers a thread's data URIs in order, from 1.
             let total: usize = t.messages.iter().map(|m| data_uris(&m.mess).len()).sum();
-            let base = format!(
-                "/api/v1/exchanges/{}/requests/{r}/attachments/",
-                e.exchange_id
-            );
+            let base = crate::blobs::link_base(&e.exchange_id, r.as_str());
             let mut next = total.saturating_sub(own) + 1;
             links(&mut event["payload"], &base, &mut next);
         }
@@ -89,7 +86,7 @@ fn own_attachments(kind: &EventKind) -> usize {
 
 fn count(v: &Value, n: &mut usize) {
     match v {
-        Value::String(s) if s.starts_with("data:") => *n += 1,
+        Value::String(s) if mess_core::blob::is_attachment(s) => *n += 1,
         Value::Array(items) => items.iter().for_each(|i| count(i, n)),
         Value::Object(map) => map.values().for_each(|i| count(i, n)),
         _ => {}
@@ -100,7 +97,7 @@ fn count(v: &Value, n: &mut usize) {
 /// numbers them in), by `base` and its number.
 pub(crate) fn links(v: &mut Value, base: &str, next: &mut usize) {
     match v {
-        Value::String(s) if s.starts_with("data:") => {
+        Value::String(s) if mess_core::blob::is_attachment(s) => {
             *s = format!("{base}{next}");
             *next += 1;
         }

@@ -15,6 +15,7 @@
 //!   ([`Written`]).
 //! - [`reply`]: a response as status, content type, headers and body bytes.
 //! - [`auth`]: the bearer key, the member it names, the registration token.
+//! - [`blobs`]: attachments taken out of bodies as blobs, restored, linked, served.
 //! - [`catalog`]: the capability catalog's shape.
 //! - [`cors`]: allowed origins, methods and headers.
 //! - [`feed`]: the change feed's frames and where a client resumes.
@@ -29,6 +30,7 @@
 #![allow(async_fn_in_trait)]
 
 pub mod auth;
+pub mod blobs;
 pub mod catalog;
 pub mod cors;
 pub mod error;

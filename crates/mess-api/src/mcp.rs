@@ -45,6 +45,22 @@ pub enum Content {
     Audio(Vec<u8>, String),
     /// Any other file: its bytes, MIME type and a URI naming it.
     Blob(Vec<u8>, String, String),
+    /// An image kept as a blob (its SHA-256 and MIME type), read by [`resolve`] into an
+    /// [`Content::Image`] before the output is sent.
+    Stored(String, String),
+}
+
+/// Reads the stored images of `out` ([`Content::Stored`]) into image content; one that
+/// cannot be read becomes a line of text saying so.
+pub async fn resolve<P: ExchangePort>(x: &P, out: &mut ToolOutput) {
+    for item in &mut out.content {
+        if let Content::Stored(sha256, mime) = item {
+            *item = match x.blob(sha256).await {
+                Ok(Some(bytes)) => Content::Image(bytes.to_vec(), std::mem::take(mime)),
+                _ => Content::Text("(an attached image could not be read)".into()),
+            };
+        }
+    }
 }
 
 /// A tool's answer: content, structured content, and whether it is an error the model
@@ -202,12 +218,14 @@ pub async fn call<P: ExchangePort>(
         "mess_wait" => wait(x, &args).await,
         "mess_answer" => answer(x, me, &args).await,
         "mess_cancel" => cancel(x, me, &args).await,
-        "mess_fetch" => fetch(x, &args),
+        "mess_fetch" => fetch(x, &args).await,
         "mess_capabilities" => Ok(capabilities(x, catalog)),
         "mess" => raw(x, me, args).await,
         other => return Err(UnknownTool(other.to_owned())),
     };
-    Ok(out.unwrap_or_else(ToolOutput::from))
+    let mut out = out.unwrap_or_else(ToolOutput::from);
+    resolve(x, &mut out).await;
+    Ok(out)
 }
 
 fn arg_str<'a>(args: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ApiError> {
@@ -253,7 +271,10 @@ async fn request<P: ExchangePort>(
     me: &Member,
     args: Map<String, Value>,
 ) -> Result<ToolOutput, ApiError> {
-    let req = NewRequest::parse(Value::Object(args))?;
+    let mut body = Value::Object(args);
+    let blobs = crate::blobs::take(&mut body, &["intent"])?;
+    let req = NewRequest::parse(body)?;
+    crate::blobs::put(x, &blobs).await?;
     let t = commit_thread(x, me, Command::Create(req)).await?;
     let mut out = ToolOutput::ok(
         format!(
@@ -350,7 +371,11 @@ fn thread_output(t: &Thread, since: u64) -> ToolOutput {
             Value::Array(blocks)
         ));
         for (_, uri) in data_uris(&m.mess) {
-            if let Some((mime, bytes)) = decode_data_uri(&uri)
+            if let Some(r) = mess_core::blob::parse(&uri) {
+                if r.mime().starts_with("image/") {
+                    content.push(Content::Stored(r.sha256.to_owned(), r.mime().to_owned()));
+                }
+            } else if let Some((mime, bytes)) = decode_data_uri(&uri)
                 && mime.starts_with("image/")
             {
                 content.push(Content::Image(bytes, mime));
@@ -461,10 +486,13 @@ pub async fn cancel_thread<P: ExchangePort>(
     commit_thread(x, me, cmd).await
 }
 
-fn fetch<P: ExchangePort>(x: &P, args: &Map<String, Value>) -> Result<ToolOutput, ApiError> {
+async fn fetch<P: ExchangePort>(x: &P, args: &Map<String, Value>) -> Result<ToolOutput, ApiError> {
     let t = the_thread(x, args)?;
     let name = required_str(args, "name")?;
-    let (mime, bytes) = attachment(&t, name).ok_or_else(|| ApiError::not_found("Attachment"))?;
+    let a = crate::blobs::attachment(x, &t, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Attachment"))?;
+    let (mime, bytes) = (a.mime, a.bytes.to_vec());
     let uri = format!("content://{}/{name}", t.thread_ref);
     let item = if mime.starts_with("image/") {
         Content::Image(bytes, mime)
@@ -477,18 +505,6 @@ fn fetch<P: ExchangePort>(x: &P, args: &Map<String, Value>) -> Result<ToolOutput
         content: vec![item],
         ..ToolOutput::default()
     })
-}
-
-/// One attachment of `t` by position (`1`, `2`...) or name: its MIME type and bytes.
-pub fn attachment(t: &Thread, name: &str) -> Option<(String, Vec<u8>)> {
-    let uri = t
-        .messages
-        .iter()
-        .flat_map(|m| data_uris(&m.mess))
-        .enumerate()
-        .find(|(n, (label, _))| name == (n + 1).to_string() || name == label)
-        .map(|(_, (_, uri))| uri)?;
-    decode_data_uri(&uri)
 }
 
 fn capabilities<P: ExchangePort>(x: &P, catalog: &[Value]) -> ToolOutput {
@@ -555,6 +571,10 @@ async fn raw<P: ExchangePort>(
 ) -> Result<ToolOutput, ApiError> {
     let blocks = Block::parse_list(args.get("mess").unwrap_or(&Value::Null))?;
     if let Some(r) = arg_str(&args, "ref")? {
+        let mut mess = args.get("mess").cloned().unwrap_or(Value::Null);
+        let blobs = crate::blobs::take(&mut mess, &[])?;
+        let blocks = Block::parse_list(&mess)?;
+        crate::blobs::put(x, &blobs).await?;
         let cmd = Command::Update {
             thread: thread_ref(r)?,
             status: None,

@@ -88,6 +88,14 @@ pub trait ExchangePort {
         mess_core::exchange::DEFAULT_REVIEW_WINDOW_MS
     }
 
+    /// Stores an attachment's bytes (`blobs/exchange={id}/{sha256}`) durably, before a
+    /// command that refers to them is committed.
+    async fn put_blob(&self, blob: &mess_core::blob::Blob) -> Result<(), ApiError>;
+
+    /// An attachment's bytes by their SHA-256 (from a bounded cache where the host keeps
+    /// one); `None` when none are stored.
+    async fn blob(&self, sha256: &str) -> Result<Option<Arc<[u8]>>, ApiError>;
+
     /// Decides `cmd` for `actor` against the current state, stores its events (and member
     /// record) durably, applies them, and only then returns: an acknowledged write.
     async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, ApiError>;

@@ -77,6 +77,34 @@ impl CapabilityQuery {
     }
 }
 
+/// `GET .../requests/{ref}?attachments=links`: attachments as links to the attachment
+/// route instead of `data:` URIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachmentsQuery {
+    /// Whether links were asked for.
+    pub links: bool,
+}
+
+#[derive(Deserialize)]
+struct RawAttachments {
+    attachments: Option<String>,
+}
+
+impl AttachmentsQuery {
+    /// Parses the raw query string: `attachments` is `links` or `inline` (the default);
+    /// any other value is a 400.
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        let raw: RawAttachments = parse(query)?;
+        match raw.attachments.as_deref() {
+            None | Some("inline") => Ok(Self { links: false }),
+            Some("links") => Ok(Self { links: true }),
+            Some(_) => Err(ApiError::bad(
+                "attachments must be links (or inline, the default: data: URIs)",
+            )),
+        }
+    }
+}
+
 /// The longest wait a `GET .../requests/{ref}?wait=N` may ask for, in seconds.
 pub const MAX_WAIT_SECS: u64 = 60;
 

@@ -84,8 +84,11 @@ pub async fn create_request<P: ExchangePort>(
     body: Value,
     idempotency_key: Option<&[u8]>,
 ) -> Result<Reply, ApiError> {
-    let run = async |body| {
+    let run = async |mut body| {
+        // The intent is shown in lists, which never restore attachments: it stays inline.
+        let blobs = crate::blobs::take(&mut body, &["intent"])?;
         let req = NewRequest::parse(body)?;
+        crate::blobs::put(x, &blobs).await?;
         match x.commit(actor(me), Command::Create(req)).await? {
             Written::Thread(t) => Ok(Reply::json(
                 201,
@@ -113,6 +116,8 @@ pub async fn create_request<P: ExchangePort>(
 /// no body when `If-None-Match` (the request's header value, if any) names that version.
 /// With `?wait=N` (and `since=V`, default the current version), the answer waits until
 /// the version is above V or N seconds pass, then is the thread as it is (never a 304).
+/// Attachments come as `data:` URIs, or with `?attachments=links` as links to the
+/// attachment route (`ETag: "<version>-links"`).
 pub async fn get_request<P: ExchangePort>(
     x: &P,
     raw_ref: &str,
@@ -121,6 +126,7 @@ pub async fn get_request<P: ExchangePort>(
 ) -> Result<Reply, ApiError> {
     let r = thread_ref(raw_ref)?;
     let wait = WaitQuery::parse(query)?;
+    let links = crate::query::AttachmentsQuery::parse(query)?.links;
     let mut t = thread(x, &r)?;
     if let Some(wait) = wait {
         let since = wait.since.unwrap_or(t.version);
@@ -129,7 +135,11 @@ pub async fn get_request<P: ExchangePort>(
             t = thread(x, &r)?;
         }
     }
-    let etag = format!("\"{}\"", t.version);
+    let etag = if links {
+        format!("\"{}-links\"", t.version)
+    } else {
+        format!("\"{}\"", t.version)
+    };
     let not_modified = wait.is_none() && if_none_match.is_some_and(|h| etag_matches(h, &etag));
     let mut reply = if not_modified {
         Reply {
@@ -139,7 +149,13 @@ pub async fn get_request<P: ExchangePort>(
             body: Vec::new(),
         }
     } else {
-        Reply::json_bytes(200, views::thread_object(b"{", &t))
+        let body = views::thread_object(b"{", &t);
+        let body = if links {
+            crate::blobs::as_links(&body, &crate::blobs::link_base(x.id(), r.as_str()))
+        } else {
+            crate::blobs::restore(x, body).await?
+        };
+        Reply::json_bytes(200, body)
     };
     reply.headers.push(("ETag", etag));
     Ok(reply)
@@ -227,10 +243,15 @@ pub async fn update_request<P: ExchangePort>(
 ) -> Result<Reply, ApiError> {
     let r = thread_ref(raw_ref)?;
     let route = format!("requests/{r}");
-    let run = async |body| {
+    let run = async |mut body| {
+        let blobs = crate::blobs::take(&mut body, &[])?;
         let cmd = update_command(r, body, x.review_window_ms())?;
+        crate::blobs::put(x, &blobs).await?;
         match x.commit(actor(me), cmd).await? {
-            Written::Thread(t) => Ok(Reply::json_bytes(200, views::updated_thread(&t))),
+            Written::Thread(t) => Ok(Reply::json_bytes(
+                200,
+                crate::blobs::restore(x, views::updated_thread(&t)).await?,
+            )),
             w => Err(unexpected(w)),
         }
     };
@@ -246,17 +267,51 @@ pub async fn update_request<P: ExchangePort>(
     .await
 }
 
-/// `GET /requests/{ref}/attachments/{name}`: one `data:` URI of the thread, decoded, named
-/// by its position (`1`, `2`...) or by the `name`/`filename` beside it.
-pub fn attachment<P: ExchangePort>(x: &P, raw_ref: &str, name: &str) -> Result<Reply, ApiError> {
+/// `GET /requests/{ref}/attachments/{name}`: one attachment of the thread (a `data:` URI or
+/// a stored blob), as bytes, named by its position (`1`, `2`...) or by the key it stands
+/// under. `ETag` is the bytes' SHA-256 (304 to a matching `If-None-Match`); a single
+/// `Range` is answered 206 (416 past the end).
+pub async fn attachment<P: ExchangePort>(
+    x: &P,
+    raw_ref: &str,
+    name: &str,
+    if_none_match: Option<&[u8]>,
+    range: Option<&[u8]>,
+) -> Result<Reply, ApiError> {
     let t = thread(x, &thread_ref(raw_ref)?)?;
-    let (mime, bytes) =
-        crate::mcp::attachment(&t, name).ok_or_else(|| ApiError::not_found("Attachment"))?;
+    let a = crate::blobs::attachment(x, &t, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Attachment"))?;
+    let mut headers = vec![
+        ("Content-Disposition", "attachment".into()),
+        ("Accept-Ranges", "bytes".into()),
+        ("ETag", a.etag.clone()),
+        // The bytes behind a name never change: a client may keep them.
+        ("Cache-Control", "private, max-age=86400".into()),
+    ];
+    if if_none_match.is_some_and(|h| etag_matches(h, &a.etag)) {
+        return Ok(Reply {
+            status: 304,
+            content_type: a.mime,
+            headers,
+            body: Vec::new(),
+        });
+    }
+    let len = a.bytes.len() as u64;
+    let (status, body) = match crate::blobs::range(range, len)? {
+        Some((start, end)) => {
+            headers.push(("Content-Range", format!("bytes {start}-{end}/{len}")));
+            // Both ends lie within the bytes (`range` clamps them).
+            let part = a.bytes[start as usize..=end as usize].to_vec();
+            (206, part)
+        }
+        None => (200, a.bytes.to_vec()),
+    };
     Ok(Reply {
-        status: 200,
-        content_type: mime,
-        headers: vec![("Content-Disposition", "attachment".into())],
-        body: bytes,
+        status,
+        content_type: a.mime,
+        headers,
+        body,
     })
 }
 

@@ -8,6 +8,7 @@
 //! executors/exchange={id}/{executor}.json              a member; the key as a hash
 //! answers/exchange={id}/{scope}.json                   an Idempotency-Key's answer (a day)
 //! secrets/{name}                                       a key the server signs with
+//! blobs/exchange={id}/{sha256}                         an attachment's bytes (crate::blob)
 //! ```
 
 use crate::event::Event;
@@ -23,6 +24,14 @@ pub const ANSWERS: &str = "answers";
 
 /// The prefix of the server's own secrets (the key that signs notification action links).
 pub const SECRETS: &str = "secrets";
+
+/// The prefix of every stored attachment ([`crate::blob`]).
+pub const BLOBS: &str = "blobs";
+
+/// `blobs/exchange={id}/{sha256}`: one attachment's bytes, named by their SHA-256 (hex).
+pub fn blob_path(exchange: &ExchangeId, sha256: &str) -> String {
+    format!("{BLOBS}/exchange={exchange}/{sha256}")
+}
 
 /// `secrets/{name}`.
 pub fn secret_path(name: &str) -> String {

@@ -25,6 +25,7 @@
 //! - [`layout`]: where events and member records live, and the event line format's
 //!   writing and reading, for every storage backend.
 //! - [`wire`]: request-body rules and `data:` attachments, shared by every front end.
+//! - [`blob`]: attachments kept once as content-addressed blobs, and their references.
 //! - `testing` (feature `testing`, for tests only): an `Event` builder with fixture defaults.
 //!
 //! # Reading a data directory
@@ -83,6 +84,7 @@
 #![forbid(unsafe_code)]
 
 pub mod action_link;
+pub mod blob;
 pub mod clock;
 pub mod error;
 pub mod event;

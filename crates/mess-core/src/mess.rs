@@ -199,19 +199,24 @@ impl<'de> Deserialize<'de> for Block {
     }
 }
 
-/// Finds `data:` URIs in a list of blocks, walking every nested value. Returns each with
-/// the key it was found under (`image`, `file`...) or `attachment`, in order.
+/// Finds attachments (`data:` URIs and references to stored blobs, see [`crate::blob`]) in
+/// a list of blocks, walking every nested value. Returns each with the key it was found
+/// under (`image`, `file`...) or `attachment`, in order.
 pub fn data_uris(blocks: &[Block]) -> Vec<(String, String)> {
     fn walk(key: &str, v: Value, out: &mut Vec<(String, String)>) {
         match v {
-            Value::String(s) if s.starts_with("data:") => out.push((key.to_owned(), s)),
+            Value::String(s) if crate::blob::is_attachment(&s) => out.push((key.to_owned(), s)),
             Value::Array(items) => items.into_iter().for_each(|i| walk(key, i, out)),
             Value::Object(map) => map.into_iter().for_each(|(k, i)| walk(&k, i, out)),
             _ => {}
         }
     }
     let mut out = Vec::new();
-    for b in blocks.iter().filter(|b| b.raw_body().contains("data:")) {
+    let maybe = |b: &&Block| {
+        let raw = b.raw_body();
+        raw.contains("data:") || raw.contains(crate::blob::PREFIX)
+    };
+    for b in blocks.iter().filter(maybe) {
         walk("attachment", b.body(), &mut out);
     }
     out

@@ -129,6 +129,32 @@ pub trait Storage: Send + Sync + 'static {
         ))
     }
 
+    /// Stores an attachment's bytes as `blobs/exchange={id}/{sha256}` ([`crate::blob`]),
+    /// durably, before a command that refers to them is committed. The name is the bytes'
+    /// hash, so finding them already stored is success. A backend that keeps no blobs
+    /// says so with an error (the default).
+    async fn put_blob(
+        &self,
+        exchange: &ExchangeId,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<(), StorageError> {
+        let _ = (exchange, sha256, bytes);
+        Err(StorageError::Unavailable(
+            "this storage keeps no attachments".into(),
+        ))
+    }
+
+    /// An attachment's bytes, by their SHA-256; `None` when none are stored under it.
+    async fn get_blob(
+        &self,
+        exchange: &ExchangeId,
+        sha256: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let _ = (exchange, sha256);
+        Ok(None)
+    }
+
     /// Reads every member and every event back, for start-up.
     async fn load(&self) -> Result<Loaded, StorageError>;
 

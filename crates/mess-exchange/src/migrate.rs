@@ -208,6 +208,7 @@ pub async fn export(args: ExportArgs) -> Result<(), String> {
     let (mut exported, mut files, mut skipped) = (0, 0, 0);
     for (r, mut events) in threads {
         events.sort_by_key(|e| e.seq);
+        restore_blobs(&*storage, &exchange, &mut events).await?;
         match mess_messe::export_thread(&events, &options) {
             Ok(t) => {
                 mess_messe::fs::write(&args.dir, &t)
@@ -225,5 +226,37 @@ pub async fn export(args: ExportArgs) -> Result<(), String> {
         "{exported} threads exported to {} ({files} files), {skipped} skipped",
         args.dir.join("exchange").display()
     );
+    Ok(())
+}
+
+/// Puts each attachment kept as a blob back into `events` as the `data:` URI it was sent
+/// as (read from the store), so that an export carries the bytes. A blob missing from the
+/// store is an error: the export would lose it.
+async fn restore_blobs(
+    storage: &dyn mess_core::Storage,
+    exchange: &mess_core::ExchangeId,
+    events: &mut [Event],
+) -> Result<(), String> {
+    let mut read: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
+    for e in events.iter_mut() {
+        let line = serde_json::to_string(&*e).map_err(|err| err.to_string())?;
+        let wanted = mess_core::blob::referenced(&line);
+        if wanted.is_empty() {
+            continue;
+        }
+        for sha in wanted {
+            if read.contains_key(sha) {
+                continue;
+            }
+            let bytes = storage
+                .get_blob(exchange, sha)
+                .await
+                .map_err(|err| format!("cannot read attachment {sha}: {err}"))?
+                .ok_or_else(|| format!("attachment {sha} is missing from the store"))?;
+            read.insert(sha.to_owned(), bytes);
+        }
+        let restored = mess_core::blob::restore_json(&line, |sha| read.get(sha));
+        *e = serde_json::from_str(&restored).map_err(|err| err.to_string())?;
+    }
     Ok(())
 }

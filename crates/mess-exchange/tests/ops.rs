@@ -746,6 +746,54 @@ async fn verify_counts_a_clean_store_and_names_torn_lines_duplicates_and_stray_f
     assert_eq!(v["census"]["unreadable_lines"], 2);
 }
 
+#[tokio::test]
+async fn verify_names_a_message_whose_attachment_is_missing() {
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::fs(data.path());
+    let storage = store.open().await;
+    let mut s = Seeder::new(SystemClock.now());
+    s.register(&*storage, "alice", &["ask"]).await;
+    let (r, mut events) = s.create("two photos");
+    let kept = mess_core::blob::sha256_hex(b"kept photo");
+    let lost = mess_core::blob::sha256_hex(b"lost photo");
+    let reference = |sha: &str| format!("{}{sha}:image/jpeg;base64", mess_core::blob::PREFIX);
+    let block = mess_core::Block::parse(
+        &json!({"response": {"content": [reference(&kept), {"image": reference(&lost)}]}}),
+    )
+    .unwrap();
+    let (more, _) = s.decide(
+        "alice",
+        Cmd::Update {
+            thread: r,
+            status: None,
+            mess: Some(vec![block]),
+        },
+    );
+    events.extend(more);
+    storage.append(&events).await.unwrap();
+    for (sha, bytes) in [(&kept, &b"kept photo"[..]), (&lost, b"lost photo")] {
+        storage
+            .put_blob(&ExchangeId::parse("home").unwrap(), sha, bytes)
+            .await
+            .unwrap();
+    }
+    drop(storage);
+    let clean = ok(&store, &[], &["verify"]);
+    assert!(clean.stdout.contains("ok: nothing wrong"), "{clean:?}");
+
+    std::fs::remove_file(data.path().join(format!("blobs/exchange=home/{lost}"))).unwrap();
+    let ran = run(&store, &[], &["verify"]);
+    assert_eq!(ran.code, Some(1), "{ran:?}");
+    assert!(
+        ran.stdout.contains(&format!(
+            "refers to the attachment blobs/exchange=home/{lost}, which is missing"
+        )),
+        "{ran:?}"
+    );
+    assert!(!ran.stdout.contains(&kept), "{ran:?}");
+    assert_eq!(verify_json(&store)["problems_total"], 1);
+}
+
 // ---- compact ----
 
 /// Per past day directory of `home`: how many segments it holds.

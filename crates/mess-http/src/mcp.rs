@@ -157,6 +157,8 @@ fn result(out: ToolOutput) -> CallToolResult {
                     meta: None,
                 })
             }
+            // Read by `mcp::resolve` before any output gets here.
+            Content::Stored(..) => ContentBlock::text("(an attached image was not read)"),
         })
         .collect();
     let mut r = if out.is_error {
@@ -304,6 +306,9 @@ impl ServerHandler for Handler {
             let t = find(&c, r).map_err(|_| not_found())?;
             let mut body = Vec::new();
             t.write_json(&mut body);
+            let body = mess_api::blobs::restore(&*c.authed.exchange, body)
+                .await
+                .map_err(|e| McpError::internal_error(e.to_string(), None))?;
             ResourceContents::TextResourceContents {
                 uri: uri.to_owned(),
                 mime_type: Some("application/json".into()),
@@ -315,11 +320,14 @@ impl ServerHandler for Handler {
             .and_then(|rest| rest.split_once('/'))
         {
             let t = find(&c, r).map_err(|_| not_found())?;
-            let (mime, bytes) = mcp::attachment(&t, name).ok_or_else(not_found)?;
+            let a = mess_api::blobs::attachment(&*c.authed.exchange, &t, name)
+                .await
+                .map_err(|e| McpError::internal_error(e.to_string(), None))?
+                .ok_or_else(not_found)?;
             ResourceContents::BlobResourceContents {
                 uri: uri.to_owned(),
-                mime_type: Some(mime),
-                blob: b64(&bytes),
+                mime_type: Some(a.mime),
+                blob: b64(&a.bytes),
                 meta: None,
             }
         } else {
@@ -347,7 +355,9 @@ impl ServerHandler for Handler {
                 }
             }
             Status::Completed => {
-                let r = view.result.clone().map(result).unwrap_or_default();
+                let mut out = view.result.clone().unwrap_or_default();
+                mcp::resolve(&*c.authed.exchange, &mut out).await;
+                let r = result(out);
                 let value = serde_json::to_value(&r).unwrap_or(Value::Null);
                 TaskPayload::Completed {
                     result: match value {

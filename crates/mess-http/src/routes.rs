@@ -201,9 +201,10 @@ pub async fn events(auth: Authed, req: HttpRequest) -> Result<HttpResponse, Http
         .streaming(crate::feed::stream(sub)))
 }
 
-/// Download an attachment (a `data:` URI in the thread's messages), decoded. Attachments
-/// are named by their position in the thread (`1`, `2`, ...) or by the `name`/`filename`
-/// beside them.
+/// Download an attachment of the thread (a `data:` URI in its messages, or a photo kept
+/// as a blob), as bytes. Attachments are named by their position in the thread (`1`, `2`,
+/// ...) or by the key they stand under (`image`, `file`...). `ETag` is the SHA-256 of the
+/// bytes; a single byte range (`Range: bytes=...`) is answered 206.
 #[utoipa::path(
     get,
     path = "/api/v1/exchanges/{exchange_id}/requests/{ref}/attachments/{name}",
@@ -211,23 +212,37 @@ pub async fn events(auth: Authed, req: HttpRequest) -> Result<HttpResponse, Http
         api::ExchangePath,
         api::RefPath,
         ("name" = String, Path, description = "Position (1-based) or name of the attachment"),
+        ("Range" = Option<String>, Header, description = "One byte range (bytes=0-1023, bytes=1024-, bytes=-500): answered 206; several ranges are answered whole"),
+        ("If-None-Match" = Option<String>, Header, description = "The attachment's ETag from an earlier answer: 304"),
     ),
     responses(
-        (status = 200, description = "The decoded bytes, with their own MIME type (the data: URI's)", content_type = "*/*"),
+        (status = 200, description = "The bytes, with their own MIME type (the data: URI's)", content_type = "*/*",
+            headers(("ETag" = String, description = "The SHA-256 of the bytes, quoted"), ("Accept-Ranges" = String, description = "bytes"))),
+        (status = 206, description = "The range asked for", content_type = "*/*",
+            headers(("Content-Range" = String, description = "bytes start-end/length"), ("ETag" = String, description = "The SHA-256 of the whole attachment, quoted"))),
+        (status = 304, description = "Not modified: the ETag If-None-Match names"),
         (status = 400, description = "Invalid ref", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Key of another exchange", body = ErrorBody),
         (status = 404, description = "No such thread or attachment", body = ErrorBody),
+        (status = 416, description = "The range starts past the end (Content-Range: bytes */length)", body = ErrorBody),
         (status = 429, description = "Too many registrations or failed authentications from this client (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "Storage did not answer (see Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn get_attachment(auth: Authed, req: HttpRequest) -> Result<HttpResponse, HttpError> {
-    Ok(respond(routes::attachment(
-        &*auth.exchange,
-        segment(&req, "ref"),
-        segment(&req, "name"),
-    )?))
+    let header = |name: &str| req.headers().get(name).map(|v| v.as_bytes());
+    Ok(respond(
+        routes::attachment(
+            &*auth.exchange,
+            segment(&req, "ref"),
+            segment(&req, "name"),
+            header("if-none-match"),
+            header("range"),
+        )
+        .await?,
+    ))
 }
 
 /// List the exchange's members.

@@ -24,6 +24,7 @@ struct MemStorage {
     events: Mutex<Vec<Event>>,
     members: Mutex<HashMap<String, Member>>,
     answers: Mutex<HashMap<(ExchangeId, String), Vec<u8>>>,
+    blobs: Mutex<HashMap<(ExchangeId, String), Vec<u8>>>,
     down: AtomicBool,
     /// Appends wait for a permit while this is on.
     hold: AtomicBool,
@@ -109,6 +110,16 @@ impl Storage for MemStorage {
         let key = (x.clone(), scope.to_owned());
         self.answers.lock().unwrap().insert(key, answer);
         Ok(())
+    }
+    async fn put_blob(&self, x: &ExchangeId, sha: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.check_up()?;
+        let key = (x.clone(), sha.to_owned());
+        self.blobs.lock().unwrap().insert(key, bytes.to_vec());
+        Ok(())
+    }
+    async fn get_blob(&self, x: &ExchangeId, sha: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let key = (x.clone(), sha.to_owned());
+        Ok(self.blobs.lock().unwrap().get(&key).cloned())
     }
     async fn load_answers(&self) -> Result<Vec<(ExchangeId, Vec<u8>)>, StorageError> {
         let answers = self.answers.lock().unwrap();
@@ -1891,4 +1902,203 @@ async fn a_profile_patch_keeps_a_stored_channel_by_position_with_its_secret() {
     let bad = json!({"notifications": [{"keep": 5}]});
     let r = call(&app, Method::PATCH, &profile, Some(&me), Some(bad)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+}
+
+/// A request with `headers` set, answered.
+async fn get_with<S, B>(app: &S, path: &str, key: &str, headers: &[(&str, &str)]) -> Res
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut req = test::TestRequest::get()
+        .uri(path)
+        .insert_header(("Authorization", format!("Bearer {key}")));
+    for (name, value) in headers {
+        req = req.insert_header((*name, *value));
+    }
+    to_res(test::call_service(app, req.to_request()).await).await
+}
+
+#[actix_web::test]
+async fn photos_are_stored_once_as_blobs_and_read_back_as_sent() {
+    use base64::Engine;
+    let storage = Arc::new(MemStorage::default());
+    let app = app!(Arc::clone(&storage));
+    let agent = register(&app, "home", "agent").await;
+    let phone = register(&app, "home", "phone").await;
+    let photo: Vec<u8> = (0..30_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    let uri = format!(
+        "data:image/jpeg;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&photo)
+    );
+    let small = "data:image/png;base64,aGVsbG8=";
+    let r = create(
+        &app,
+        &agent,
+        json!({"intent": "Photo of the shelf", "context": ["like this one:", uri.clone()]}),
+    )
+    .await;
+    let path = format!("{HOME}/requests/{r}");
+    call(
+        &app,
+        Method::PATCH,
+        &path,
+        Some(&phone),
+        Some(json!({"status": "claimed"})),
+    )
+    .await;
+    let done = call(
+        &app,
+        Method::PATCH,
+        &path,
+        Some(&phone),
+        Some(
+            json!({"status": "completed", "mess": [{"response": {"content": [
+            "here", {"image": uri.clone()}, small]}}]}),
+        ),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    let msgs = &done.body["thread"]["messages"];
+    assert_eq!(
+        msgs[2]["mess"][1]["response"]["content"][1]["image"],
+        json!(uri),
+        "the PATCH answer is seed-shaped"
+    );
+
+    // The log holds references, never the bytes; the blob is stored once.
+    let log = serde_json::to_string(&*storage.events.lock().unwrap()).unwrap();
+    assert!(
+        !log.contains(&uri[..200]),
+        "no photo bytes in the event log"
+    );
+    assert_eq!(log.matches(mess_core::blob::PREFIX).count(), 2, "{log}");
+    assert!(log.contains(small), "small data URIs stay inline");
+    assert_eq!(storage.blobs.lock().unwrap().len(), 1);
+
+    // Seed-shaped GET: the data URIs, exactly as sent.
+    let got = get_with(&app, &path, &agent, &[]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    let m = &got.body["thread"]["messages"];
+    assert_eq!(m[0]["mess"][0]["request"]["context"][1], json!(uri));
+    assert_eq!(
+        m[2]["mess"][1]["response"]["content"][1]["image"],
+        json!(uri)
+    );
+    assert_eq!(m[2]["mess"][1]["response"]["content"][2], json!(small));
+    let version = got.body["thread"]["version"].as_u64().unwrap();
+    assert_eq!(got.headers.get("etag").unwrap(), &format!("\"{version}\""));
+
+    // With ?attachments=links: links, numbered in document order, and its own ETag.
+    let links = get_with(&app, &format!("{path}?attachments=links"), &agent, &[]).await;
+    assert_eq!(links.status, StatusCode::OK);
+    let base = format!("{HOME}/requests/{r}/attachments/");
+    let m = &links.body["thread"]["messages"];
+    assert_eq!(
+        m[0]["mess"][0]["request"]["context"][1],
+        json!(format!("{base}1"))
+    );
+    assert_eq!(
+        m[2]["mess"][1]["response"]["content"][1]["image"],
+        json!(format!("{base}2"))
+    );
+    assert_eq!(
+        m[2]["mess"][1]["response"]["content"][2],
+        json!(format!("{base}3"))
+    );
+    assert_eq!(
+        links.headers.get("etag").unwrap(),
+        &format!("\"{version}-links\"")
+    );
+    assert!(links.raw.len() < 3000, "{}", links.raw.len());
+    let bad = get_with(&app, &format!("{path}?attachments=everything"), &agent, &[]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // The attachment route: bytes, type, ETag, ranges.
+    let whole = get_with(&app, &format!("{base}2"), &agent, &[]).await;
+    assert_eq!(whole.status, StatusCode::OK);
+    assert_eq!(whole.raw, photo);
+    assert_eq!(whole.headers.get("content-type").unwrap(), "image/jpeg");
+    assert_eq!(whole.headers.get("accept-ranges").unwrap(), "bytes");
+    let etag = whole
+        .headers
+        .get("etag")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(etag, format!("\"{}\"", mess_core::blob::sha256_hex(&photo)));
+    let by_name = get_with(&app, &format!("{base}image"), &agent, &[]).await;
+    assert_eq!(by_name.raw, photo);
+    let part = get_with(
+        &app,
+        &format!("{base}2"),
+        &agent,
+        &[("Range", "bytes=100-199")],
+    )
+    .await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.raw, &photo[100..200]);
+    assert_eq!(
+        part.headers.get("content-range").unwrap(),
+        "bytes 100-199/30000"
+    );
+    let tail = get_with(&app, &format!("{base}2"), &agent, &[("Range", "bytes=-10")]).await;
+    assert_eq!(tail.raw, &photo[photo.len() - 10..]);
+    let past = get_with(
+        &app,
+        &format!("{base}2"),
+        &agent,
+        &[("Range", "bytes=30000-")],
+    )
+    .await;
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(past.body["code"], "range_not_satisfiable");
+    assert_eq!(past.headers.get("content-range").unwrap(), "bytes */30000");
+    let same = get_with(
+        &app,
+        &format!("{base}2"),
+        &agent,
+        &[("If-None-Match", &etag)],
+    )
+    .await;
+    assert_eq!(same.status, StatusCode::NOT_MODIFIED);
+    assert!(same.raw.is_empty());
+    let inline = get_with(&app, &format!("{base}3"), &agent, &[]).await;
+    assert_eq!(
+        inline.raw, b"hello",
+        "inline attachments are served as before"
+    );
+
+    // A client cannot pose a reference: it would name a blob it never had.
+    let forged = format!(
+        "{}{}:image/jpeg;base64",
+        mess_core::blob::PREFIX,
+        mess_core::blob::sha256_hex(&photo)
+    );
+    let r2 = create(&app, &phone, json!({"intent": "mine"})).await;
+    let refused = call(
+        &app,
+        Method::PATCH,
+        &format!("{HOME}/requests/{r2}"),
+        Some(&phone),
+        Some(json!({"mess": [{"response": {"content": [forged]}}]})),
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        refused.body
+    );
+    assert!(refused.body["error"].as_str().unwrap().contains("reserved"));
+
+    // After a restart the references still lead to the bytes.
+    drop(app);
+    let app = app!(Arc::clone(&storage));
+    let again = get_with(&app, &path, &agent, &[]).await;
+    assert_eq!(
+        again.body["thread"]["messages"][2]["mess"][1]["response"]["content"][1]["image"],
+        json!(uri)
+    );
 }

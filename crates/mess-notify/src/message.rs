@@ -375,7 +375,7 @@ pub(crate) fn signatures(secret: &str, t: i64, body: &[u8]) -> [(String, String)
 fn message_text(blocks: &[mess_core::Block]) -> String {
     fn collect(v: &Value, out: &mut Vec<String>) {
         match v {
-            Value::String(s) if !s.starts_with("data:") => out.push(s.clone()),
+            Value::String(s) if !mess_core::blob::is_attachment(s) => out.push(s.clone()),
             Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
             Value::Object(map) => {
                 for key in [

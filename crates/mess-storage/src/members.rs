@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use mess_core::layout::{ANSWERS, answer_exchange, answer_path, secret_path};
+use mess_core::layout::{ANSWERS, answer_exchange, answer_path, blob_path, secret_path};
 use mess_core::{ExchangeId, Member, StorageError};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -94,6 +94,48 @@ impl Members {
             .await
             .map(|b| b.to_vec())
             .map_err(|e| from_object_store("read", &location, e))
+    }
+
+    /// Stores an attachment, create-only: the name is the bytes' hash, so one already
+    /// there holds the same bytes.
+    pub(crate) async fn put_blob(
+        &self,
+        exchange: &ExchangeId,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<(), StorageError> {
+        let location = blob_path(exchange, sha256);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(
+                &Path::from(location.as_str()),
+                PutPayload::from(bytes.to_vec()),
+                opts,
+            )
+            .await
+        {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(from_object_store("create", &location, e)),
+        }
+    }
+
+    /// An attachment's bytes, if stored.
+    pub(crate) async fn get_blob(
+        &self,
+        exchange: &ExchangeId,
+        sha256: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let location = blob_path(exchange, sha256);
+        let read = |e| from_object_store("read", &location, e);
+        match self.store.get(&Path::from(location.as_str())).await {
+            Ok(got) => Ok(Some(got.bytes().await.map_err(read)?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(read(e)),
+        }
     }
 
     /// Deletes an idempotent answer (gone already is fine).

@@ -153,6 +153,23 @@ impl Storage for ObjectStorage {
         self.inner.members.secret(name, fresh).await
     }
 
+    async fn put_blob(
+        &self,
+        exchange: &ExchangeId,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<(), StorageError> {
+        self.inner.members.put_blob(exchange, sha256, bytes).await
+    }
+
+    async fn get_blob(
+        &self,
+        exchange: &ExchangeId,
+        sha256: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.members.get_blob(exchange, sha256).await
+    }
+
     async fn load(&self) -> Result<Loaded, StorageError> {
         let members = self.inner.members.load().await?;
         let store = &self.inner.store;

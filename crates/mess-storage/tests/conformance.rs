@@ -527,6 +527,38 @@ async fn replay_folds_exactly_what_load_returns(b: Backend) {
     assert_eq!(t.messages.len(), 2);
 }
 
+async fn blobs_are_kept_once_by_hash_and_read_back(b: Backend) {
+    let s = b.open().await;
+    let home = exchange("home");
+    let bytes: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let sha = mess_core::blob::sha256_hex(&bytes);
+    s.put_blob(&home, &sha, &bytes).await.unwrap();
+    // The same bytes again (a retry, or a second message with the same photo): fine.
+    s.put_blob(&home, &sha, &bytes).await.unwrap();
+    let other = mess_core::blob::sha256_hex(b"other");
+    s.put_blob(&home, &other, b"other").await.unwrap();
+
+    let reopened = b.open().await;
+    assert_eq!(reopened.get_blob(&home, &sha).await.unwrap(), Some(bytes));
+    assert_eq!(
+        reopened.get_blob(&home, &other).await.unwrap().as_deref(),
+        Some(&b"other"[..])
+    );
+    assert_eq!(
+        reopened.get_blob(&exchange("office"), &sha).await.unwrap(),
+        None,
+        "per exchange"
+    );
+    assert_eq!(
+        reopened.get_blob(&home, &"0".repeat(64)).await.unwrap(),
+        None
+    );
+    // Blobs are not events: replay neither reads nor counts them.
+    let loaded = reopened.load().await.unwrap();
+    assert!(loaded.events.is_empty());
+    assert_eq!(loaded.skipped_lines, 0);
+}
+
 /// Runs every case of the suite on one backend kind.
 macro_rules! suite {
     ($backend:ident: $($case:ident),* $(,)?) => {
@@ -567,6 +599,7 @@ every_backend!(
     a_torn_last_line_is_skipped_and_never_glued_to,
     foreign_files_are_ignored_and_junk_lines_counted,
     replay_folds_exactly_what_load_returns,
+    blobs_are_kept_once_by_hash_and_read_back,
 );
 
 // ---- filesystem specifics ----

@@ -316,7 +316,16 @@ impl Core {
             (["requests", r, "attachments", name], Method::Get)
                 if !r.is_empty() && !name.is_empty() =>
             {
-                routes::attachment(&x, r, name)?
+                let header = |h: &str| req.headers().get(h).ok().flatten();
+                let (inm, range) = (header("If-None-Match"), header("Range"));
+                routes::attachment(
+                    &x,
+                    r,
+                    name,
+                    inm.as_deref().map(str::as_bytes),
+                    range.as_deref().map(str::as_bytes),
+                )
+                .await?
             }
             (["requests", r, "attachments", name], _) if !r.is_empty() && !name.is_empty() => {
                 return Err(ApiError::MethodNotAllowed("GET"));

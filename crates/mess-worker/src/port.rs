@@ -149,6 +149,25 @@ impl ExchangePort for Port<'_> {
         self.core.submit(actor, cmd).await
     }
 
+    async fn put_blob(&self, blob: &mess_core::blob::Blob) -> Result<(), ApiError> {
+        crate::store::put_blob(&self.core.bucket, &self.id, &blob.sha256, &blob.bytes)
+            .await
+            .map_err(|e| {
+                worker::console_warn!("R2: an attachment not stored: {}", e.0);
+                ApiError::Unavailable
+            })
+    }
+
+    async fn blob(&self, sha256: &str) -> Result<Option<std::sync::Arc<[u8]>>, ApiError> {
+        match crate::store::get_blob(&self.core.bucket, &self.id, sha256).await {
+            Ok(bytes) => Ok(bytes.map(Into::into)),
+            Err(e) => {
+                worker::console_warn!("R2: an attachment not read: {}", e.0);
+                Err(ApiError::Unavailable)
+            }
+        }
+    }
+
     async fn test_notification(
         &self,
         member: &Member,

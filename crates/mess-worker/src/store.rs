@@ -6,7 +6,8 @@
 //!   split by the UTC day of the events' `ts`;
 //! - `executors/exchange={id}/{executor}.json`: one member record each (the key only as its
 //!   hash), pretty JSON as `mess-storage` writes it;
-//! - `answers/exchange={id}/{scope}.json`: an `Idempotency-Key`'s answer, for a day.
+//! - `answers/exchange={id}/{scope}.json`: an `Idempotency-Key`'s answer, for a day;
+//! - `blobs/exchange={id}/{sha256}`: an attachment's bytes (`mess_core::blob`).
 //!
 //! Only the exchange's Durable Object writes under its prefixes, one write at a time, so a
 //! create-only check (`head`, then `put`) inside it cannot race.
@@ -14,7 +15,7 @@
 use futures::future::join_all;
 use mess_core::clock::new_uuid;
 use mess_core::layout::{
-    ANSWERS, answer_path, day_dir, encode_by_segment, events_prefix, is_event_object,
+    ANSWERS, answer_path, blob_path, day_dir, encode_by_segment, events_prefix, is_event_object,
     is_member_object, member_path, members_prefix, parse_lines,
 };
 use mess_core::{Event, ExchangeId, Member};
@@ -127,6 +128,40 @@ pub async fn delete_answer(
         .delete(&key)
         .await
         .map_err(|e| err("delete", &key, e))
+}
+
+/// Stores an attachment's bytes under their hash (one already there holds the same bytes).
+pub async fn put_blob(
+    bucket: &Bucket,
+    exchange: &ExchangeId,
+    sha256: &str,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let key = blob_path(exchange, sha256);
+    if bucket
+        .head(&key)
+        .await
+        .map_err(|e| err("head", &key, e))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    bucket
+        .put(&key, bytes.to_vec())
+        .execute()
+        .await
+        .map(drop)
+        .map_err(|e| err("put", &key, e))
+}
+
+/// An attachment's bytes, if stored.
+pub async fn get_blob(
+    bucket: &Bucket,
+    exchange: &ExchangeId,
+    sha256: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let key = blob_path(exchange, sha256);
+    Ok(read_all(bucket, &[key]).await?.pop().map(|(_, b)| b))
 }
 
 /// Every key under `prefix`, in key order.

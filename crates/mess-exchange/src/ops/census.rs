@@ -277,6 +277,10 @@ pub struct Scanner {
     other_ids: HashSet<String>,
     problems: Vec<Problem>,
     problems_total: usize,
+    /// Attachments the log refers to (exchange, SHA-256), with where first.
+    referenced: BTreeMap<(ExchangeId, String), (String, usize)>,
+    /// Attachments stored (`blobs/exchange={id}/{sha256}`).
+    stored: HashSet<(ExchangeId, String)>,
 }
 
 impl Scanner {
@@ -293,6 +297,8 @@ impl Scanner {
             other_ids: HashSet::new(),
             problems: Vec::new(),
             problems_total: 0,
+            referenced: BTreeMap::new(),
+            stored: HashSet::new(),
         }
     }
 
@@ -323,6 +329,9 @@ impl Scanner {
         match class {
             Class::Lock => {}
             Class::Other { prefix } => {
+                if let Some(blob) = stored_blob(path) {
+                    self.stored.insert(blob);
+                }
                 if self.only.is_none() {
                     *self.other.entry((*prefix).to_owned()).or_default() += 1;
                 }
@@ -444,6 +453,15 @@ impl Scanner {
                     ),
                 );
             }
+            if let Ok(text) = std::str::from_utf8(line)
+                && text.contains(mess_core::blob::PREFIX)
+            {
+                for sha in mess_core::blob::referenced(text) {
+                    self.referenced
+                        .entry((exchange.clone(), sha.to_owned()))
+                        .or_insert_with(|| (path.to_owned(), n));
+                }
+            }
             events += 1;
             self.replay.push(e);
         }
@@ -451,7 +469,23 @@ impl Scanner {
     }
 
     /// Folds what was read: threads by status, per exchange.
-    pub fn finish(self) -> Report {
+    pub fn finish(mut self) -> Report {
+        let missing: Vec<(String, usize, String)> = self
+            .referenced
+            .iter()
+            .filter(|(key, _)| !self.stored.contains(*key))
+            .map(|((x, sha), (path, n))| (path.clone(), *n, format!("blobs/exchange={x}/{sha}")))
+            .collect();
+        for (path, n, blob) in missing {
+            self.problem(
+                &path,
+                Some(n),
+                format!(
+                    "refers to the attachment {blob}, which is missing: reads show the \
+                     reference instead of the photo (restore it from a backup)"
+                ),
+            );
+        }
         let mut tallies = self.tallies;
         let exchanges = self.replay.finish(self.members);
         let mut census = Census {
@@ -491,6 +525,15 @@ impl Scanner {
             problems_total: self.problems_total,
         }
     }
+}
+
+/// The exchange and SHA-256 of `blobs/exchange={id}/{sha256}`, if `path` is one.
+fn stored_blob(path: &str) -> Option<(ExchangeId, String)> {
+    let mut parts = path.split('/');
+    (parts.next()? == mess_core::layout::BLOBS).then_some(())?;
+    let x = ExchangeId::parse(parts.next()?.strip_prefix("exchange=")?).ok()?;
+    let sha = parts.next()?;
+    parts.next().is_none().then(|| (x, sha.to_owned()))
 }
 
 /// Whether `class` is one of the store's own objects, of `only` when given.

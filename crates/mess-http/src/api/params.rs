@@ -68,4 +68,17 @@ pub struct WaitQuery {
     /// next change). Only with `wait`.
     #[param(minimum = 0)]
     pub since: Option<u64>,
+    /// `links`: each attachment as a link to the attachment route (`ETag: "<version>-links"`)
+    /// instead of its `data:` URI (`inline`, the default).
+    pub attachments: Option<AttachmentsMode>,
+}
+
+/// How a thread's GET shows attachments.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachmentsMode {
+    /// `data:` URIs, as the seed's shapes have them.
+    Inline,
+    /// Links to `.../requests/{ref}/attachments/{n}`.
+    Links,
 }

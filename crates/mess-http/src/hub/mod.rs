@@ -91,6 +91,8 @@ pub struct ExchangeHandle {
     storage: Arc<dyn Storage>,
     /// The hub's `REVIEW_WINDOW`.
     review_window_ms: Arc<std::sync::atomic::AtomicI64>,
+    /// Attachments read lately, shared by every exchange.
+    blobs: Arc<mess_api::blobs::Cache>,
 }
 
 /// The routes of `mess-api` see an exchange through this.
@@ -153,6 +155,37 @@ impl mess_api::ExchangePort for ExchangeHandle {
 
     async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, mess_api::ApiError> {
         Ok(self.submit(actor, cmd).await?)
+    }
+
+    async fn put_blob(&self, blob: &mess_core::blob::Blob) -> Result<(), mess_api::ApiError> {
+        self.storage
+            .put_blob(&self.id, &blob.sha256, &blob.bytes)
+            .await
+            .map_err(|e| {
+                tracing::warn!(exchange = %self.id, error = %e, "could not store an attachment");
+                mess_api::ApiError::Unavailable
+            })
+    }
+
+    async fn blob(&self, sha256: &str) -> Result<Option<Arc<[u8]>>, mess_api::ApiError> {
+        if let Some(bytes) = self.blobs.get(&self.id, sha256) {
+            return Ok(Some(bytes));
+        }
+        match self.storage.get_blob(&self.id, sha256).await {
+            Ok(Some(bytes)) => {
+                let bytes: Arc<[u8]> = bytes.into();
+                self.blobs.put(&self.id, sha256, Arc::clone(&bytes));
+                Ok(Some(bytes))
+            }
+            Ok(None) => {
+                tracing::warn!(exchange = %self.id, sha256, "a referenced attachment is missing from storage");
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(exchange = %self.id, error = %e, "could not read an attachment");
+                Err(mess_api::ApiError::Unavailable)
+            }
+        }
     }
 
     async fn test_notification(
@@ -234,7 +267,13 @@ pub struct Hub {
     review_window_ms: Arc<std::sync::atomic::AtomicI64>,
     /// The key that signs notification action links (`secrets/action-links.key`).
     action_key: std::sync::OnceLock<Vec<u8>>,
+    /// Attachments read lately ([`BLOB_CACHE_BYTES`]).
+    blobs: Arc<mess_api::blobs::Cache>,
 }
+
+/// How many bytes of attachments the hub keeps in memory for seed-shaped reads (GET of a
+/// thread returns them as `data:` URIs): the photos of the threads being looked at.
+pub const BLOB_CACHE_BYTES: usize = 32 << 20;
 
 impl Hub {
     /// Loads every member and event from `storage` and starts one writer per exchange.
@@ -271,6 +310,7 @@ impl Hub {
                 mess_core::exchange::DEFAULT_REVIEW_WINDOW_MS,
             )),
             action_key: std::sync::OnceLock::new(),
+            blobs: Arc::new(mess_api::blobs::Cache::new(BLOB_CACHE_BYTES)),
         });
         for (id, state) in states {
             let handle = hub.spawn_exchange(id.clone(), state);
@@ -322,6 +362,7 @@ impl Hub {
             replays: Replays::default(),
             storage: Arc::clone(&self.storage),
             review_window_ms: Arc::clone(&self.review_window_ms),
+            blobs: Arc::clone(&self.blobs),
         });
         let writer = Writer {
             hub: Arc::clone(self),
