@@ -35,6 +35,8 @@ trap 'stop_server; rm -rf "$WORK"' EXIT
 # shellcheck source=lib/tally.sh
 source "$ROOT/scripts/lib/tally.sh"
 
+# With a public URL, offers carry a signed claim link (`/a/{token}`), which the suite opens.
+export PUBLIC_URL=$BASE
 # Registration needs a token, so the invite link and the 401 path are tested too.
 TOKEN=app-invite-$RANDOM$RANDOM
 export REGISTRATION_TOKEN=$TOKEN

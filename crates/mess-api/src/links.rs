@@ -195,13 +195,14 @@ fn page(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"referrer\" content=\"no-referrer\">\
+         <link rel=\"icon\" href=\"/app/icon.svg\" type=\"image/svg+xml\">\
          <link rel=\"stylesheet\" href=\"/app/style.css\"><title>",
     );
     body.push_str(&escape(title));
     body.push_str(" · MESS</title></head><body><main class=\"link-page\"><h1>");
     body.push_str(&escape(title));
     body.push_str("</h1><p>");
-    body.push_str(&escape(detail));
+    body.push_str(&escape(&sentence(detail)));
     body.push_str("</p>");
     if let Some(t) = thread {
         body.push_str("<section class=\"card\"><h2>");
@@ -238,6 +239,16 @@ fn page(
             ("Cache-Control", "no-store".into()),
         ],
         body: body.into_bytes(),
+    }
+}
+
+/// A line of the page: the detail begins with a capital letter (the refusals' texts are
+/// the JSON errors, lower case like every API error; only the page capitalises them).
+fn sentence(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -291,5 +302,20 @@ mod tests {
         let html = refused(LinkError::Invalid, true);
         assert_eq!(html.status, 403);
         assert!(html.content_type.starts_with("text/html"));
+    }
+
+    #[test]
+    fn a_pages_detail_line_begins_with_a_capital_and_json_keeps_the_error_text() {
+        let r = Refusal::new(409, "already_claimed", "this request was taken by bob");
+        let page = String::from_utf8(refusal(&r, None, true).body).unwrap();
+        assert!(
+            page.contains("<p>This request was taken by bob</p>"),
+            "{page}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&refusal(&r, None, false).body).unwrap();
+        assert_eq!(json["error"], "this request was taken by bob");
+        assert_eq!(sentence("élan"), "Élan");
+        assert_eq!(sentence(""), "");
     }
 }

@@ -28,6 +28,7 @@ const detailed = new Map();
 let me = null; // {id, exchange, display_name, capabilities}
 let feed = null;
 let view = null; // the current screen: {name, ref?, update()}
+let stopScan = null; // stops the camera of "Scan a QR code" while it is open
 
 // ---- Boot --------------------------------------------------------------------------------
 
@@ -132,7 +133,7 @@ async function details(list) {
   const workers = Array.from({ length: 4 }, async () => {
     while (todo.length) {
       const t = todo.shift();
-      try { remember((await api(`/requests/${enc(t.ref)}`)).thread); } catch { /* listed anyway */ }
+      try { remember((await api(`/requests/${enc(t.ref)}?attachments=links`)).thread); } catch { /* listed anyway */ }
     }
   });
   await Promise.all(workers);
@@ -154,7 +155,7 @@ function onEvent({ data }) {
   pending.set(data.ref, setTimeout(async () => {
     pending.delete(data.ref);
     try {
-      remember((await api(`/requests/${enc(data.ref)}`)).thread);
+      remember((await api(`/requests/${enc(data.ref)}?attachments=links`)).thread);
       refresh();
     } catch { /* the next event or reload catches up */ }
   }, 120));
@@ -221,6 +222,7 @@ function route() {
   else if (path === 'me') screen = meScreen;
   else screen = inboxScreen;
   view = null;
+  if (stopScan) stopScan();
   const main = $('#main');
   main.replaceChildren();
   document.querySelectorAll('#tabs a').forEach((a) => {
@@ -325,10 +327,49 @@ function joinScreen(params) {
     const id = h('input', { type: 'text', id: 'k-id', name: 'executor_id', autocapitalize: 'none', autocomplete: 'username', spellcheck: 'false', required: true });
     const err = h('p', { class: 'bad', role: 'alert' });
     const submit = h('button', { type: 'submit', class: 'primary' }, 'Sign in');
+    // Another device of this member shows a code (Me, "Add another device"): scanning it
+    // fills this form. Only where the browser decodes QR codes itself; pasting stays.
+    const scanner = h('div', { id: 'k-scanner', class: 'scanner', hidden: true });
+    const scan = h('button', { type: 'button', id: 'k-scan', class: 'wide', hidden: true }, 'Scan a QR code');
+    const scanBox = h('div', { id: 'k-scan-box', hidden: true },
+      h('p', { class: 'muted' }, 'On a device where you are signed in, open Me, then "Add another device", and scan the code it shows.'),
+      h('div', { class: 'row' }, scan), scanner);
+    canScanQr().then((ok) => { scanBox.hidden = !ok; scan.hidden = !ok; });
     const form = h('form', { class: 'card' },
+      scanBox,
       h('label', { for: 'k-id' }, 'Member id'), id,
       h('label', { for: 'k-key' }, 'Your key', h('span', { class: 'hint' }, 'Paste the key you saved when you joined (mess_…)')), key,
       err, h('div', { class: 'row' }, submit));
+    scan.addEventListener('click', async () => {
+      err.textContent = '';
+      scan.disabled = true;
+      let text;
+      let device;
+      try {
+        device = await import('./device.js');
+        text = await device.scanQr(scanner, (stop) => { stopScan = stop; });
+      } catch (ex) {
+        err.textContent = ex && ex.name === 'NotAllowedError'
+          ? 'The camera was not allowed: paste your key instead.'
+          : 'Could not open the camera: paste your key instead.';
+        return;
+      } finally {
+        scan.disabled = false;
+      }
+      if (text === null) return; // cancelled
+      const code = device.parseDeviceCode(text);
+      if (!code) {
+        err.textContent = 'That QR code is not a MESS device code. On your other device, open Me, then "Add another device".';
+        return;
+      }
+      if (code.base !== location.origin) {
+        err.textContent = `That code is for the exchange at ${code.base}: open that address on this device and scan it there.`;
+        return;
+      }
+      id.value = code.member;
+      key.value = code.apiKey;
+      form.requestSubmit();
+    });
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       err.textContent = '';
@@ -357,6 +398,54 @@ function joinScreen(params) {
   }
 
   draw();
+}
+
+// ---- Adding a device by QR code (device.js, loaded only when used) ---------------------
+
+/** Whether this browser can scan: a camera and its own QR decoder (BarcodeDetector). */
+async function canScanQr() {
+  if (!('BarcodeDetector' in window) || !(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)) return false;
+  try {
+    return (await window.BarcodeDetector.getSupportedFormats()).includes('qr_code');
+  } catch {
+    return false;
+  }
+}
+
+/** Me, "Add another device": the device code as a QR code (the encoder is loaded only now). */
+function addDevice() {
+  const box = h('div', { id: 'p-qr', hidden: true });
+  const show = h('button', { type: 'button', id: 'p-add-device' }, 'Add another device');
+  const hide = h('button', { type: 'button', id: 'p-qr-hide', class: 'primary' }, 'Hide');
+  hide.addEventListener('click', () => {
+    box.replaceChildren();
+    box.hidden = true;
+    show.hidden = false;
+    show.focus();
+  });
+  show.addEventListener('click', async () => {
+    show.disabled = true;
+    try {
+      const { deviceCode, qrCanvas } = await import('./device.js');
+      const canvas = await qrCanvas(deviceCode(session()));
+      fill(box,
+        h('p', { class: 'warn' }, h('strong', {}, 'Anyone who sees this code can act as you.'),
+          ' Show it only to your own device, and hide it when you are done.'),
+        canvas,
+        h('p', { class: 'muted' }, 'On the other device, open this exchange, choose "I have a key", then "Scan a QR code".'),
+        h('div', { class: 'row' }, hide));
+      box.hidden = false;
+      show.hidden = true;
+      hide.focus();
+    } catch {
+      toast('Could not make the code (offline?): use your saved key instead.', true);
+    } finally {
+      show.disabled = false;
+    }
+  });
+  return h('div', { class: 'card' },
+    h('p', { class: 'muted' }, 'Sign in on another phone or computer by scanning a code, without typing your key.'),
+    h('div', { class: 'row' }, show), box);
 }
 
 /** The key, shown once, with a "save it" step before anything else. */
@@ -509,7 +598,7 @@ function threadScreen(ref) {
   }
   function closeForm() { formFor = null; form.replaceChildren(); }
 
-  api(`/requests/${enc(ref)}`).then((res) => {
+  api(`/requests/${enc(ref)}?attachments=links`).then((res) => {
     remember(res.thread);
     view && view.ref === ref && view.update();
   }).catch((err) => {
@@ -521,7 +610,7 @@ function threadScreen(ref) {
 function contextList(ctx) {
   if (!ctx) return null;
   const items = Array.isArray(ctx) ? ctx : [ctx];
-  return h('ul', { class: 'context' }, items.map((c) => h('li', {}, typeof c === 'string' ? c : contentItem(c, 'Context'))));
+  return h('ul', { class: 'context' }, items.map((c) => h('li', {}, contentItem(c, 'with the request'))));
 }
 
 function message(t, m) {
@@ -557,8 +646,10 @@ function block(t, m, b) {
 }
 
 /** One content item: text, an image (a `data:` URI, or an attachment link fetched with the key), a location. */
+const ATTACHMENT_LINK = /^\/api\/v1\/exchanges\/[^/]+\/requests\/[^/]+\/attachments\//;
 function contentItem(c, alt) {
-  if (typeof c === 'string') return h('div', {}, c);
+  // A bare photo (a data: URI, or the link the thread was read with) shows as one.
+  if (typeof c === 'string') return /^data:image\//.test(c) || ATTACHMENT_LINK.test(c) ? contentItem({ image: c }, alt) : h('div', {}, c);
   if (!c || typeof c !== 'object') return h('div', {}, String(c));
   if (c.type === 'location' || ('lat' in c && 'lng' in c)) {
     const label = `${Number(c.lat).toFixed(5)}, ${Number(c.lng).toFixed(5)}${c.accuracy ? ` (±${Math.round(c.accuracy)} m)` : ''}`;
@@ -569,7 +660,7 @@ function contentItem(c, alt) {
   for (const [k, v] of Object.entries(c)) {
     if (typeof v !== 'string') continue;
     if (/^data:image\//.test(v)) parts.push(h('img', { src: v, alt: c.alt || c.caption || `Photo: ${alt}`, loading: 'lazy' }));
-    else if (/^\/api\/v1\/exchanges\/[^/]+\/requests\/[^/]+\/attachments\//.test(v)) {
+    else if (ATTACHMENT_LINK.test(v)) {
       const img = h('img', { alt: c.alt || c.caption || `Photo: ${alt}` });
       objectUrl(v).then((u) => { img.src = u; }).catch(() => img.replaceWith(h('span', {}, '(attachment could not be loaded)')));
       parts.push(img);
@@ -656,7 +747,7 @@ async function send(ref, body, label) {
   } catch (err) {
     const why = err instanceof HttpError && err.status === 409 && body.status === 'claimed' ? 'someone else took it' : err.message;
     toast(`${label}: ${why}`, true);
-    try { remember((await api(`/requests/${enc(ref)}`)).thread); refresh(); } catch { /* offline */ }
+    try { remember((await api(`/requests/${enc(ref)}?attachments=links`)).thread); refresh(); } catch { /* offline */ }
     return false;
   }
 }
@@ -675,6 +766,29 @@ function textForm({ title, id, label, hint, button, required = true, danger = fa
     submit.disabled = false;
   });
   return form;
+}
+
+/** Photos from the camera or the files: each is downscaled (photos.js) as it is chosen and
+ *  shown as a thumbnail with a remove button; `photos` holds `{dataUrl, ...}` to send.
+ *  `submit` waits while photos are being read; `err` tells of one that could not be. */
+function photoPicker(id, submit, err) {
+  const photos = [];
+  const files = h('input', { type: 'file', id, name: 'photos', accept: 'image/*', capture: 'environment', multiple: true });
+  const thumbs = h('div', { class: 'thumbs', id: `${id}-thumbs`, 'aria-live': 'polite' });
+  const draw = () => fill(thumbs, photos.map((p, i) => h('figure', {},
+    h('img', { src: p.dataUrl, alt: `Photo ${i + 1} to send` }),
+    h('button', { type: 'button', 'aria-label': `Remove photo ${i + 1}`, onclick: () => { photos.splice(i, 1); draw(); } }, '✕'))));
+  files.addEventListener('change', async () => {
+    submit.disabled = true;
+    err.textContent = '';
+    for (const f of files.files) {
+      try { photos.push(await downscale(f)); } catch { err.textContent = `Could not read ${f.name}.`; }
+    }
+    files.value = '';
+    draw();
+    submit.disabled = false;
+  });
+  return { photos, files, thumbs };
 }
 
 const forms = {
@@ -717,28 +831,13 @@ const forms = {
       (reason) => send(t.ref, reason ? { status: 'cancelled', message: reason } : { status: 'cancelled' }, 'Cancel'), close);
   },
   complete(t, close) {
-    const photos = [];
     let place = null;
     const text = h('textarea', { id: 'f-answer', name: 'answer' });
-    const files = h('input', { type: 'file', id: 'f-photos', accept: 'image/*', capture: 'environment', multiple: true });
-    const thumbs = h('div', { class: 'thumbs', 'aria-live': 'polite' });
     const where = h('p', { id: 'f-where', class: 'muted', 'aria-live': 'polite' }, 'No location added.');
     const locBtn = h('button', { type: 'button', id: 'f-locate' }, 'Add my location');
     const err = h('p', { role: 'alert', class: 'bad' });
     const submit = h('button', { type: 'submit', class: 'primary', id: 'f-send' }, 'Send and complete');
-    const drawThumbs = () => fill(thumbs, photos.map((p, i) => h('figure', {},
-      h('img', { src: p.dataUrl, alt: `Photo ${i + 1} to send` }),
-      h('button', { type: 'button', 'aria-label': `Remove photo ${i + 1}`, onclick: () => { photos.splice(i, 1); drawThumbs(); } }, '✕'))));
-    files.addEventListener('change', async () => {
-      submit.disabled = true;
-      err.textContent = '';
-      for (const f of files.files) {
-        try { photos.push(await downscale(f)); } catch { err.textContent = `Could not read ${f.name}.`; }
-      }
-      files.value = '';
-      drawThumbs();
-      submit.disabled = false;
-    });
+    const { photos, files, thumbs } = photoPicker('f-photos', submit, err);
     locBtn.addEventListener('click', async () => {
       where.textContent = 'Finding your location…';
       try {
@@ -778,10 +877,12 @@ function newScreen() {
   const needed = h('input', { type: 'datetime-local', id: 'n-needed', name: 'needed_by' });
   const err = h('p', { role: 'alert', class: 'bad' });
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Post request');
+  const { photos, files, thumbs } = photoPicker('n-photos', submit, err);
   const key = uuid(); // one key per form: a double tap or a retry posts once
   const form = h('form', { class: 'card' },
     h('label', { for: 'n-intent' }, 'What do you need?'), intent,
     h('label', { for: 'n-context' }, 'Details', h('span', { class: 'hint' }, 'One per line (optional)')), context,
+    h('label', { for: 'n-photos' }, 'Photos (optional)', h('span', { class: 'hint' }, 'Show what you mean: they are made smaller before sending.')), files, thumbs,
     h('label', { for: 'n-priority' }, 'Priority'), priority,
     h('label', { for: 'n-needed' }, 'Needed by (optional)'), needed,
     err, h('div', { class: 'row' }, submit));
@@ -789,7 +890,9 @@ function newScreen() {
     e.preventDefault();
     if (!intent.value.trim()) { err.textContent = 'Say what you need.'; return; }
     const body = { intent: intent.value.trim(), priority: priority.value };
+    // Photos travel as content items with a `data:` URI, as on completion.
     const ctx = context.value.split('\n').map((l) => l.trim()).filter(Boolean);
+    for (const p of photos) ctx.push({ image: p.dataUrl });
     if (ctx.length) body.context = ctx;
     if (needed.value) body.needed_by = new Date(needed.value).toISOString();
     submit.disabled = true;
@@ -855,6 +958,8 @@ function meScreen() {
   const out = confirmButton({ class: 'danger', id: 'signout' }, 'Sign out of this device',
     'Sure? Without your saved key you cannot come back', signOut);
   fill(main, h('h2', {}, me.display_name || me.id), body,
+    h('h3', {}, 'Your other devices'),
+    addDevice(),
     h('h3', {}, 'This device'),
     h('div', { class: 'row' }, out));
   const mePath = `/executors/${enc(me.id)}`;

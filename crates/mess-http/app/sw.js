@@ -5,6 +5,7 @@ const CACHE = 'mess-shell-v1';
 const SHELL = [
   '/',
   '/app/app.js', '/app/api.js', '/app/feed.js', '/app/dom.js', '/app/photos.js',
+  '/app/device.js', '/app/qrcode.mjs',
   '/app/style.css', '/app/manifest.webmanifest', '/app/icon.svg', '/app/icon-192.png',
 ];
 
