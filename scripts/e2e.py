@@ -286,6 +286,25 @@ def offer_reminders(base, home, phone, agent):
           f"{unclaimed}")
 
 
+def the_app(base):
+    """The executor's app, served by either host from the same embedded assets."""
+    s, raw, h = call(base, "GET", "/")
+    csp = h.get("Content-Security-Policy", "")
+    check("GET /: the app's page, with a strict CSP and no cookie",
+          s == 200 and h.get("Content-Type", "").startswith("text/html")
+          and b"/app/app.js" in raw and "script-src 'self'" in csp
+          and "unsafe-inline" not in csp and h.get("Set-Cookie") is None, f"{s} {csp}")
+    s, raw, h = call(base, "GET", "/app/app.js")
+    etag = h.get("ETag")
+    check("/app/app.js: a module, revalidated by ETag",
+          s == 200 and h.get("Content-Type", "").startswith("text/javascript")
+          and h.get("Cache-Control") == "no-cache" and etag, f"{s} {h.get('Cache-Control')}")
+    s, _, _ = call(base, "GET", "/app/app.js", headers={"If-None-Match": etag or "x"})
+    check("/app/app.js with its ETag: 304", s == 304, f"{s}")
+    s, b, _ = call(base, "GET", "/app/nope.js")
+    check("an unknown asset: 404 JSON", s == 404 and "error" in (b or {}), f"{s} {b}")
+
+
 def photos(base, home, phone, agent):
     """Attachments kept once as blobs (protocol.md, Attachments); returns what phase 2 needs."""
     import base64
@@ -572,6 +591,7 @@ def api(base, state_file, storage):
     check("wait above 60: 400 invalid_request", s == 400 and b.get("code") == "invalid_request",
           f"{s} {b}")
     idem = feed_and_idempotency(base, home, phone, agent)
+    the_app(base)
     idem.update(photos(base, home, phone, agent))
     quick_actions_and_revisions(base, home, phone, agent)
     claim_time_limit(base, home, phone, agent)

@@ -24,6 +24,7 @@
 //! - [`query`]: the listing's query string.
 //! - [`routes`]: one function per route.
 //! - [`views`]: the JSON shapes of members and threads.
+//! - [`webapp`]: the executor's app, embedded: its assets and how each is answered.
 #![forbid(unsafe_code)]
 // The hosts run each request on one thread (actix's workers, wasm32), so the port's async
 // methods carry no `Send` bound: `async fn` in the trait says exactly that.
@@ -43,6 +44,7 @@ pub mod query;
 pub mod reply;
 pub mod routes;
 pub mod views;
+pub mod webapp;
 
 pub use auth::RegistrationPolicy;
 pub use error::{ApiError, ErrorBody, ErrorCode};

@@ -183,4 +183,33 @@ mod tests {
         assert_eq!(schemas["HooksDoc"]["additionalProperties"], false);
         assert!(schemas["HooksDoc"].get("propertyNames").is_none());
     }
+
+    #[test]
+    fn every_reference_names_a_schema_the_document_holds() {
+        fn refs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(r)) = map.get("$ref") {
+                        out.push(r);
+                    }
+                    map.values().for_each(|i| refs(i, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|i| refs(i, out)),
+                _ => {}
+            }
+        }
+        let spec: serde_json::Value = serde_json::from_str(&json()).expect("JSON");
+        let mut found = Vec::new();
+        refs(&spec, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{r}: not a schema reference"));
+            assert!(
+                spec["components"]["schemas"].get(name).is_some(),
+                "{r} is not in components (generated clients skip the operation)"
+            );
+        }
+    }
 }

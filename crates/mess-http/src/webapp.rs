@@ -1,145 +1,37 @@
-//! The executor's app (issue 19): a phone-first web app served by the exchange itself at
-//! `/`, its assets under `/app/{file}`.
-//!
-//! The assets (`crates/mess-http/app/`: plain ES modules, no build step, no CDN) are
-//! embedded in the binary at compile time, so `cargo run` serves the app with no Node and no
-//! network. Every answer carries a strict Content-Security-Policy (no inline script or
-//! style), an `ETag` (a hash of the bytes, computed at compile time) honoured by
-//! `If-None-Match`, and its own `Cache-Control` (the app-wide `no-store` default does not
-//! overwrite a header a handler set). No cookie is ever set: the app keeps the member's key
-//! in the browser's storage and sends it as the Bearer header, so there is no CSRF surface.
-//! The app is not API: it is left out of the OpenAPI document.
+//! The executor's app at `/` and `/app/{file}` (decided in `mess_api::webapp`), adapted to
+//! actix: answers gzipped for clients that accept them.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Compress;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::error::{ApiError, HttpError};
-
-/// The policy of every page and asset of the app.
-pub const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; \
-    script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; \
-    frame-ancestors 'none'";
-
-/// Revalidate every time (answered 304 while unchanged): the names carry no hash, so a
-/// new binary's assets are seen at once. The service worker keeps them for offline starts.
-const REVALIDATE: &str = "no-cache";
-/// Icons change rarely.
-const ICON_CACHE: &str = "public, max-age=86400";
-
-/// One embedded file.
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    cache: &'static str,
-    body: &'static [u8],
-    etag: u64,
-}
-
-/// FNV-1a, 64 bits: an ETag needs to change with the bytes, not to resist an attacker.
-const fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
-}
-
-macro_rules! assets {
-    ($( $name:literal => $ct:expr, $cache:expr; )*) => {
-        const ASSETS: &[Asset] = &[
-            $( Asset {
-                name: $name,
-                content_type: $ct,
-                cache: $cache,
-                body: include_bytes!(concat!("../app/", $name)),
-                etag: fnv1a(include_bytes!(concat!("../app/", $name))),
-            }, )*
-        ];
-    };
-}
-
-const JS: &str = "text/javascript; charset=utf-8";
-
-assets! {
-    "index.html" => "text/html; charset=utf-8", REVALIDATE;
-    "app.js" => JS, REVALIDATE;
-    "api.js" => JS, REVALIDATE;
-    "feed.js" => JS, REVALIDATE;
-    "dom.js" => JS, REVALIDATE;
-    "photos.js" => JS, REVALIDATE;
-    // Adding a device by QR code, imported by app.js only when used.
-    "device.js" => JS, REVALIDATE;
-    // The QR encoder of "Add another device": npm `qrcode-generator` 2.0.4's
-    // `dist/qrcode.mjs` (MIT, Kazuhiko Arase), unchanged; loaded by a dynamic import only
-    // when that screen opens, so it adds nothing to the first load.
-    "qrcode.mjs" => JS, REVALIDATE;
-    "sw.js" => JS, REVALIDATE;
-    "style.css" => "text/css; charset=utf-8", REVALIDATE;
-    "manifest.webmanifest" => "application/manifest+json", REVALIDATE;
-    "icon.svg" => "image/svg+xml", ICON_CACHE;
-    "icon-192.png" => "image/png", ICON_CACHE;
-    "icon-512.png" => "image/png", ICON_CACHE;
-}
-
-fn find(name: &str) -> Option<&'static Asset> {
-    ASSETS.iter().find(|a| a.name == name)
-}
-
-/// The asset's answer: 304 when the client holds these bytes, else 200 with them.
-fn serve(req: &HttpRequest, asset: &'static Asset) -> HttpResponse {
-    let etag = format!("\"{:016x}\"", asset.etag);
-    let fresh = req
-        .headers()
-        .get_all(header::IF_NONE_MATCH)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|tag| {
-            let tag = tag.trim();
-            tag == "*" || tag.trim_start_matches("W/") == etag
-        });
-    let mut res = if fresh {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    res.insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, asset.cache))
-        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
-        .insert_header(("Permissions-Policy", "camera=(self), geolocation=(self)"));
-    if asset.name == "sw.js" {
-        // Registered from /app/ but controls the whole app, `/` included.
-        res.insert_header(("Service-Worker-Allowed", HeaderValue::from_static("/")));
-    }
-    if fresh {
-        return res.finish();
-    }
-    // For HEAD, actix sends the headers (the length included) and drops the body.
-    res.content_type(asset.content_type).body(asset.body)
-}
+use crate::error::HttpError;
+pub use mess_api::webapp::CSP;
 
 async fn index(req: HttpRequest) -> Result<HttpResponse, HttpError> {
-    let asset = find("index.html").ok_or_else(|| ApiError::NotFound("Not found".into()))?;
-    Ok(serve(&req, asset))
+    let inm = req.headers().get("if-none-match").map(|v| v.as_bytes());
+    // For HEAD, actix sends the headers (the length included) and drops the body.
+    Ok(crate::respond(mess_api::webapp::asset(None, inm)?))
 }
 
 async fn file(req: HttpRequest, name: web::Path<String>) -> Result<HttpResponse, HttpError> {
-    let asset = find(&name).ok_or_else(|| ApiError::NotFound("Not found".into()))?;
-    Ok(serve(&req, asset))
+    let inm = req.headers().get("if-none-match").map(|v| v.as_bytes());
+    Ok(crate::respond(mess_api::webapp::asset(Some(&name), inm)?))
 }
 
-/// Registers `GET /` and `GET /app/{file}` (and their HEADs) on `cfg`.
+/// Registers `GET /` and `GET /app/{file}` (and their HEADs) on `cfg`. The app's answers
+/// are gzipped for clients that accept it (a phone on a slow network loads about a third
+/// of the bytes); the API's are not.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/")
+            .wrap(Compress::default())
             .route(web::get().to(index))
             .route(web::head().to(index))
             .default_service(crate::app::method_not_allowed("GET, HEAD")),
     )
     .service(
         web::resource("/app/{file}")
+            .wrap(Compress::default())
             .route(web::get().to(file))
             .route(web::head().to(file))
             .default_service(crate::app::method_not_allowed("GET, HEAD")),
@@ -228,15 +120,30 @@ mod tests {
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
     }
 
-    #[test]
-    fn every_asset_is_named_once_and_not_empty() {
-        for (i, a) in ASSETS.iter().enumerate() {
-            assert!(!a.body.is_empty(), "{}", a.name);
-            assert!(
-                ASSETS[i + 1..].iter().all(|b| b.name != a.name),
-                "{}",
-                a.name
-            );
-        }
+    #[actix_web::test]
+    async fn the_app_is_gzipped_for_clients_that_accept_it() {
+        let app = web_test::init_service(App::new().configure(configure)).await;
+        let get = |gzip: bool| {
+            let mut req = web_test::TestRequest::get().uri("/app/app.js");
+            if gzip {
+                req = req.insert_header(("Accept-Encoding", "gzip"));
+            }
+            req.to_request()
+        };
+        let plain = web_test::call_service(&app, get(false)).await;
+        assert!(plain.headers().get("content-encoding").is_none());
+        let plain = web_test::read_body(plain).await;
+        assert_eq!(plain, mess_api::webapp::find("app.js").unwrap().body);
+        let zipped = web_test::call_service(&app, get(true)).await;
+        assert_eq!(header(&zipped, "content-encoding"), "gzip");
+        assert_eq!(header(&zipped, "content-security-policy"), CSP);
+        let zipped = web_test::read_body(zipped).await;
+        assert!(zipped.starts_with(&[0x1f, 0x8b]), "a gzip stream");
+        assert!(
+            zipped.len() * 2 < plain.len(),
+            "{} of {}",
+            zipped.len(),
+            plain.len()
+        );
     }
 }

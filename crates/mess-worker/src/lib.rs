@@ -5,7 +5,8 @@
 //! handlers call too, with every rule from `mess-core` (compiled to wasm32 unchanged). This
 //! crate only adapts I/O: Worker requests in, `mess_api::Reply` out, R2 for storage.
 //!
-//! - The Worker ([`fetch`]) answers `/health`, CORS preflights and what needs no state
+//! - The Worker ([`fetch`]) answers `/health`, the executor's app (`/`, `/app/{file}`,
+//!   `mess_api::webapp`), CORS preflights and what needs no state
 //!   (404 outside the API, 401 without a well-formed key, 405 on `/register`), and sends
 //!   everything else to the exchange's Durable Object: the path's exchange for a
 //!   registration, the key's exchange otherwise (so a key of another exchange gets 403 from
@@ -46,12 +47,20 @@ pub async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> worker::Res
         // The object's responses already carry the common headers.
         Ok(Routed::Object(res)) => Ok(res),
         Ok(Routed::Here(res)) => Ok(http::finish(res, origin.as_deref(), &cors)),
+        Ok(Routed::App(res, cache)) => {
+            // The app's assets keep their own caching (revalidated by ETag).
+            let mut res = http::finish(res, origin.as_deref(), &cors);
+            let _ = res.headers_mut().set("Cache-Control", &cache);
+            Ok(res)
+        }
         Err(e) => Ok(http::finish(error_response(&e), origin.as_deref(), &cors)),
     }
 }
 
 enum Routed {
     Here(Response),
+    /// An asset of the app, with its `Cache-Control`.
+    App(Response, String),
     Object(Response),
 }
 
@@ -60,6 +69,9 @@ async fn route(req: Request, env: &Env) -> Result<Routed, ApiError> {
     let path = url.path();
     if path == "/health" {
         return health(&req, env).await.map(Routed::Here);
+    }
+    if path == "/" || path.starts_with("/app/") {
+        return app(&req, path);
     }
     let Some(rest) = path.strip_prefix("/api/v1/exchanges/") else {
         return Err(ApiError::NotFound("Not found".into()));
@@ -93,6 +105,30 @@ async fn route(req: Request, env: &Env) -> Result<Routed, ApiError> {
         ApiError::Unavailable
     })?;
     Ok(Routed::Object(res))
+}
+
+/// `GET`/`HEAD /` and `/app/{file}`: the executor's app, as the binary serves it.
+fn app(req: &Request, path: &str) -> Result<Routed, ApiError> {
+    let method = req.method();
+    if method != Method::Get && method != Method::Head {
+        return Err(ApiError::MethodNotAllowed("GET, HEAD"));
+    }
+    let name = path.strip_prefix("/app/");
+    if name.is_some_and(|n| n.is_empty() || n.contains('/')) {
+        return Err(ApiError::NotFound("Not found".into()));
+    }
+    let inm = req.headers().get("If-None-Match").ok().flatten();
+    let mut reply = mess_api::webapp::asset(name, inm.as_deref().map(str::as_bytes))?;
+    if method == Method::Head {
+        reply.body.clear();
+    }
+    let cache = reply
+        .headers
+        .iter()
+        .find(|(k, _)| *k == "Cache-Control")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "no-cache".into());
+    Ok(Routed::App(respond(reply), cache))
 }
 
 /// `GET`/`HEAD /health`: the binary's body, with `"storage": "r2"`; 503 `degraded` when

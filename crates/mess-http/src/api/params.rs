@@ -70,6 +70,7 @@ pub struct WaitQuery {
     pub since: Option<u64>,
     /// `links`: each attachment as a link to the attachment route (`ETag: "<version>-links"`)
     /// instead of its `data:` URI (`inline`, the default).
+    #[param(inline)]
     pub attachments: Option<AttachmentsMode>,
 }
 
