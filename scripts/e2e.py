@@ -305,6 +305,51 @@ def the_app(base):
     check("an unknown asset: 404 JSON", s == 404 and "error" in (b or {}), f"{s} {b}")
 
 
+def action_links(base, home, phone, agent):
+    """/a/{token}: a notification's one-tap claim, on either host. The test signs tokens
+    with the host's key (MESS_ACTION_LINK_KEY_FILE: the binary's secrets/action-links.key,
+    or the Worker's ACTION_LINK_KEY), as an offer to my-phone would carry them."""
+    import base64
+    import hashlib
+    import hmac
+    path = os.environ.get("MESS_ACTION_LINK_KEY_FILE")
+    if not path:
+        return
+    key = open(path, "rb").read()
+
+    def token(ref, version, expires=None):
+        expires = expires or int(time.time()) + 3600
+        payload = f"1|home|my-phone|{ref}|{version}|{expires}|claim".encode()
+        tag = hmac.new(key, payload, hashlib.sha256).digest()[:16]
+        b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+        return f"{b64(payload)}.{b64(tag)}"
+
+    s, c, _ = call(base, "POST", f"{home}/requests", key=agent, body={"intent": "Take the bins out"})
+    ref = c.get("ref")
+    s, t, _ = call(base, "GET", f"{home}/requests/{ref}", key=agent)
+    version = t.get("thread", {}).get("version")
+    good = token(ref, version)
+    s, raw, h = call(base, "GET", f"/a/{good}", headers={"Accept": "text/html"})
+    s2, t2, _ = call(base, "GET", f"{home}/requests/{ref}", key=agent)
+    check("/a/{token} GET: a confirm page with a strict CSP, and nothing changes",
+          s == 200 and h.get("Content-Type", "").startswith("text/html") and b"<form" in raw
+          and "default-src" in h.get("Content-Security-Policy", "")
+          and t2.get("thread", {}).get("status") == "pending", f"{s} {raw[:200]!r}")
+    s, b, _ = call(base, "POST", f"/a/{good}")
+    s2, t2, _ = call(base, "GET", f"{home}/requests/{ref}", key=agent)
+    check("/a/{token} POST: claims the request for the member it was sent to",
+          s == 200 and b.get("status") == "claimed" and t2["thread"]["executor_id"] == "my-phone",
+          f"{s} {b}")
+    s, b, _ = call(base, "POST", f"/a/{good}")
+    check("/a/{token} a second time: 409, the link was used",
+          s == 409 and b.get("code") == "already_claimed", f"{s} {b}")
+    forged = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
+    s, b, _ = call(base, "POST", f"/a/{forged}")
+    check("/a/{token} with a forged signature: 403 JSON", s == 403 and "error" in b, f"{s} {b}")
+    s, b, _ = call(base, "GET", f"/a/{token(ref, version, expires=1000)}")
+    check("/a/{token} past its expiry: 410", s == 410 and b.get("code") == "link_expired", f"{s} {b}")
+
+
 def photos(base, home, phone, agent):
     """Attachments kept once as blobs (protocol.md, Attachments); returns what phase 2 needs."""
     import base64
@@ -592,6 +637,7 @@ def api(base, state_file, storage):
           f"{s} {b}")
     idem = feed_and_idempotency(base, home, phone, agent)
     the_app(base)
+    action_links(base, home, phone, agent)
     idem.update(photos(base, home, phone, agent))
     quick_actions_and_revisions(base, home, phone, agent)
     claim_time_limit(base, home, phone, agent)

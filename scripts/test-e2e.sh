@@ -23,6 +23,8 @@ trap 'stop_server; rm -rf "$WORK"' EXIT
 # shellcheck source=lib/tally.sh
 source "$ROOT/scripts/lib/tally.sh"
 
+# The key the binary signs claim links with (made at its first start): e2e.py signs its own.
+export MESS_ACTION_LINK_KEY_FILE=$WORK/data/secrets/action-links.key
 phase start "$PY" scripts/e2e.py api "$BASE" "$WORK/state.json" filesystem
 if [[ -f "$WORK/state.json" ]]; then
     phase restart "$PY" scripts/e2e.py after-restart "$BASE" "$WORK/state.json"

@@ -55,6 +55,12 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# The key the Worker signs claim links with (the ACTION_LINK_KEY secret in production):
+# e2e.py signs its own with it.
+ACTION_LINK_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+printf '%s' "$ACTION_LINK_KEY" >"$WORK/action-link.key"
+export MESS_ACTION_LINK_KEY_FILE=$WORK/action-link.key
+
 # Starts wrangler dev on a free port (its custom build finds everything built: seconds) and waits
 # for /health.
 start_wrangler() {
@@ -66,6 +72,7 @@ start_wrangler() {
         inspector="$(free_port)"
         setsid node_modules/.bin/wrangler dev --config "$CONFIG" --ip 127.0.0.1 --port "$PORT" \
             --inspector-port "$inspector" --persist-to "$PERSIST" --log-level warn \
+            --var "ACTION_LINK_KEY:$ACTION_LINK_KEY" \
             --show-interactive-dev-session=false </dev/null >>"$WORK/wrangler.log" 2>&1 &
         WRANGLER_PID=$!
         local t0=$SECONDS

@@ -36,3 +36,28 @@ to_ms() {
     else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
     else printf "%s", v }'
 }
+
+# Starts a release server: start_bench_server BIN DATA_DIR. Listens on $PORT, logs to
+# $WORK/server.log at $LOG_LEVEL (warn), rate limits off; waits for /health (exits with
+# the log's tail if the server dies first) and sets SERVER_PID.
+start_bench_server() {
+  PORT="$PORT" BIND_ADDRESS=127.0.0.1 STORAGE_PATH="$2" SHUTDOWN_TIMEOUT_SECS=2 \
+    RATE_LIMIT_REGISTER_PER_MIN=0 RATE_LIMIT_AUTH_FAILURES_PER_MIN=0 \
+    LOG_LEVEL="${LOG_LEVEL:-warn}" ACCESS_LOG=false "$1" >>"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  until curl -sf -o /dev/null "http://127.0.0.1:$PORT/health"; do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      tail -20 "$WORK/server.log" >&2
+      echo "the server did not start" >&2
+      exit 1
+    fi
+    sleep 0.01
+  done
+}
+
+# Stops the server start_bench_server started.
+stop_bench_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}

@@ -54,27 +54,13 @@ if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
 fi
 BIN=$ROOT/target/release/mess-exchange
 
+# At info, for the replay's "state rebuilt" line.
 start() {
   : >"$WORK/server.log"
-  PORT="$PORT" BIND_ADDRESS=127.0.0.1 STORAGE_PATH="$1" SHUTDOWN_TIMEOUT_SECS=2 \
-    RATE_LIMIT_REGISTER_PER_MIN=0 RATE_LIMIT_AUTH_FAILURES_PER_MIN=0 LOG_LEVEL=info \
-    ACCESS_LOG=false "$BIN" >>"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  until curl -sf -o /dev/null "$BASE/health"; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      tail -20 "$WORK/server.log" >&2
-      log "the server did not start"
-      exit 1
-    fi
-    sleep 0.01
-  done
+  LOG_LEVEL=info start_bench_server "$BIN" "$1"
 }
 
-stop() {
-  kill "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=
-}
+stop() { stop_bench_server; }
 
 KINDS=(plain photos)
 [[ ${BENCH_INLINE:-0} == 1 ]] && KINDS+=(inline)

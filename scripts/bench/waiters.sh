@@ -84,26 +84,8 @@ BIN=$ROOT/target/release
 # A `key value` line of a mess-bench output file.
 val() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 
-start_server() {
-  PORT="$PORT" BIND_ADDRESS=127.0.0.1 STORAGE_PATH="$DATA" SHUTDOWN_TIMEOUT_SECS=2 \
-    RATE_LIMIT_REGISTER_PER_MIN=0 RATE_LIMIT_AUTH_FAILURES_PER_MIN=0 LOG_LEVEL=warn \
-    "$BIN/mess-exchange" >>"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  until curl -sf -o /dev/null "http://127.0.0.1:$PORT/health"; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      tail -20 "$WORK/server.log" >&2
-      log "the server did not start"
-      exit 1
-    fi
-    sleep 0.01
-  done
-}
-
-stop_server() {
-  kill "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=
-}
+start_server() { start_bench_server "$BIN/mess-exchange" "$DATA"; }
+stop_server() { stop_bench_server; }
 
 # start_hold: N waiting GETs held by mess-bench hold (re-armed when answered); returns
 # once every one is sent. They wait HOLD_WAIT s, not 60: the server keeps a waiting

@@ -28,13 +28,11 @@ pub struct Authed {
 /// key, 403 for a valid key of another exchange, 400 for a malformed exchange id.
 pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Authed, ApiError> {
     let ip = crate::limits::client_ip(req);
-    state.guard.auth_failures.check(ip)?;
-    let result = check_key(req, state);
-    if matches!(result, Err(ApiError::Unauthorized(_))) {
-        // Count the failure; the next attempt past the limit gets 429.
-        let _ = state.guard.auth_failures.take(ip);
-    }
-    result
+    state.guard.auth_failures.attempt(
+        ip,
+        || check_key(req, state),
+        |e| matches!(e, ApiError::Unauthorized(_)),
+    )?
 }
 
 fn check_key(req: &HttpRequest, state: &AppState) -> Result<Authed, ApiError> {

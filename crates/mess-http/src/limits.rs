@@ -45,6 +45,25 @@ impl RateLimiter {
         self.apply(ip, false)
     }
 
+    /// One try at a credential from `ip` (a key, a signed link): 429 while its failures
+    /// are over the limit; otherwise `attempt`'s result, a failure (`is_failure`) counted.
+    pub fn attempt<T, E>(
+        &self,
+        ip: Option<IpAddr>,
+        attempt: impl FnOnce() -> Result<T, E>,
+        is_failure: impl FnOnce(&E) -> bool,
+    ) -> Result<Result<T, E>, ApiError> {
+        self.check(ip)?;
+        let result = attempt();
+        if let Err(e) = &result
+            && is_failure(e)
+        {
+            // The next attempt past the limit gets 429.
+            let _ = self.take(ip);
+        }
+        Ok(result)
+    }
+
     fn apply(&self, ip: Option<IpAddr>, take: bool) -> Result<(), ApiError> {
         let (Some(ip), true) = (ip, self.per_minute > 0) else {
             return Ok(());

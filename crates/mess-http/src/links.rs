@@ -25,22 +25,19 @@ async fn action(
 ) -> HttpResponse {
     let html = wants_html(&req);
     let ip = crate::limits::client_ip(&req);
-    // Guessing tokens counts as failing to authenticate (and is as futile: 128-bit tags).
-    if let Err(e) = state.guard.auth_failures.check(ip) {
-        return actix_web::ResponseError::error_response(&crate::error::HttpError(e));
-    }
     let Some(key) = state.hub.action_key() else {
         return respond(mess_api::links::refused(LinkError::Invalid, html));
     };
     let now = state.hub.now().unix_millis().div_euclid(1000);
-    let link = match ActionLink::verify(key, &token, now) {
-        Ok(link) => link,
-        Err(e) => {
-            if e == LinkError::Invalid {
-                let _ = state.guard.auth_failures.take(ip);
-            }
-            return respond(mess_api::links::refused(e, html));
-        }
+    // Guessing tokens counts as failing to authenticate (and is as futile: 128-bit tags).
+    let link = match state.guard.auth_failures.attempt(
+        ip,
+        || ActionLink::verify(key, &token, now),
+        |e| *e == LinkError::Invalid,
+    ) {
+        Ok(Ok(link)) => link,
+        Ok(Err(e)) => return respond(mess_api::links::refused(e, html)),
+        Err(e) => return actix_web::ResponseError::error_response(&crate::error::HttpError(e)),
     };
     let Some(x) = state.hub.exchange(&link.exchange) else {
         return respond(mess_api::links::refused(LinkError::Invalid, html));

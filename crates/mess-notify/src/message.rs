@@ -44,6 +44,31 @@ pub struct Context {
     pub public_url: Option<String>,
 }
 
+/// The signed claim link of an offer for `executor` (`{PUBLIC_URL}/a/{token}`, signed with
+/// `key`): only for a pending request, never for its own requestor, and only with a public
+/// URL. It names the request's version, so it stops working once the request changes.
+/// Both hosts put it on the offers they send.
+pub fn claim_link(
+    key: &[u8],
+    exchange: &ExchangeId,
+    executor: &mess_core::ExecutorId,
+    ctx: &Context,
+) -> Option<String> {
+    let base = ctx.public_url.as_deref()?;
+    let t = &ctx.thread;
+    if t.status != mess_core::Status::Pending || t.requestor_id == *executor {
+        return None;
+    }
+    let link = mess_core::action_link::ActionLink::claim(
+        exchange.clone(),
+        executor.clone(),
+        t.thread_ref.clone(),
+        t.version,
+        ctx.ts_secs,
+    );
+    Some(format!("{base}/a/{}", link.sign(key)))
+}
+
 impl Context {
     /// The context of `event` on `thread`.
     pub fn new(event: &Event, thread: &Arc<Thread>, public_url: Option<&str>) -> Self {

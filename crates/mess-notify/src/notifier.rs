@@ -246,28 +246,11 @@ async fn dispatch(mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, concurrency:
     while tasks.join_next().await.is_some() {}
 }
 
-/// The signed claim link of an offer for its recipient (`{PUBLIC_URL}/a/{token}`): only
-/// for a pending request, never for its own requestor, and only with a key and a public
-/// URL. It names the request's version, so it stops working once the request changes.
-fn claim_link(shared: &Shared, job: &Job) -> Option<String> {
-    let key = shared.action_key.as_deref()?;
-    let base = job.ctx.public_url.as_deref()?;
-    let t = &job.ctx.thread;
-    if t.status != mess_core::Status::Pending || t.requestor_id == job.executor_id {
-        return None;
-    }
-    let link = mess_core::action_link::ActionLink::claim(
-        job.exchange.clone(),
-        job.executor_id.clone(),
-        t.thread_ref.clone(),
-        t.version,
-        job.ctx.ts_secs,
-    );
-    Some(format!("{base}/a/{}", link.sign(key)))
-}
-
 async fn deliver(shared: &Shared, job: Job) {
-    let claim = claim_link(shared, &job);
+    let claim = shared
+        .action_key
+        .as_deref()
+        .and_then(|key| crate::message::claim_link(key, &job.exchange, &job.executor_id, &job.ctx));
     let request = job.target.request_with(&job.ctx, claim.as_deref());
     let delivery = retry::deliver(
         &shared.retry,

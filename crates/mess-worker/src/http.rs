@@ -51,6 +51,15 @@ pub fn finish(mut res: Response, origin: Option<&str>, origins: &str) -> Respons
     res
 }
 
+/// Whether the client reads HTML (a browser following a notification's link).
+pub fn wants_html(req: &Request) -> bool {
+    req.headers()
+        .get("Accept")
+        .ok()
+        .flatten()
+        .is_some_and(|v| v.contains("text/html"))
+}
+
 /// The `CORS_ORIGINS` variable (default: any origin).
 pub fn cors_origins(env: &worker::Env) -> String {
     env.var("CORS_ORIGINS")

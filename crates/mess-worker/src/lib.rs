@@ -73,6 +73,9 @@ async fn route(req: Request, env: &Env) -> Result<Routed, ApiError> {
     if path == "/" || path.starts_with("/app/") {
         return app(&req, path);
     }
+    if let Some(token) = path.strip_prefix("/a/") {
+        return action(req, env, token).await;
+    }
     let Some(rest) = path.strip_prefix("/api/v1/exchanges/") else {
         return Err(ApiError::NotFound("Not found".into()));
     };
@@ -102,6 +105,53 @@ async fn route(req: Request, env: &Env) -> Result<Routed, ApiError> {
         })?;
     let res = stub.fetch_with_request(req).await.map_err(|e| {
         worker::console_error!("Durable Object {}: {}", target, e);
+        ApiError::Unavailable
+    })?;
+    Ok(Routed::Object(res))
+}
+
+/// The key that signs notifications' claim links: the `ACTION_LINK_KEY` secret (at least
+/// 32 characters; `npx wrangler secret put ACTION_LINK_KEY`). Without it offers carry no
+/// "Claim" button and `/a/` refuses every link. (The binary keeps its key in its storage.)
+pub(crate) fn action_key(env: &Env) -> Option<Vec<u8>> {
+    let key = env
+        .secret("ACTION_LINK_KEY")
+        .map(|s| s.to_string())
+        .or_else(|_| env.var("ACTION_LINK_KEY").map(|v| v.to_string()))
+        .ok()
+        .filter(|k| !k.is_empty())?;
+    if key.len() < 32 {
+        worker::console_error!(
+            "ACTION_LINK_KEY is shorter than 32 characters: claim links are off"
+        );
+        return None;
+    }
+    Some(key.into_bytes())
+}
+
+/// `/a/{token}`: a notification's claim link, verified here and answered by the object of
+/// the exchange it names (which verifies it again, and decides).
+async fn action(req: Request, env: &Env, token: &str) -> Result<Routed, ApiError> {
+    let html = http::wants_html(&req);
+    let now = (js_sys::Date::now() / 1000.0) as i64;
+    let link =
+        match action_key(env).map(|k| mess_core::action_link::ActionLink::verify(&k, token, now)) {
+            Some(Ok(link)) => link,
+            Some(Err(e)) => return Ok(Routed::Here(respond(mess_api::links::refused(e, html)))),
+            None => {
+                let e = mess_core::action_link::LinkError::Invalid;
+                return Ok(Routed::Here(respond(mess_api::links::refused(e, html))));
+            }
+        };
+    let stub = env
+        .durable_object("EXCHANGES")
+        .and_then(|ns| ns.get_by_name(link.exchange.as_str()))
+        .map_err(|e| {
+            worker::console_error!("Durable Object binding: {}", e);
+            ApiError::Internal
+        })?;
+    let res = stub.fetch_with_request(req).await.map_err(|e| {
+        worker::console_error!("Durable Object {}: {}", link.exchange, e);
         ApiError::Unavailable
     })?;
     Ok(Routed::Object(res))

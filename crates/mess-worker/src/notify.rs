@@ -69,9 +69,17 @@ async fn send_once(out: &Outgoing) -> Attempt {
 }
 
 /// Sends `target`'s request for the context's event (retrying what is worth retrying, by
-/// `mess_notify::retry`) and returns the outcome event's kind.
-pub async fn deliver(executor_id: &ExecutorId, target: &Target, ctx: &Context) -> EventKind {
-    let request = target.request(ctx);
+/// `mess_notify::retry`) and returns the outcome event's kind. With the action-link key,
+/// an offer carries its signed "Claim" link (`mess_notify::message::claim_link`).
+pub async fn deliver(
+    executor_id: &ExecutorId,
+    target: &Target,
+    ctx: &Context,
+    action_key: Option<&[u8]>,
+) -> EventKind {
+    let claim = action_key
+        .and_then(|key| mess_notify::message::claim_link(key, &ctx.exchange_id, executor_id, ctx));
+    let request = target.request_with(ctx, claim.as_deref());
     let delivery = retry::deliver(
         &RETRY,
         &request,

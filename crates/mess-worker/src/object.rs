@@ -25,6 +25,8 @@ use mess_core::{
 };
 use worker::{Bucket, Method, Request, Response, State, durable_object};
 
+use mess_core::action_link::{ActionLink, LinkError};
+
 use crate::error::{ApiError, error_response, respond};
 use crate::http;
 use crate::port::{JsClock, JsEntropy, Port, env};
@@ -40,6 +42,8 @@ pub(crate) struct Core {
     state: State,
     pub(crate) bucket: Bucket,
     pub(crate) public_url: Option<String>,
+    /// The key that signs notifications' claim links (`ACTION_LINK_KEY`), if set.
+    action_key: Option<Vec<u8>>,
     cors: String,
     /// `REGISTRATION_TOKEN` / `REGISTRATION_TOKENS`, as on the binary.
     registration: RegistrationPolicy,
@@ -81,6 +85,7 @@ impl worker::DurableObject for ExchangeObject {
             .filter(|s| !s.is_empty());
         let cors = http::cors_origins(&env);
         let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+        let action_key = crate::action_key(&env);
         let catalog = match var("CAPABILITIES").filter(|c| !c.trim().is_empty()) {
             None => Ok(Vec::new()),
             Some(text) => serde_json::from_str(&text)
@@ -96,6 +101,7 @@ impl worker::DurableObject for ExchangeObject {
                 state,
                 bucket,
                 public_url,
+                action_key,
                 cors,
                 registration,
                 catalog,
@@ -252,9 +258,39 @@ impl Core {
             .max(m.last_seen)
     }
 
+    /// `/a/{token}` (the Worker verified the token and sent it to this exchange's object):
+    /// the page of a notification's "Claim" button, or the claim (`POST`).
+    async fn action(self: Rc<Self>, req: &Request, token: &str) -> Result<Response, ApiError> {
+        let html = http::wants_html(req);
+        let now = JsClock.now().unix_millis().div_euclid(1000);
+        let link = match self
+            .action_key
+            .as_deref()
+            .map(|key| ActionLink::verify(key, token, now))
+        {
+            Some(Ok(link)) => link,
+            Some(Err(e)) => return Ok(respond(mess_api::links::refused(e, html))),
+            None => return Ok(respond(mess_api::links::refused(LinkError::Invalid, html))),
+        };
+        self.ensure_loaded(&link.exchange).await?;
+        self.expire_due().await;
+        let x = Port {
+            core: &self,
+            id: link.exchange.clone(),
+        };
+        Ok(respond(match req.method() {
+            Method::Post => mess_api::links::claim(&x, &link, html).await,
+            Method::Get | Method::Head => mess_api::links::preview(&x, &link, token, html),
+            _ => return Err(ApiError::MethodNotAllowed("GET, HEAD, POST")),
+        }))
+    }
+
     async fn handle(self: Rc<Self>, mut req: Request) -> Result<Response, ApiError> {
         let url = req.url().map_err(|_| ApiError::bad("invalid URL"))?;
         let path = url.path().to_owned();
+        if let Some(token) = path.strip_prefix("/a/") {
+            return self.action(&req, token).await;
+        }
         let query = url.query().unwrap_or_default().to_owned();
         let (path_ex, sub) = parse_path(&path).ok_or(ApiError::NotFound("Not found".into()))?;
         let method = req.method();
@@ -533,10 +569,11 @@ impl Core {
         }
         let core = Rc::clone(self);
         self.state.wait_until(async move {
+            let key = core.action_key.as_deref();
             let sends = jobs
                 .into_iter()
                 .map(|(r, executor, target, ctx)| async move {
-                    let kind = notify::deliver(&executor, &target, &ctx).await;
+                    let kind = notify::deliver(&executor, &target, &ctx, key).await;
                     (r, kind)
                 });
             let outcomes = futures::future::join_all(sends).await;
