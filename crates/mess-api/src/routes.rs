@@ -248,14 +248,13 @@ pub async fn update_request<P: ExchangePort>(
         let cmd = update_command(r, body, x.review_window_ms())?;
         crate::blobs::put(x, &blobs).await?;
         match x.commit(actor(me), cmd).await? {
-            Written::Thread(t) => Ok(Reply::json_bytes(
-                200,
-                crate::blobs::restore(x, views::updated_thread(&t)).await?,
-            )),
+            // With references: what an Idempotency-Key keeps (in memory for a day) stays
+            // small; the photos are put back below, for the first answer and every replay.
+            Written::Thread(t) => Ok(Reply::json_bytes(200, views::updated_thread(&t))),
             w => Err(unexpected(w)),
         }
     };
-    idempotent(
+    let mut reply = idempotent(
         x,
         &me.executor_id,
         "PATCH",
@@ -264,7 +263,11 @@ pub async fn update_request<P: ExchangePort>(
         body,
         run,
     )
-    .await
+    .await?;
+    if reply.status == 200 {
+        reply.body = crate::blobs::restore(x, reply.body).await?;
+    }
+    Ok(reply)
 }
 
 /// `GET /requests/{ref}/attachments/{name}`: one attachment of the thread (a `data:` URI or

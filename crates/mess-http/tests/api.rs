@@ -2093,6 +2093,39 @@ async fn photos_are_stored_once_as_blobs_and_read_back_as_sent() {
     );
     assert!(refused.body["error"].as_str().unwrap().contains("reserved"));
 
+    // A PATCH under an Idempotency-Key: the kept answer holds the reference, and a replay
+    // answers the photo, as the first answer did.
+    let r3 = create(&app, &agent, json!({"intent": "another photo"})).await;
+    let patch = |key: &str| {
+        test::TestRequest::patch()
+            .uri(&format!("{HOME}/requests/{r3}"))
+            .insert_header(("Authorization", format!("Bearer {agent}")))
+            .insert_header(("Idempotency-Key", key.to_owned()))
+            .set_json(json!({"mess": [{"reply": {"content": [{"image": uri.clone()}]}}]}))
+            .to_request()
+    };
+    let first = to_res(test::call_service(&app, patch("photo-1")).await).await;
+    let again = to_res(test::call_service(&app, patch("photo-1")).await).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.raw, first.raw);
+    assert_eq!(
+        again.body["thread"]["messages"][1]["mess"][0]["reply"]["content"][0]["image"],
+        json!(uri)
+    );
+    let kept = storage
+        .answers
+        .lock()
+        .unwrap()
+        .values()
+        .map(|a| a.len())
+        .max()
+        .unwrap();
+    assert!(
+        kept < 5_000,
+        "the kept answer holds a reference, not the photo: {kept} bytes"
+    );
+
     // After a restart the references still lead to the bytes.
     drop(app);
     let app = app!(Arc::clone(&storage));
