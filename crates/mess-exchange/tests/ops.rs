@@ -777,9 +777,27 @@ async fn verify_names_a_message_whose_attachment_is_missing() {
             .await
             .unwrap();
     }
+    // A photo whose request was refused after it was stored: no message refers to it.
+    let orphan = mess_core::blob::sha256_hex(b"refused photo");
+    storage
+        .put_blob(
+            &ExchangeId::parse("home").unwrap(),
+            &orphan,
+            b"refused photo",
+        )
+        .await
+        .unwrap();
     drop(storage);
     let clean = ok(&store, &[], &["verify"]);
     assert!(clean.stdout.contains("ok: nothing wrong"), "{clean:?}");
+    assert!(
+        clean.stdout.contains(
+            "blobs/: 3 objects (copied as they are, not checked); 1 attachment no message \
+             refers to"
+        ),
+        "{clean:?}"
+    );
+    assert_eq!(verify_json(&store)["census"]["unreferenced_blobs"], 1);
 
     std::fs::remove_file(data.path().join(format!("blobs/exchange=home/{lost}"))).unwrap();
     let ran = run(&store, &[], &["verify"]);

@@ -85,6 +85,14 @@ pub struct Census {
     /// prefix.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub other: BTreeMap<String, usize>,
+    /// Stored attachments no event line refers to: left by a request refused after its
+    /// photos were stored (harmless; `blobs/` is copied whole).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unreferenced_blobs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One exchange's share of a [`Census`].
@@ -143,9 +151,19 @@ impl fmt::Display for Census {
             )?;
         }
         for (prefix, n) in &self.other {
+            let unreferenced = match (prefix.as_str(), self.unreferenced_blobs) {
+                ("blobs", 1) => "; 1 attachment no message refers to (left by a refused \
+                                 request: harmless)"
+                    .to_owned(),
+                ("blobs", u) if u > 1 => format!(
+                    "; {u} attachments no message refers to (left by refused requests: \
+                     harmless)"
+                ),
+                _ => String::new(),
+            };
             writeln!(
                 f,
-                "  {prefix}/: {n} objects (copied as they are, not checked)"
+                "  {prefix}/: {n} objects (copied as they are, not checked){unreferenced}"
             )?;
         }
         writeln!(
@@ -486,12 +504,19 @@ impl Scanner {
                 ),
             );
         }
+        let unreferenced_blobs = self
+            .stored
+            .iter()
+            .filter(|key| self.only.as_ref().is_none_or(|only| key.0 == *only))
+            .filter(|key| !self.referenced.contains_key(*key))
+            .count();
         let mut tallies = self.tallies;
         let exchanges = self.replay.finish(self.members);
         let mut census = Census {
             exchanges: BTreeMap::new(),
             unreadable_lines: self.unreadable_lines,
             other: self.other,
+            unreferenced_blobs,
         };
         // Exchanges replay saw through events of another partition count too.
         let ids: BTreeSet<ExchangeId> = tallies
