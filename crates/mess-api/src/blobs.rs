@@ -22,10 +22,20 @@ pub fn take(body: &mut Value, keep: &[&str]) -> Result<Vec<Blob>, ApiError> {
     Ok(blob::extract(body, keep)?)
 }
 
-/// Stores blobs taken by [`take`], durably, before the command that refers to them.
+/// How many of one body's blobs are written at once.
+const PUT_CONCURRENCY: usize = 4;
+
+/// Stores blobs taken by [`take`], durably, before the command that refers to them (a few
+/// at a time: on S3 each is a round trip).
 pub async fn put<P: ExchangePort>(x: &P, blobs: &[Blob]) -> Result<(), ApiError> {
-    for b in blobs {
-        x.put_blob(b).await?;
+    for chunk in blobs.chunks(PUT_CONCURRENCY) {
+        let mut puts = Vec::with_capacity(chunk.len());
+        for b in chunk {
+            puts.push(x.put_blob(b));
+        }
+        for put in futures::future::join_all(puts).await {
+            put?;
+        }
     }
     Ok(())
 }
