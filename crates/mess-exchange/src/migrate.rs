@@ -114,13 +114,32 @@ pub async fn import(args: ImportArgs) -> Result<(), String> {
     );
     let mut batch: Vec<Event> = Vec::new();
     let mut written = 0;
+    let mut kept_blobs = 0;
     while let Some(read) = reader.next(&mut report) {
         match importer.plan(&read.parsed, &OsEntropy) {
             Ok(Planned::New {
                 thread_ref,
                 renamed,
-                events,
+                mut events,
             }) => {
+                // Photos as the server keeps them: stored once, the events refer to them
+                // (written before the events that name them).
+                let blobs = match take_blobs(&mut events) {
+                    Ok(blobs) => blobs,
+                    Err(why) => {
+                        report.skip(read.path, why);
+                        continue;
+                    }
+                };
+                if !args.dry_run {
+                    for b in &blobs {
+                        storage
+                            .put_blob(&exchange, &b.sha256, &b.bytes)
+                            .await
+                            .map_err(|e| format!("cannot store an attachment: {e}"))?;
+                    }
+                }
+                kept_blobs += blobs.len();
                 report.imported += 1;
                 report.events += events.len();
                 if renamed {
@@ -152,6 +171,9 @@ pub async fn import(args: ImportArgs) -> Result<(), String> {
     }
     append(&*storage, &mut batch, args.dry_run, written, &report).await?;
     println!("{report}");
+    if kept_blobs > 0 {
+        println!("{kept_blobs} attachments stored once as blobs (blobs/exchange={exchange}/)");
+    }
     if args.dry_run {
         println!("dry run: nothing was written");
     }
@@ -259,4 +281,37 @@ async fn restore_blobs(
         *e = serde_json::from_str(&restored).map_err(|err| err.to_string())?;
     }
     Ok(())
+}
+
+/// Takes the large `data:` URIs out of imported events, as the API takes them out of a
+/// client's body (`mess_core::blob`): the request block (its intent stays inline) and each
+/// message's blocks. A thread whose text poses as a reference is refused.
+fn take_blobs(events: &mut [Event]) -> Result<Vec<mess_core::blob::Blob>, String> {
+    use mess_core::EventKind;
+    let mut out: Vec<mess_core::blob::Blob> = Vec::new();
+    for e in events.iter_mut() {
+        let taken = match &mut e.kind {
+            EventKind::ThreadCreated(c) => {
+                let mut v = serde_json::Value::Object(std::mem::take(&mut c.request));
+                let taken = mess_core::blob::extract(&mut v, &["intent"]);
+                if let serde_json::Value::Object(map) = v {
+                    c.request = map;
+                }
+                taken
+            }
+            EventKind::MessageAdded(m) | EventKind::OfferPassed(m) => {
+                let mut v = serde_json::to_value(&m.mess).map_err(|e| e.to_string())?;
+                let taken = mess_core::blob::extract(&mut v, &[]);
+                m.mess = mess_core::Block::parse_list(&v).map_err(|e| e.to_string())?;
+                taken
+            }
+            _ => continue,
+        };
+        for b in taken.map_err(|e| e.to_string())? {
+            if !out.iter().any(|o| o.sha256 == b.sha256) {
+                out.push(b);
+            }
+        }
+    }
+    Ok(out)
 }

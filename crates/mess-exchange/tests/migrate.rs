@@ -164,3 +164,93 @@ fn count_files(dir: &Path) -> usize {
     }
     n
 }
+
+/// Copies the directory `from` into `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn imported_photos_are_kept_as_blobs_and_exported_back_whole() {
+    // The fixtures, with a photo large enough to be kept as a blob.
+    let src = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures(), src.path());
+    let photo: Vec<u8> = [0xff, 0xd8, 0xff, 0xe0]
+        .into_iter()
+        .chain((0..20_000u32).map(|i| (i * 13 % 251) as u8))
+        .collect();
+    let parcel = src
+        .path()
+        .join("exchange/state=finished/2026-03-04-007-parcel");
+    std::fs::write(parcel.join("att-001-image-porch.jpg"), &photo).unwrap();
+    let sha = mess_core::blob::sha256_hex(&photo);
+
+    let data = tempfile::tempdir().unwrap();
+    let out = run(
+        data.path(),
+        &["import", src.path().to_str().unwrap(), "--exchange", "home"],
+    );
+    assert!(out.contains("1 attachments stored once as blobs"), "{out}");
+    let blob = data.path().join(format!("blobs/exchange=home/{sha}"));
+    assert_eq!(std::fs::read(&blob).unwrap(), photo);
+    let imported = threads(data.path()).await;
+    let (_, t) = imported
+        .iter()
+        .find(|(_, t)| t.intent == "Is the parcel on the porch?")
+        .unwrap();
+    let json = t.messages.as_json();
+    assert_eq!(mess_core::blob::referenced(json), vec![sha.as_str()]);
+    assert!(!json.contains("data:image/jpeg"), "the photo is not inline");
+
+    // Export puts the bytes back (as a file: over --inline-max-bytes); importing that gives
+    // the same threads.
+    let exported = tempfile::tempdir().unwrap();
+    run(
+        data.path(),
+        &[
+            "export",
+            "--exchange",
+            "home",
+            "--inline-max-bytes",
+            "1000",
+            exported.path().to_str().unwrap(),
+        ],
+    );
+    let mut found = false;
+    let mut dirs = vec![exported.path().to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if std::fs::read(&p).unwrap() == photo {
+                found = true;
+            }
+        }
+    }
+    assert!(found, "the export holds the photo's bytes as a file");
+    let fresh = tempfile::tempdir().unwrap();
+    run(
+        fresh.path(),
+        &[
+            "import",
+            exported.path().to_str().unwrap(),
+            "--exchange",
+            "home",
+        ],
+    );
+    assert_eq!(threads(fresh.path()).await, imported);
+    assert_eq!(
+        std::fs::read(fresh.path().join(format!("blobs/exchange=home/{sha}"))).unwrap(),
+        photo
+    );
+}
