@@ -384,8 +384,9 @@ def photos(base, home, phone, agent):
     etag = f'"{hashlib.sha256(photo).hexdigest()}"'
     check("the attachment route: the bytes, their type, the SHA-256 as ETag",
           s == 200 and raw == photo and h.get("Content-Type") == "image/jpeg"
-          and h.get("ETag") == etag and h.get("Accept-Ranges") == "bytes",
-          f"{s} {len(raw)} {h.get('ETag')}")
+          and h.get("ETag") == etag and h.get("Accept-Ranges") == "bytes"
+          and h.get("Cache-Control") == "private, max-age=86400",
+          f"{s} {len(raw)} {h.get('ETag')} {h.get('Cache-Control')}")
     s, raw, h = call(base, "GET", f"{home}/requests/{pref}/attachments/2", key=agent,
                      headers={"Range": "bytes=1000-1999"})
     check("a byte range: 206 with Content-Range",

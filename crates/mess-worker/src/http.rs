@@ -35,11 +35,14 @@ pub fn preflight(req: &Request, origins: &str) -> Response {
         .empty()
 }
 
-/// Adds what every response carries: the security headers, `Cache-Control: no-store`, and
-/// CORS for an allowed origin.
+/// Adds what every response carries: the security headers, `Cache-Control: no-store` (unless
+/// the answer set its own), and CORS for an allowed origin.
 pub fn finish(mut res: Response, origin: Option<&str>, origins: &str) -> Response {
     let h = res.headers_mut();
-    let _ = h.set("Cache-Control", "no-store");
+    // Unless the answer says otherwise (the app's assets, an attachment's bytes).
+    if !h.has("Cache-Control").unwrap_or(false) {
+        let _ = h.set("Cache-Control", "no-store");
+    }
     let _ = h.set("X-Content-Type-Options", "nosniff");
     let _ = h.set("X-Frame-Options", "DENY");
     let _ = h.set("Referrer-Policy", "no-referrer");

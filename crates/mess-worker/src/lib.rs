@@ -47,20 +47,12 @@ pub async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> worker::Res
         // The object's responses already carry the common headers.
         Ok(Routed::Object(res)) => Ok(res),
         Ok(Routed::Here(res)) => Ok(http::finish(res, origin.as_deref(), &cors)),
-        Ok(Routed::App(res, cache)) => {
-            // The app's assets keep their own caching (revalidated by ETag).
-            let mut res = http::finish(res, origin.as_deref(), &cors);
-            let _ = res.headers_mut().set("Cache-Control", &cache);
-            Ok(res)
-        }
         Err(e) => Ok(http::finish(error_response(&e), origin.as_deref(), &cors)),
     }
 }
 
 enum Routed {
     Here(Response),
-    /// An asset of the app, with its `Cache-Control`.
-    App(Response, String),
     Object(Response),
 }
 
@@ -172,13 +164,8 @@ fn app(req: &Request, path: &str) -> Result<Routed, ApiError> {
     if method == Method::Head {
         reply.body.clear();
     }
-    let cache = reply
-        .headers
-        .iter()
-        .find(|(k, _)| *k == "Cache-Control")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| "no-cache".into());
-    Ok(Routed::App(respond(reply), cache))
+    // Its own Cache-Control (revalidated by ETag) stands: `finish` keeps it.
+    Ok(Routed::Here(respond(reply)))
 }
 
 /// `GET`/`HEAD /health`: the binary's body, with `"storage": "r2"`; 503 `degraded` when
