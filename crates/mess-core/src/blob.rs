@@ -204,7 +204,7 @@ pub fn referenced(json: &str) -> Vec<&str> {
 
 /// Each reference in a compact JSON text as a whole string value: where its opening quote
 /// is, where its closing quote ends, and what it says. A quote counts only where a value
-/// starts (after `[`, `,` or `:`): inside a string a quote is escaped.
+/// starts (the text's start, or after `[`, `,` or `:`): inside a string a quote is escaped.
 fn references(json: &str) -> impl Iterator<Item = (usize, usize, Reference<'_>)> {
     let needle = "\"mess-blob:sha256:";
     let bytes = json.as_bytes();
@@ -212,7 +212,7 @@ fn references(json: &str) -> impl Iterator<Item = (usize, usize, Reference<'_>)>
     std::iter::from_fn(move || {
         while let Some(i) = json[from..].find(needle).map(|i| i + from) {
             from = i + needle.len();
-            if i == 0 || !matches!(bytes[i - 1], b'[' | b',' | b':') {
+            if i > 0 && !matches!(bytes[i - 1], b'[' | b',' | b':') {
                 continue;
             }
             let Some(len) = json[i + 1..].find('"') else {
@@ -365,6 +365,67 @@ mod tests {
         assert_eq!(v["b"][0], json!("data:image/png;base64,aGk="));
         assert_eq!(v["c"], json!("data:image/png;base64,aGk="));
         assert_eq!(v["a"], json!(format!("say \"{r}\"")));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Leaves a client might send: text with quotes, backslashes and look-alikes of a
+        /// reference inside it, numbers, small and large data: URIs (large ones in
+        /// canonical base64 or not).
+        fn leaf() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                "[a-z \"\\\\é🚪:,\\[\\]{}]{0,12}".prop_map(Value::from),
+                "[a-z]{0,4}".prop_map(|s| Value::from(format!("x\"{PREFIX}{s}"))),
+                any::<i64>().prop_map(Value::from),
+                (proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|b| Value::from(format!(
+                    "data:image/png;base64,{}",
+                    STANDARD.encode(b)
+                ))),
+                (3100usize..3300, any::<u8>(), any::<bool>()).prop_map(|(n, seed, canonical)| {
+                    let bytes: Vec<u8> = (0..n).map(|i| (i as u8).wrapping_mul(seed | 1)).collect();
+                    let mut uri = format!("data:image/jpeg;base64,{}", STANDARD.encode(bytes));
+                    if !canonical {
+                        uri.push('\n');
+                    }
+                    Value::from(uri)
+                }),
+            ]
+        }
+
+        fn tree() -> impl Strategy<Value = Value> {
+            leaf().prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    proptest::collection::btree_map("[a-z\"]{1,6}", inner, 0..4)
+                        .prop_map(|m| { Value::Object(m.into_iter().collect()) }),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Whatever a client sends comes back exactly: taken out as blobs, written as
+            /// stored JSON, restored from that text (the API's path) and from the parsed
+            /// value (the export's).
+            #[test]
+            fn extract_then_restore_gives_back_what_was_sent(v in tree()) {
+                let mut stored = v.clone();
+                let blobs = extract(&mut stored, &[]).unwrap();
+                let bytes = |sha: &str| blobs.iter().find(|b| b.sha256 == sha).map(|b| b.bytes.clone());
+                let text = serde_json::to_string(&stored).unwrap();
+                let back: Value = serde_json::from_str(&restore_json(&text, bytes)).unwrap();
+                prop_assert_eq!(&back, &v);
+                let mut value = stored.clone();
+                restore_value(&mut value, &bytes);
+                prop_assert_eq!(&value, &v);
+                for b in &blobs {
+                    prop_assert_eq!(sha256_hex(&b.bytes), b.sha256.clone());
+                }
+            }
+        }
     }
 
     #[test]
