@@ -51,13 +51,13 @@ pub async fn restore<P: ExchangePort>(x: &P, json: Vec<u8>) -> Result<Vec<u8>, A
     if wanted.is_empty() {
         return Ok(json);
     }
-    let mut found: Vec<(&str, Arc<[u8]>)> = Vec::with_capacity(wanted.len());
+    let mut found: Vec<(&str, Arc<str>)> = Vec::with_capacity(wanted.len());
     for sha in wanted {
-        if let Some(bytes) = x.blob(sha).await? {
-            found.push((sha, bytes));
+        if let Some(encoded) = x.blob_base64(sha).await? {
+            found.push((sha, encoded));
         }
     }
-    let restored = blob::restore_json(text, |sha| {
+    let restored = blob::restore_json_base64(text, |sha| {
         found
             .iter()
             .find(|(s, _)| *s == sha)
@@ -175,22 +175,32 @@ pub fn range(header: Option<&[u8]>, len: u64) -> Result<Option<(u64, u64)>, ApiE
     Ok(Some((start, end)))
 }
 
-/// Blobs read lately, kept up to a number of bytes (oldest read dropped first), so that
-/// seed-shaped reads of the same photos do not go to storage each time.
+/// Blobs read lately (their bytes, or their base64 with `Cache<str>`), kept up to a number
+/// of bytes (the least recently used dropped first), so that reads of the same photos do
+/// not go to storage, or encode them, each time.
 #[derive(Debug)]
-pub struct Cache {
+pub struct Cache<T: AsRef<[u8]> + ?Sized = [u8]> {
     max_bytes: usize,
-    inner: Mutex<CacheInner>,
+    inner: Mutex<CacheInner<T>>,
 }
 
-#[derive(Debug, Default)]
-struct CacheInner {
+#[derive(Debug)]
+struct CacheInner<T: ?Sized> {
     /// Most recently used last.
-    entries: VecDeque<(ExchangeId, String, Arc<[u8]>)>,
+    entries: VecDeque<(ExchangeId, String, Arc<T>)>,
     bytes: usize,
 }
 
-impl Cache {
+impl<T: ?Sized> Default for CacheInner<T> {
+    fn default() -> Self {
+        Self {
+            entries: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<T: AsRef<[u8]> + ?Sized> Cache<T> {
     /// A cache of at most `max_bytes` (a blob larger than that is never kept).
     pub fn new(max_bytes: usize) -> Self {
         Self {
@@ -200,7 +210,7 @@ impl Cache {
     }
 
     /// The blob, if kept (it becomes the most recently used).
-    pub fn get(&self, exchange: &ExchangeId, sha256: &str) -> Option<Arc<[u8]>> {
+    pub fn get(&self, exchange: &ExchangeId, sha256: &str) -> Option<Arc<T>> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let i = inner
             .entries
@@ -213,8 +223,9 @@ impl Cache {
     }
 
     /// Keeps a blob, dropping the least recently used ones past the limit.
-    pub fn put(&self, exchange: &ExchangeId, sha256: &str, bytes: Arc<[u8]>) {
-        if bytes.len() > self.max_bytes {
+    pub fn put(&self, exchange: &ExchangeId, sha256: &str, bytes: Arc<T>) {
+        let len = (*bytes).as_ref().len();
+        if len > self.max_bytes {
             return;
         }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -225,7 +236,7 @@ impl Cache {
         {
             return;
         }
-        inner.bytes += bytes.len();
+        inner.bytes += len;
         inner
             .entries
             .push_back((exchange.clone(), sha256.to_owned(), bytes));
@@ -233,7 +244,7 @@ impl Cache {
             let Some((_, _, old)) = inner.entries.pop_front() else {
                 break;
             };
-            inner.bytes -= old.len();
+            inner.bytes -= (*old).as_ref().len();
         }
     }
 
@@ -275,7 +286,7 @@ mod tests {
     #[test]
     fn the_cache_keeps_the_most_recently_used_within_its_bytes() {
         let x = ExchangeId::parse("home").unwrap();
-        let cache = Cache::new(10);
+        let cache: Cache = Cache::new(10);
         let b = |n: u8| -> Arc<[u8]> { vec![n; 4].into() };
         cache.put(&x, "a", b(1));
         cache.put(&x, "b", b(2));
@@ -288,5 +299,10 @@ mod tests {
         assert!(cache.get(&x, "big").is_none(), "too big to keep");
         let other = ExchangeId::parse("other").unwrap();
         assert!(cache.get(&other, "a").is_none(), "per exchange");
+        let text: Cache<str> = Cache::new(4);
+        text.put(&x, "t", "abcd".into());
+        assert_eq!(text.get(&x, "t").as_deref(), Some("abcd"));
+        text.put(&x, "u", "e".into());
+        assert!(text.get(&x, "t").is_none(), "counted in bytes");
     }
 }

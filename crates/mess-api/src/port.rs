@@ -96,6 +96,15 @@ pub trait ExchangePort {
     /// one); `None` when none are stored.
     async fn blob(&self, sha256: &str) -> Result<Option<Arc<[u8]>>, ApiError>;
 
+    /// An attachment's bytes in base64, as its `data:` URI holds them (what seed-shaped
+    /// reads put back). Encoded on each call unless the host keeps them.
+    async fn blob_base64(&self, sha256: &str) -> Result<Option<Arc<str>>, ApiError> {
+        Ok(self
+            .blob(sha256)
+            .await?
+            .map(|b| mess_core::blob::encode(&b).into()))
+    }
+
     /// Decides `cmd` for `actor` against the current state, stores its events (and member
     /// record) durably, applies them, and only then returns: an acknowledged write.
     async fn commit(&self, actor: Actor, cmd: Command) -> Result<Written, ApiError>;

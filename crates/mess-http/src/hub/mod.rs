@@ -93,6 +93,8 @@ pub struct ExchangeHandle {
     review_window_ms: Arc<std::sync::atomic::AtomicI64>,
     /// Attachments read lately, shared by every exchange.
     blobs: Arc<mess_api::blobs::Cache>,
+    /// The same in base64, for seed-shaped reads.
+    encoded: Arc<mess_api::blobs::Cache<str>>,
 }
 
 /// The routes of `mess-api` see an exchange through this.
@@ -188,6 +190,18 @@ impl mess_api::ExchangePort for ExchangeHandle {
         }
     }
 
+    async fn blob_base64(&self, sha256: &str) -> Result<Option<Arc<str>>, mess_api::ApiError> {
+        if let Some(text) = self.encoded.get(&self.id, sha256) {
+            return Ok(Some(text));
+        }
+        let Some(bytes) = mess_api::ExchangePort::blob(self, sha256).await? else {
+            return Ok(None);
+        };
+        let text: Arc<str> = mess_core::blob::encode(&bytes).into();
+        self.encoded.put(&self.id, sha256, Arc::clone(&text));
+        Ok(Some(text))
+    }
+
     async fn test_notification(
         &self,
         member: &Member,
@@ -267,12 +281,14 @@ pub struct Hub {
     review_window_ms: Arc<std::sync::atomic::AtomicI64>,
     /// The key that signs notification action links (`secrets/action-links.key`).
     action_key: std::sync::OnceLock<Vec<u8>>,
-    /// Attachments read lately ([`BLOB_CACHE_BYTES`]).
+    /// Attachments read lately ([`BLOB_CACHE_BYTES`]), as bytes and in base64.
     blobs: Arc<mess_api::blobs::Cache>,
+    encoded: Arc<mess_api::blobs::Cache<str>>,
 }
 
-/// How many bytes of attachments the hub keeps in memory for seed-shaped reads (GET of a
-/// thread returns them as `data:` URIs): the photos of the threads being looked at.
+/// How many bytes of attachments the hub keeps in memory, twice: as bytes (the attachment
+/// route, MCP) and in base64 (seed-shaped reads: GET of a thread returns `data:` URIs):
+/// the photos of the threads being looked at.
 pub const BLOB_CACHE_BYTES: usize = 32 << 20;
 
 impl Hub {
@@ -311,6 +327,7 @@ impl Hub {
             )),
             action_key: std::sync::OnceLock::new(),
             blobs: Arc::new(mess_api::blobs::Cache::new(BLOB_CACHE_BYTES)),
+            encoded: Arc::new(mess_api::blobs::Cache::new(BLOB_CACHE_BYTES)),
         });
         for (id, state) in states {
             let handle = hub.spawn_exchange(id.clone(), state);
@@ -363,6 +380,7 @@ impl Hub {
             storage: Arc::clone(&self.storage),
             review_window_ms: Arc::clone(&self.review_window_ms),
             blobs: Arc::clone(&self.blobs),
+            encoded: Arc::clone(&self.encoded),
         });
         let writer = Writer {
             hub: Arc::clone(self),
