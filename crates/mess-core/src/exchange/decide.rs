@@ -723,25 +723,36 @@ impl Exchange {
             });
         }
         let holder = t.executor_id.as_ref().map_or("", |e| e.as_str());
-        let mut extra = Map::new();
-        extra.insert("reason".into(), "claim_timeout".into());
-        extra.insert(
-            "message".into(),
-            format!(
-                "No word from {holder} within the claim's time limit: the request is open again."
-            )
-            .into(),
+        let message = format!(
+            "No word from {holder} within the claim's time limit: the request is open again."
         );
+        Ok(self.reopen(env, now, r, t, "claim_timeout", message))
+    }
+
+    /// The exchange takes `t` back to `pending` (nobody holds it): the `status_changed` and
+    /// a status block saying why (`reason` for programs, `message` for people).
+    pub(super) fn reopen(
+        &self,
+        env: Env<'_>,
+        now: Timestamp,
+        r: &ThreadRef,
+        t: &Thread,
+        reason: &str,
+        message: String,
+    ) -> Decision {
+        let mut extra = Map::new();
+        extra.insert("reason".into(), reason.into());
+        extra.insert("message".into(), message.into());
         let change = StatusChanged {
-            old_status: from,
+            old_status: t.status,
             new_status: Status::Pending,
             executor_id: None,
         };
         let block = Block::status(r, Status::Pending, extra);
-        Ok(Decision {
+        Decision {
             events: self.status_move(env, now, &Actor::Exchange, t, change, block),
             outcome: Outcome::Updated(r.clone(), Status::Pending),
-        })
+        }
     }
 
     fn expire(&self, r: &ThreadRef, now: Timestamp, env: Env<'_>) -> Result<Decision, DomainError> {

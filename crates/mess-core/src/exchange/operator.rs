@@ -2,14 +2,10 @@
 //! are taken back, each thread going back to `pending` as the exchange's own move (the
 //! protocol's "release" row, made by the exchange because the assignee is leaving).
 
-use serde_json::Map;
-
-use super::{Decision, Env, Exchange, Outcome};
+use super::{Decision, Env, Exchange};
 use crate::clock::Timestamp;
 use crate::error::DomainError;
-use crate::event::StatusChanged;
 use crate::ids::{Actor, ExecutorId, ThreadRef};
-use crate::mess::Block;
 use crate::rules;
 use crate::status::Status;
 
@@ -59,21 +55,8 @@ impl Exchange {
                 to: Status::Pending,
             });
         }
-        let mut extra = Map::new();
-        extra.insert("reason".into(), "member_removed".into());
-        extra.insert(
-            "message".into(),
-            format!("{executor} was removed from the exchange: the request is open again.").into(),
-        );
-        let change = StatusChanged {
-            old_status: from,
-            new_status: Status::Pending,
-            executor_id: None,
-        };
-        let block = Block::status(r, Status::Pending, extra);
-        Ok(Decision {
-            events: self.status_move(env, now, &Actor::Exchange, t, change, block),
-            outcome: Outcome::Updated(r.clone(), Status::Pending),
-        })
+        let message =
+            format!("{executor} was removed from the exchange: the request is open again.");
+        Ok(self.reopen(env, now, r, t, "member_removed", message))
     }
 }
