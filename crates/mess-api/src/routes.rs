@@ -163,7 +163,7 @@ pub async fn get_request<P: ExchangePort>(
 
 /// Whether an `If-None-Match` value names `etag`: `*`, or a comma-separated list of tags,
 /// weak (`W/"3"`) or strong, compared by their opaque part (RFC 9110's weak comparison).
-fn etag_matches(header: &[u8], etag: &str) -> bool {
+pub(crate) fn etag_matches(header: &[u8], etag: &str) -> bool {
     let Ok(header) = std::str::from_utf8(header) else {
         return false;
     };

@@ -99,14 +99,7 @@ pub fn asset(name: Option<&str>, if_none_match: Option<&[u8]>) -> Result<Reply, 
     let asset =
         find(name.unwrap_or("index.html")).ok_or_else(|| ApiError::NotFound("Not found".into()))?;
     let etag = format!("\"{:016x}\"", asset.etag);
-    let fresh = if_none_match
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .is_some_and(|h| {
-            h.split(',').any(|tag| {
-                let tag = tag.trim();
-                tag == "*" || tag.trim_start_matches("W/") == etag
-            })
-        });
+    let fresh = if_none_match.is_some_and(|h| crate::routes::etag_matches(h, &etag));
     let mut headers = vec![
         ("ETag", etag),
         ("Cache-Control", asset.cache.to_owned()),
