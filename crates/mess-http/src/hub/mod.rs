@@ -173,31 +173,27 @@ impl mess_api::ExchangePort for ExchangeHandle {
         if let Some(bytes) = self.blobs.get(&self.id, sha256) {
             return Ok(Some(bytes));
         }
-        match self.storage.get_blob(&self.id, sha256).await {
-            Ok(Some(bytes)) => {
-                let bytes: Arc<[u8]> = bytes.into();
-                self.blobs.put(&self.id, sha256, Arc::clone(&bytes));
-                Ok(Some(bytes))
-            }
-            Ok(None) => {
-                tracing::warn!(exchange = %self.id, sha256, "a referenced attachment is missing from storage");
-                Ok(None)
-            }
-            Err(e) => {
-                tracing::warn!(exchange = %self.id, error = %e, "could not read an attachment");
-                Err(mess_api::ApiError::Unavailable)
-            }
-        }
+        let Some(bytes) = self.load_blob(sha256).await? else {
+            return Ok(None);
+        };
+        let bytes: Arc<[u8]> = bytes.into();
+        self.blobs.put(&self.id, sha256, Arc::clone(&bytes));
+        Ok(Some(bytes))
     }
 
     async fn blob_base64(&self, sha256: &str) -> Result<Option<Arc<str>>, mess_api::ApiError> {
         if let Some(text) = self.encoded.get(&self.id, sha256) {
             return Ok(Some(text));
         }
-        let Some(bytes) = mess_api::ExchangePort::blob(self, sha256).await? else {
-            return Ok(None);
+        // Bytes already kept are used; bytes read for this are not kept as well (a
+        // seed-shaped read needs only the base64).
+        let text: Arc<str> = match self.blobs.get(&self.id, sha256) {
+            Some(bytes) => mess_core::blob::encode(&bytes).into(),
+            None => match self.load_blob(sha256).await? {
+                Some(bytes) => mess_core::blob::encode(&bytes).into(),
+                None => return Ok(None),
+            },
         };
-        let text: Arc<str> = mess_core::blob::encode(&bytes).into();
         self.encoded.put(&self.id, sha256, Arc::clone(&text));
         Ok(Some(text))
     }
@@ -214,6 +210,21 @@ impl mess_api::ExchangePort for ExchangeHandle {
 }
 
 impl ExchangeHandle {
+    /// An attachment's bytes from storage (no cache); a missing one is logged.
+    async fn load_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, mess_api::ApiError> {
+        match self.storage.get_blob(&self.id, sha256).await {
+            Ok(Some(bytes)) => Ok(Some(bytes)),
+            Ok(None) => {
+                tracing::warn!(exchange = %self.id, sha256, "a referenced attachment is missing from storage");
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(exchange = %self.id, error = %e, "could not read an attachment");
+                Err(mess_api::ApiError::Unavailable)
+            }
+        }
+    }
+
     /// The exchange's id.
     pub fn id(&self) -> &ExchangeId {
         &self.id
