@@ -33,6 +33,15 @@ pub fn blob_path(exchange: &ExchangeId, sha256: &str) -> String {
     format!("{BLOBS}/exchange={exchange}/{sha256}")
 }
 
+/// The exchange and SHA-256 of `blobs/exchange={id}/{sha256}`, if `path` is one.
+pub fn blob_of(path: &str) -> Option<(ExchangeId, &str)> {
+    let mut parts = path.split('/');
+    (parts.next()? == BLOBS).then_some(())?;
+    let exchange = ExchangeId::parse(parts.next()?.strip_prefix("exchange=")?).ok()?;
+    let sha256 = parts.next()?;
+    parts.next().is_none().then_some((exchange, sha256))
+}
+
 /// `secrets/{name}`.
 pub fn secret_path(name: &str) -> String {
     format!("{SECRETS}/{name}")
@@ -178,6 +187,20 @@ mod tests {
         assert!(is_member_object("executors/exchange=home/my-phone.json"));
         assert!(!is_member_object("executors/exchange=home/my-phone.json#1"));
         assert!(!is_member_object("executors/x.json"));
+    }
+
+    #[test]
+    fn a_blob_path_reads_back_as_its_exchange_and_hash() {
+        let home = ExchangeId::parse("home").expect("valid");
+        let path = blob_path(&home, "ab12");
+        assert_eq!(blob_of(&path), Some((home, "ab12")));
+        for other in [
+            "blobs/ab12",
+            "blobs/exchange=home/a/b",
+            "secrets/exchange=home/ab12",
+        ] {
+            assert_eq!(blob_of(other), None, "{other}");
+        }
     }
 
     #[test]

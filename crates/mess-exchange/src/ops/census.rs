@@ -347,8 +347,8 @@ impl Scanner {
         match class {
             Class::Lock => {}
             Class::Other { prefix } => {
-                if let Some(blob) = stored_blob(path) {
-                    self.stored.insert(blob);
+                if let Some((x, sha)) = mess_core::layout::blob_of(path) {
+                    self.stored.insert((x, sha.to_owned()));
                 }
                 if self.only.is_none() {
                     *self.other.entry((*prefix).to_owned()).or_default() += 1;
@@ -550,15 +550,6 @@ impl Scanner {
             problems_total: self.problems_total,
         }
     }
-}
-
-/// The exchange and SHA-256 of `blobs/exchange={id}/{sha256}`, if `path` is one.
-fn stored_blob(path: &str) -> Option<(ExchangeId, String)> {
-    let mut parts = path.split('/');
-    (parts.next()? == mess_core::layout::BLOBS).then_some(())?;
-    let x = ExchangeId::parse(parts.next()?.strip_prefix("exchange=")?).ok()?;
-    let sha = parts.next()?;
-    parts.next().is_none().then(|| (x, sha.to_owned()))
 }
 
 /// Whether `class` is one of the store's own objects, of `only` when given.
