@@ -501,16 +501,28 @@ pub fn capabilities(catalog: &[Value], query: &str) -> Result<Reply, ApiError> {
 
 /// `GET /health`: 200 `ok`, or 503 `degraded` while storage does not answer.
 pub fn health(storage_ok: bool, storage: &str, default_exchange: &str) -> Reply {
-    Reply::json(
-        if storage_ok { 200 } else { 503 },
-        &json!({
-            "status": if storage_ok { "ok" } else { "degraded" },
-            "service": "mess-exchange",
-            "version": env!("CARGO_PKG_VERSION"),
-            "storage": storage,
-            "exchange_id": default_exchange,
-        }),
-    )
+    health_of_replica(storage_ok, storage, default_exchange, None)
+}
+
+/// [`health`] of one replica of several on a bucket: with `replica`, its advertised URL
+/// and how many exchanges it holds (`"replica": {"url", "owned"}`).
+pub fn health_of_replica(
+    storage_ok: bool,
+    storage: &str,
+    default_exchange: &str,
+    replica: Option<(&str, usize)>,
+) -> Reply {
+    let mut body = json!({
+        "status": if storage_ok { "ok" } else { "degraded" },
+        "service": "mess-exchange",
+        "version": env!("CARGO_PKG_VERSION"),
+        "storage": storage,
+        "exchange_id": default_exchange,
+    });
+    if let Some((url, owned)) = replica {
+        body["replica"] = json!({"url": url, "owned": owned});
+    }
+    Reply::json(if storage_ok { 200 } else { 503 }, &body)
 }
 
 /// `GET /livez`: 200 while the process runs, whatever storage does: a liveness probe
@@ -565,6 +577,20 @@ pub fn readyz(r: Readiness) -> Reply {
             },
         }),
     )
+}
+
+/// 503 while an exchange changes hands between replicas (its owner restarting or
+/// unreachable, its lease being taken): retried in a second, as any 503.
+pub fn changing_hands() -> Reply {
+    let mut reply = Reply::json(
+        503,
+        &ErrorBody::new(
+            ErrorCode::StorageUnavailable,
+            "this exchange is moving between replicas; try again in a second",
+        ),
+    );
+    reply.headers.push(("Retry-After", "1".into()));
+    reply
 }
 
 /// Any route but the probes while the event log is replayed: 503 `storage_unavailable`

@@ -105,6 +105,17 @@ impl ActionLink {
         )
     }
 
+    /// The exchange a token names, unchecked: for routing it to the replica that can check
+    /// it ([`ActionLink::verify`]).
+    pub fn exchange_of(token: &str) -> Option<ExchangeId> {
+        if token.len() > MAX_TOKEN_CHARS {
+            return None;
+        }
+        let payload = URL_SAFE_NO_PAD.decode(token.split_once('.')?.0).ok()?;
+        let text = std::str::from_utf8(&payload).ok()?;
+        ExchangeId::parse(text.split('|').nth(1)?).ok()
+    }
+
     /// The link a token carries, if `key` signed it and it has not expired at `now_secs`.
     pub fn verify(key: &[u8], token: &str, now_secs: i64) -> Result<Self, LinkError> {
         if token.len() > MAX_TOKEN_CHARS {

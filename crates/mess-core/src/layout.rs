@@ -90,6 +90,12 @@ pub fn member_path(exchange: &ExchangeId, executor: &ExecutorId) -> String {
     format!("{EXECUTORS}/exchange={exchange}/{executor}.json")
 }
 
+/// The exchange of a path under `events/exchange={id}/`.
+pub fn segment_exchange(path: &str) -> Option<ExchangeId> {
+    let rest = path.strip_prefix(EVENTS)?.strip_prefix("/exchange=")?;
+    ExchangeId::parse(rest.split('/').next()?).ok()
+}
+
 /// True for `events/exchange=*/…/*.jsonl`: the only objects replay reads as events.
 /// Anything else (another extension, a file outside an `exchange=` directory) is foreign.
 pub fn is_event_object(path: &str) -> bool {

@@ -116,8 +116,8 @@ pub use key::{ApiKey, KeyHash};
 pub use member::{Channel, Member, Preferences, Profile, QuietHours, Registration};
 pub use mess::{Block, BlockKind};
 pub use ports::{
-    ChannelTest, Loaded, Notice, Notifier, OutcomeSink, Replayed, Storage, StorageError, TestSend,
-    notifiable, told,
+    ChannelTest, Loaded, Located, Notice, Notifier, OutcomeSink, Ownership, Replayed, Storage,
+    StorageError, Taken, TestSend, notifiable, told,
 };
 pub use replay::Replay;
 pub use request::NewRequest;

@@ -180,6 +180,79 @@ pub trait Storage: Send + Sync + 'static {
     async fn check(&self) -> Result<(), StorageError>;
 }
 
+/// Where an exchange is served from, among replicas sharing one bucket
+/// ([`Ownership::locate`]).
+#[derive(Debug)]
+pub enum Located {
+    /// This replica holds the exchange's lease and has it loaded.
+    Here,
+    /// This replica has just taken the lease: the exchange as storage holds it, to load.
+    Taken(Box<Taken>),
+    /// Another replica holds a live lease: its advertised URL.
+    There(String),
+}
+
+/// An exchange just taken over ([`Located::Taken`]): its state folded from what counts
+/// in storage, and its stored `Idempotency-Key` answers.
+#[derive(Debug)]
+pub struct Taken {
+    /// The exchange, members put and events folded.
+    pub exchange: Exchange,
+    /// Its stored idempotent answers (JSON), old ones included.
+    pub answers: Vec<Vec<u8>>,
+    /// How many events were read.
+    pub events: usize,
+}
+
+/// Which replica owns which exchange, when several processes share one bucket: each
+/// exchange has one writer at a time, holding a lease object written only with
+/// conditional PUTs (docs/architecture.md, "Replicas").
+#[async_trait]
+pub trait Ownership: Send + Sync + 'static {
+    /// This replica's advertised URL (`ADVERTISE_URL`).
+    fn url(&self) -> &str;
+
+    /// Whether this replica holds `exchange`'s lease at this instant. Checked before a
+    /// request is served here and again after it, so nothing is answered from a lease
+    /// already lost.
+    fn holds(&self, exchange: &ExchangeId) -> bool;
+
+    /// How many exchanges this replica holds.
+    fn owned(&self) -> usize;
+
+    /// The lease period (`LEASE_PERIOD`).
+    fn period(&self) -> std::time::Duration;
+
+    /// Whether the replica at `from` no longer holds `exchange`'s lease: another holds it,
+    /// it was given back, or it went a whole period unrenewed. For a request forwarded to
+    /// `from` that has not been answered: once this is true, it never will be.
+    async fn moved(&self, exchange: &ExchangeId, from: &str) -> bool;
+
+    /// Who serves `exchange`: here, another replica, or (nobody holding a live lease)
+    /// this replica after taking the lease, sealing the previous owner's epoch and
+    /// reading the exchange back. `Err` when storage cannot say (the caller answers 503).
+    async fn locate(&self, exchange: &ExchangeId) -> Result<Located, StorageError>;
+
+    /// Every exchange in the store (each has a member), for the sweep that takes over the
+    /// exchanges of a replica that died while nobody asked for them (their timers must
+    /// fire).
+    async fn exchanges(&self) -> Result<Vec<ExchangeId>, StorageError>;
+
+    /// Renews every lease held; returns the exchanges whose lease was lost (taken by
+    /// another replica, or not renewed in time), which must no longer be served here.
+    async fn renew(&self) -> Vec<ExchangeId>;
+
+    /// Stops taking leases (graceful shutdown): [`Ownership::locate`] no longer takes one.
+    fn drain(&self);
+
+    /// Gives `exchange`'s lease back, so another replica takes it at once; nothing is
+    /// acknowledged here for it from the call on.
+    async fn release(&self, exchange: &ExchangeId);
+
+    /// Gives every lease back (graceful shutdown), so other replicas take over at once.
+    async fn release_all(&self);
+}
+
 /// Whether members are told about `events[i]`, one of a write's events: creations, status
 /// changes, and messages sent without a status change (a status change's own message is
 /// told with it). Both hosts hand exactly these to the notifier ([`notifiable`]).

@@ -210,6 +210,40 @@ struct ServeArgs {
     /// Seconds to wait for in-flight requests and notifications at shutdown.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     shutdown_timeout_secs: u64,
+    /// Run as one of several replicas on the S3 bucket, reached by the others at this URL
+    /// (`http://10.0.0.5:3000`): each exchange is owned by one replica at a time, through
+    /// a lease in the bucket, and any replica forwards to its owner. Needs STORAGE_TYPE=s3.
+    #[arg(long, env = "ADVERTISE_URL", value_parser = parse_advertise_url)]
+    advertise_url: Option<String>,
+    /// How long a replica's lease on an exchange lasts unrenewed (renewed every third of
+    /// it): a crashed replica's exchanges move within about one to two periods. An ISO
+    /// 8601 duration, 1 second to 5 minutes. Only with ADVERTISE_URL.
+    #[arg(long, env = "LEASE_PERIOD", default_value = "PT10S", value_parser = lease_period)]
+    lease_period: Duration,
+}
+
+/// `ADVERTISE_URL`: an absolute http(s) URL without a path, query or fragment.
+fn parse_advertise_url(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('/');
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return Err("must be scheme://host[:port], with no path, user, query or fragment".into());
+    }
+    Ok(s.to_owned())
+}
+
+/// `LEASE_PERIOD`: an ISO 8601 duration from 1 second to 5 minutes.
+fn lease_period(s: &str) -> Result<Duration, String> {
+    let ms = claim_timeout(s)?;
+    if ms > 5 * 60 * 1000 {
+        return Err("must be at most 5 minutes (PT5M)".into());
+    }
+    Ok(Duration::from_millis(
+        u64::try_from(ms).map_err(|e| e.to_string())?,
+    ))
 }
 
 /// Where the store is: the settings the server, `import` and `export` share.
@@ -463,9 +497,20 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     mess_http::telemetry::describe();
 
     let storage_config = args.storage_config();
-    let storage = mess_storage::open(&storage_config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let replicas = match &args.advertise_url {
+        Some(url) => Some(
+            mess_storage::open_replicas(&storage_config, url.clone(), args.lease_period)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let storage = match &replicas {
+        Some(r) => r.storage(),
+        None => mess_storage::open(&storage_config)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
     // One process at a time on a data directory: a second server, or an operator command
     // (members, verify, compact, copy) while this one runs, is refused. Held until exit.
     let _store_lock = mess_storage::lock_store(&storage_config).map_err(|e| e.to_string())?;
@@ -507,14 +552,24 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let starting = tokio::spawn(starting);
 
     let started = std::time::Instant::now();
-    let hub = Hub::load(
-        storage,
-        notifier,
-        Arc::new(SystemClock),
-        Arc::new(OsEntropy),
-    )
-    .await
-    .map_err(|e| format!("cannot read the event log: {e}"))?;
+    let hub = if replicas.is_some() {
+        // A replica reads each exchange when it takes its lease, not at start-up.
+        Hub::empty(
+            storage,
+            notifier,
+            Arc::new(SystemClock),
+            Arc::new(OsEntropy),
+        )
+    } else {
+        Hub::load(
+            storage,
+            notifier,
+            Arc::new(SystemClock),
+            Arc::new(OsEntropy),
+        )
+        .await
+        .map_err(|e| format!("cannot read the event log: {e}"))?
+    };
     release_freed_memory();
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -540,6 +595,38 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         })
     };
 
+    // Replicas: renew the leases held every third of a period (stop serving any lost),
+    // and take over, every few periods, the exchanges no live lease covers.
+    let (forwarding, background) = match &replicas {
+        Some(r) => {
+            let ownership: Arc<dyn mess_core::Ownership> = r.clone();
+            let period = ownership.period();
+            let forwarding = Arc::new(mess_http::replicas::Forwarding::new(Arc::clone(
+                &ownership,
+            ))?);
+            let renewal = {
+                let (ownership, hub) = (Arc::clone(&ownership), Arc::clone(&hub));
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(period / 3);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tick.tick().await;
+                        for lost in ownership.renew().await {
+                            hub.drop_exchange(&lost);
+                        }
+                    }
+                })
+            };
+            let sweep = forwarding.spawn_sweeps(Arc::clone(&hub));
+            tracing::info!(
+                url = ownership.url(),
+                period_ms = period.as_millis() as u64,
+                "serving as a replica: exchanges are taken as their requests come"
+            );
+            (Some(forwarding), Some((renewal, sweep)))
+        }
+        None => (None, None),
+    };
     let state = web::Data::new(AppState {
         hub: Arc::clone(&hub),
         capabilities: Arc::new(capabilities),
@@ -553,6 +640,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             auth_failures: RateLimiter::new(args.rate_limit_auth_failures_per_min),
         },
         metrics: Some(metrics),
+        replicas: forwarding.clone(),
     });
     let shutdown_timeout = Duration::from_secs(args.shutdown_timeout_secs);
     let config = HttpConfig {
@@ -569,19 +657,35 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tracing::info!(%addr, storage = hub.storage_kind().as_str(), "mess-exchange listening on http://{addr}");
     // Held requests (`?wait=N`, up to a minute) would hold up actix's graceful stop: on
     // the stop signal (which actix hears too), answer them all at once.
+    // A replica hands its exchanges over at once, not after the last request.
     let release = {
-        let hub = Arc::clone(&hub);
+        let (hub, forwarding) = (Arc::clone(&hub), forwarding.clone());
         tokio::spawn(async move {
             stop_signal().await;
             hub.release_waiters();
+            if let Some(forwarding) = forwarding {
+                forwarding.hand_over(&hub).await;
+                tracing::info!("handed every exchange over to the other replicas");
+            }
         })
     };
     server.await.map_err(|e| format!("server error: {e}"))?;
 
     tracing::info!("shutting down: finishing queued writes and notifications");
-    release.abort();
+    if replicas.is_some() {
+        // The hand-over (started on the signal) ends before the last writes below.
+        let _ = tokio::time::timeout(shutdown_timeout, release).await;
+    } else {
+        release.abort();
+    }
     expiry.abort();
     hub.shutdown().await;
+    if let (Some(r), Some((renewal, sweep))) = (&replicas, background) {
+        // Every queued write is done: give the leases back so the others take over now.
+        renewal.abort();
+        sweep.abort();
+        mess_core::Ownership::release_all(&**r).await;
+    }
     notifier_handle.shutdown(shutdown_timeout).await;
     Ok(())
 }

@@ -169,6 +169,8 @@ pub fn create_app(
         )
         .wrap(from_fn(middleware::cors))
         .wrap(from_fn(middleware::request))
+        // Outermost: a request for an exchange another replica owns goes there as it is.
+        .wrap(from_fn(crate::replicas::route))
 }
 
 /// Serves `listener` while the event log is replayed, before [`serve`] can: `/livez` 200,

@@ -38,6 +38,7 @@ pub mod mcp;
 pub mod membership;
 pub mod middleware;
 pub mod openapi;
+pub mod replicas;
 pub mod routes;
 pub mod state;
 pub mod table;

@@ -50,6 +50,7 @@ use crate::{api, error};
         api::UpdateResponse,
         api::CapabilityList,
         api::Health,
+        api::ReplicaHealth,
         api::Liveness,
         api::Readiness,
         api::ReadinessChecks,

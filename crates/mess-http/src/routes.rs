@@ -357,10 +357,15 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let hub = &state.hub;
     // Only probe storage when writes have been failing: a healthy server answers at once.
     let ok = hub.storage_ok() || hub.check_storage(Duration::from_secs(2)).await;
-    respond(routes::health(
+    let replica = state
+        .replicas
+        .as_ref()
+        .map(|r| (r.ownership().url(), r.ownership().owned()));
+    respond(routes::health_of_replica(
         ok,
         hub.storage_kind().as_str(),
         state.default_exchange.as_str(),
+        replica,
     ))
 }
 

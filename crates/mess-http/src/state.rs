@@ -19,4 +19,6 @@ pub struct AppState {
     pub guard: crate::limits::Guard,
     /// Renders `/metrics`, when a recorder is installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Forwarding between replicas on one bucket (`ADVERTISE_URL`); `None` for one process.
+    pub replicas: Option<std::sync::Arc<crate::replicas::Forwarding>>,
 }

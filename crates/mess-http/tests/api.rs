@@ -183,6 +183,7 @@ macro_rules! app {
             default_exchange: ExchangeId::parse("home").unwrap(),
             guard: $guard,
             metrics: None,
+            replicas: None,
         });
         let config = HttpConfig { body_limit: 64 * 1024, ..HttpConfig::default() };
         test::init_service(create_app(state, config)).await

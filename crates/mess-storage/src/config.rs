@@ -306,6 +306,23 @@ fn shown_endpoint(config: &StorageConfig, bucket: &str) -> String {
     }
 }
 
+/// This process as one replica of several on the configured bucket (S3 only), reached by
+/// the others at `url`, holding leases of `period`.
+pub async fn open_replicas(
+    config: &StorageConfig,
+    url: String,
+    period: Duration,
+) -> Result<Arc<crate::Replicas>, OpenError> {
+    if config.kind != StorageKind::S3 {
+        return Err(OpenError::Invalid {
+            setting: "ADVERTISE_URL",
+            reason: "replicas share an S3 bucket: set STORAGE_TYPE=s3, or unset ADVERTISE_URL to run one process on the filesystem".into(),
+        });
+    }
+    let store = s3_store(config).await?;
+    Ok(Arc::new(crate::Replicas::new(store, url, period)))
+}
+
 async fn open_s3(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> {
     let store = s3_store(config).await?;
     Ok(Arc::new(ObjectStorage::new(store, StorageKind::S3)))

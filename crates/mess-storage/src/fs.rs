@@ -257,7 +257,7 @@ impl Storage for FsStorage {
     }
 
     async fn load_answers(&self) -> Result<Vec<(ExchangeId, Vec<u8>)>, StorageError> {
-        self.inner.members.load_answers().await
+        self.inner.members.load_answers(None).await
     }
 
     async fn delete_answer(&self, exchange: &ExchangeId, scope: &str) -> Result<(), StorageError> {
@@ -286,7 +286,7 @@ impl Storage for FsStorage {
     }
 
     async fn load(&self) -> Result<Loaded, StorageError> {
-        let members = self.inner.members.load().await?;
+        let members = self.inner.members.load(None).await?;
         let root = self.inner.root.clone();
         let (events, skipped_lines) = tokio::task::spawn_blocking(move || load_events(&root))
             .await
@@ -301,7 +301,7 @@ impl Storage for FsStorage {
     /// Folds while it reads: each event is reduced to what its thread needs as soon as it
     /// is parsed, so the whole log is never held (see [`Replay`]).
     async fn replay(&self) -> Result<Replayed, StorageError> {
-        let members = self.inner.members.load().await?;
+        let members = self.inner.members.load(None).await?;
         let root = self.inner.root.clone();
         tokio::task::spawn_blocking(move || {
             let (replay, skipped_lines) = replay_events(&root)?;

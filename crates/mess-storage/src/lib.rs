@@ -15,6 +15,8 @@
 //! - `object`: [`ObjectStorage`], one create-only object per batch.
 //! - `batch`: the group commit both share; `members`: member records over `object_store`;
 //!   `layout`: paths and the line codec; `error`: backend errors by meaning.
+//! - [`Replicas`] and [`lease`]: several processes on one bucket, each exchange owned by
+//!   one of them at a time through a lease object written with conditional PUTs.
 //! - [`lock_store`]: one process at a time on a data directory (the server, or an
 //!   operator's offline command).
 //! - [`RawStore`]: every object of a store as it is, and [`classify`] to say what each one
@@ -63,14 +65,17 @@ pub mod config;
 mod error;
 mod fs;
 mod layout;
+pub mod lease;
 mod lock;
 mod members;
 mod object;
 mod raw;
+mod replicas;
 
-pub use config::{OpenError, StorageConfig, StorageKind, allow_http_default, open};
+pub use config::{OpenError, StorageConfig, StorageKind, allow_http_default, open, open_replicas};
 pub use fs::{FsStorage, SYNC_DELAY_ENV};
 pub use lock::{LOCK_FILE, LockError, StoreLock, lock_dir, lock_store};
 pub use mess_core::{Loaded, Storage, StorageError};
 pub use object::ObjectStorage;
 pub use raw::{Class, OTHER_PREFIXES, RawObject, RawStore, classify};
+pub use replicas::Replicas;

@@ -151,9 +151,15 @@ impl Members {
         }
     }
 
-    /// Every stored idempotent answer, with its exchange.
-    pub(crate) async fn load_answers(&self) -> Result<Vec<(ExchangeId, Vec<u8>)>, StorageError> {
-        let prefix = Path::from(ANSWERS);
+    /// Every stored idempotent answer, with its exchange (of `only` that exchange).
+    pub(crate) async fn load_answers(
+        &self,
+        only: Option<&ExchangeId>,
+    ) -> Result<Vec<(ExchangeId, Vec<u8>)>, StorageError> {
+        let prefix = match only {
+            Some(x) => Path::from(format!("{ANSWERS}/exchange={x}/")),
+            None => Path::from(ANSWERS),
+        };
         let paths: Vec<(ExchangeId, Path)> = self
             .store
             .list(Some(&prefix))
@@ -184,9 +190,15 @@ impl Members {
             .await
     }
 
-    /// Every member record, in path order.
-    pub(crate) async fn load(&self) -> Result<Vec<Member>, StorageError> {
-        let prefix = Path::from(EXECUTORS);
+    /// Every member record (of `only` that exchange), in path order.
+    pub(crate) async fn load(
+        &self,
+        only: Option<&ExchangeId>,
+    ) -> Result<Vec<Member>, StorageError> {
+        let prefix = match only {
+            Some(x) => Path::from(mess_core::layout::members_prefix(x)),
+            None => Path::from(EXECUTORS),
+        };
         let mut paths: Vec<Path> = self
             .store
             .list(Some(&prefix))

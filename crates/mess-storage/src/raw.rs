@@ -393,9 +393,9 @@ pub enum Class {
 }
 
 /// Top-level prefixes of the store whose objects [`classify`] does not check one by one
-/// (attachments, secrets, leases): they are the store's own, and the operator's commands
-/// copy them byte for byte with the rest.
-pub const OTHER_PREFIXES: [&str; 3] = ["blobs", "secrets", "leases"];
+/// (attachments, secrets, replicas' leases and seals, segments a seal fenced out): they
+/// are the store's own, and the operator's commands copy them byte for byte with the rest.
+pub const OTHER_PREFIXES: [&str; 4] = ["blobs", "secrets", "leases", "fenced"];
 
 /// Classifies a path of a store (see [`Class`]).
 pub fn classify(path: &str) -> Class {

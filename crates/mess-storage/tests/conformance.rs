@@ -602,6 +602,153 @@ every_backend!(
     blobs_are_kept_once_by_hash_and_read_back,
 );
 
+// ---- replicas: leases, fencing, seals (object stores: memory and moto) ----
+
+/// Every event id a single-process replay of `store` reads.
+async fn replayed_ids(store: &Arc<dyn ObjectStore>) -> HashSet<String> {
+    let loaded = ObjectStorage::new(store.clone(), StorageKind::Memory)
+        .load()
+        .await
+        .unwrap();
+    loaded.events.iter().map(|e| e.event_id.clone()).collect()
+}
+
+/// Every key under `prefix`.
+async fn keys(store: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<String> {
+    store
+        .list(Some(&ObjectPath::from(prefix)))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// Two replicas on one store: the first takes a free exchange and the second is sent to
+/// it; only the holder writes; a holder that stops renewing stops acknowledging before
+/// the other may take over; the new owner seals the old epoch, so a write of it landing
+/// late is never replayed and is moved out of `events/`; a lease given back is taken at
+/// once.
+async fn a_lease_fences_a_deposed_owner(b: Backend) {
+    use mess_core::{Located, Ownership};
+    use mess_storage::Replicas;
+    use std::time::{Duration, Instant};
+    let Some(store) = b.raw() else { return };
+    let period = Duration::from_millis(800);
+    let home = exchange("home");
+    let a = Replicas::new(store.clone(), "http://a".into(), period);
+    let c = Replicas::new(store.clone(), "http://c".into(), period);
+    assert!(matches!(a.locate(&home).await.unwrap(), Located::Taken(_)));
+    assert!(matches!(c.locate(&home).await.unwrap(), Located::There(u) if u == "http://a"));
+
+    let t = thread("LEAS");
+    let first = event(&home, Some(&t), 1, T0, thread_created());
+    a.storage()
+        .append(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let refused = event(&home, Some(&t), 2, T0 + 1, message_added());
+    assert!(
+        c.storage().append(&[refused]).await.is_err(),
+        "no lease, no write"
+    );
+
+    // Renewed, the lease stays a's for longer than a period.
+    let until = Instant::now() + period * 3 / 2;
+    while Instant::now() < until {
+        tokio::time::sleep(period / 4).await;
+        assert_eq!(a.renew().await, Vec::<mess_core::ExchangeId>::new());
+        assert!(matches!(c.locate(&home).await.unwrap(), Located::There(_)));
+    }
+
+    // a stops renewing (paused): it stops acknowledging first...
+    tokio::time::sleep(period).await;
+    assert!(!a.holds(&home));
+    let late = event(&home, Some(&t), 2, T0 + 2, message_added());
+    assert!(
+        a.storage().append(&[late]).await.is_err(),
+        "a lapsed lease acknowledges nothing"
+    );
+    // ... and c takes over within a period of seeing the lease unchanged.
+    let started = Instant::now();
+    let taken = loop {
+        match c.locate(&home).await.unwrap() {
+            Located::Taken(t) => break t,
+            Located::There(_) => {
+                assert!(started.elapsed() < period * 3, "c never took over");
+                tokio::time::sleep(period / 8).await;
+            }
+            Located::Here => panic!("c cannot hold what it never took"),
+        }
+    };
+    assert_eq!(
+        taken.events, 1,
+        "the new owner reads what the old one acknowledged"
+    );
+    assert_eq!(
+        a.renew().await,
+        vec![home.clone()],
+        "a learns it lost the lease"
+    );
+
+    // A PUT of epoch 1 landing now (sent before the pause) never counts.
+    let stray = event(&home, Some(&t), 3, T0 + 3, message_added());
+    let stray_path = format!(
+        "events/exchange=home/2026/02/01/{}",
+        mess_storage::lease::segment_name(1, 2)
+    );
+    store
+        .put(
+            &ObjectPath::from(stray_path.as_str()),
+            PutPayload::from(format!("{}\n", stray.to_line())),
+        )
+        .await
+        .unwrap();
+    let second = event(&home, Some(&t), 2, T0 + 4, message_added());
+    c.storage()
+        .append(std::slice::from_ref(&second))
+        .await
+        .unwrap();
+    let ids = replayed_ids(&store).await;
+    assert_eq!(
+        ids,
+        [first.event_id.clone(), second.event_id.clone()]
+            .into_iter()
+            .collect()
+    );
+
+    // Given back, the lease is taken at once; the stray is moved to fenced/.
+    c.release_all().await;
+    assert!(!c.holds(&home));
+    let a2 = Replicas::new(store.clone(), "http://a".into(), period);
+    let Located::Taken(taken) = a2.locate(&home).await.unwrap() else {
+        panic!("a lease given back is free");
+    };
+    assert_eq!(taken.events, 2);
+    assert!(!keys(&store, "events").await.contains(&stray_path));
+    let fenced = stray_path.replacen("events/", "fenced/", 1);
+    assert!(keys(&store, "fenced").await.contains(&fenced));
+    let seals = keys(&store, "leases").await;
+    assert!(
+        seals.iter().any(|k| k.ends_with("seal-0000000001.json")),
+        "{seals:?}"
+    );
+    assert!(
+        seals.iter().any(|k| k.ends_with("seal-0000000002.json")),
+        "{seals:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_fences_a_deposed_owner_in_memory() {
+    a_lease_fences_a_deposed_owner(Backend::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_fences_a_deposed_owner_on_s3() {
+    let Some(b) = Backend::s3() else { return };
+    a_lease_fences_a_deposed_owner(b).await;
+}
+
 // ---- filesystem specifics ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

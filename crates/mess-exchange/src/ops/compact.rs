@@ -132,6 +132,15 @@ pub async fn compact(args: CompactArgs) -> Result<(), String> {
         .list()
         .await
         .map_err(|e| format!("cannot list {}: {e}", raw.describe()))?;
+    // Replicas name segments by lease epoch and seal what counts of each epoch; a merged
+    // segment would lose both. Compaction under leases is not built: refuse, clearly.
+    if objects.iter().any(|o| o.path.starts_with("leases/")) {
+        return Err(format!(
+            "{} has been served by replicas (it holds leases/): compact does not take \
+             leases, so it does not run on such a store",
+            raw.describe()
+        ));
+    }
     let mut days: BTreeMap<Day, Vec<RawObject>> = BTreeMap::new();
     let mut leftovers: BTreeMap<String, Vec<RawObject>> = BTreeMap::new();
     for obj in objects {

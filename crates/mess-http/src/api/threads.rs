@@ -250,6 +250,18 @@ pub struct Health {
     pub storage: String,
     /// The default exchange.
     pub exchange_id: String,
+    /// Only on one replica of several sharing a bucket (`ADVERTISE_URL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaHealth>,
+}
+
+/// One replica of several on a bucket, in `/health`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ReplicaHealth {
+    /// Its `ADVERTISE_URL`, where the other replicas forward to it.
+    pub url: String,
+    /// How many exchanges it holds the lease of (serves) now.
+    pub owned: u64,
 }
 
 /// The process answers (`/livez`).

@@ -95,6 +95,8 @@ pub struct ExchangeHandle {
     blobs: Arc<mess_api::blobs::Cache>,
     /// The same in base64, for seed-shaped reads.
     encoded: Arc<mess_api::blobs::Cache<str>>,
+    /// Set when its writer has finished (after [`Job::Stop`]).
+    finished: tokio::sync::watch::Sender<bool>,
 }
 
 /// The routes of `mess-api` see an exchange through this.
@@ -323,7 +325,27 @@ impl Hub {
         }
         let (states, events) = (replayed.exchanges, replayed.events);
         tracing::info!(exchanges = states.len(), events, "replayed the event log");
-        let hub = Arc::new(Self {
+        let hub = Self::empty(storage, notifier, clock, entropy);
+        for (id, state) in states {
+            let handle = hub.spawn_exchange(id.clone(), state);
+            hub.exchanges
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, handle);
+        }
+        hub.load_answers().await?;
+        Ok(hub)
+    }
+
+    /// A hub holding no exchange yet: a replica's, which takes exchanges as their requests
+    /// come ([`Hub::adopt`]). Must be called inside a tokio runtime.
+    pub fn empty(
+        storage: Arc<dyn Storage>,
+        notifier: Arc<dyn Notifier>,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
             exchanges: RwLock::new(HashMap::default()),
             storage,
             notifier,
@@ -339,16 +361,69 @@ impl Hub {
             action_key: std::sync::OnceLock::new(),
             blobs: Arc::new(mess_api::blobs::Cache::new(BLOB_CACHE_BYTES)),
             encoded: Arc::new(mess_api::blobs::Cache::new(BLOB_CACHE_BYTES)),
-        });
-        for (id, state) in states {
-            let handle = hub.spawn_exchange(id.clone(), state);
-            hub.exchanges
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id, handle);
+        })
+    }
+
+    /// Serves an exchange this replica has just taken over: its state as storage holds it
+    /// and its stored idempotent answers (older ones are skipped). Replaces (and stops) a
+    /// copy held from an earlier lease.
+    pub fn adopt(self: &Arc<Self>, taken: mess_core::Taken) {
+        let id = taken.exchange.id().clone();
+        let handle = self.spawn_exchange(id.clone(), taken.exchange);
+        let now = self.clock.now();
+        for bytes in taken.answers {
+            match serde_json::from_slice::<Answer>(&bytes) {
+                Ok(answer) if answer.live(now) => handle.replays.put_loaded(answer),
+                Ok(_) => {}
+                Err(_) => tracing::warn!(exchange = %id, "skipped an unreadable idempotent answer"),
+            }
         }
-        hub.load_answers().await?;
-        Ok(hub)
+        let old = self
+            .exchanges
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, handle);
+        if let Some(old) = old {
+            Self::stop(old);
+        }
+    }
+
+    /// Stops serving an exchange whose lease this replica lost or gave back: held requests
+    /// and feed streams end (their clients come back, to the new owner), queued commands
+    /// are refused by storage (no lease).
+    pub fn drop_exchange(&self, id: &ExchangeId) {
+        let old = self
+            .exchanges
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        if let Some(old) = old {
+            Self::stop(old);
+        }
+    }
+
+    /// Stops serving an exchange and waits until everything its writer had queued is
+    /// decided and stored (or refused): before its lease is given back.
+    pub async fn hand_back(&self, id: &ExchangeId) {
+        let old = self
+            .exchanges
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        if let Some(old) = old {
+            let mut finished = old.finished.subscribe();
+            Self::stop(old);
+            let _ = finished.wait_for(|done| *done).await;
+        }
+    }
+
+    fn stop(handle: Arc<ExchangeHandle>) {
+        handle.waiters.wake_all();
+        handle.feed.close();
+        // The writer ends after what is queued (refused by storage without a lease).
+        tokio::spawn(async move {
+            let _ = handle.tx.send(Job::Stop).await;
+        });
     }
 
     /// Puts back the `Idempotency-Key` answers younger than a day; deletes the older ones.
@@ -392,13 +467,18 @@ impl Hub {
             review_window_ms: Arc::clone(&self.review_window_ms),
             blobs: Arc::clone(&self.blobs),
             encoded: Arc::clone(&self.encoded),
+            finished: tokio::sync::watch::Sender::new(false),
         });
         let writer = Writer {
             hub: Arc::clone(self),
             handle: Arc::clone(&handle),
             working,
         };
-        let task = tokio::spawn(writer.run(rx));
+        let finished = handle.finished.clone();
+        let task = tokio::spawn(async move {
+            writer.run(rx).await;
+            finished.send_replace(true);
+        });
         self.tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
