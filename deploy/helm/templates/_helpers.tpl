@@ -115,8 +115,11 @@ Refuse settings that cannot work. Included by the Deployment.
 {{- if not (has .Values.storage.type (list "filesystem" "s3")) }}
 {{- fail (printf "storage.type must be \"filesystem\" or \"s3\", not %q" (toString .Values.storage.type)) }}
 {{- end }}
-{{- if gt (int .Values.replicaCount) 1 }}
-{{- fail (printf "replicaCount=%d: mess-exchange runs exactly one replica for now (its state is in memory; a second pod would not see the first one's writes, on a volume or on S3). Use replicaCount=1." (int .Values.replicaCount)) }}
+{{- if and (eq .Values.storage.type "filesystem") (gt (int .Values.replicaCount) 1) }}
+{{- fail (printf "replicaCount=%d needs storage.type=s3: on filesystem storage one pod owns the data directory and keeps its state in memory, a second one would diverge from it. Use replicaCount=1, or S3 storage for replicas." (int .Values.replicaCount)) }}
+{{- end }}
+{{- if and (eq .Values.storage.type "filesystem") .Values.replicas.enabled }}
+{{- fail "replicas.enabled=true needs storage.type=s3: replicas share an S3 bucket, never a data directory" }}
 {{- end }}
 {{- if not (has (toString .Values.s3.allowHttp) (list "" "true" "false")) }}
 {{- fail (printf "s3.allowHttp must be true, false or empty (the server's default), not %q" (toString .Values.s3.allowHttp)) }}
@@ -148,4 +151,20 @@ neither variable and registration stays open.
 */}}
 {{- define "mess-exchange.createRegistrationSecret" -}}
 {{- if and (not .Values.registration.existingSecret) (or .Values.registration.token .Values.registration.tokens) }}true{{ end }}
+{{- end }}
+
+{{/*
+True ("true") in replica mode: S3 storage and more than one pod, or replicas.enabled.
+The pods then share the bucket through leases: ADVERTISE_URL and LEASE_PERIOD are set,
+the headless Service and the PodDisruptionBudget exist, and updates roll.
+*/}}
+{{- define "mess-exchange.replicaMode" -}}
+{{- if and (eq .Values.storage.type "s3") (or (gt (int .Values.replicaCount) 1) .Values.replicas.enabled) }}true{{ end }}
+{{- end }}
+
+{{/*
+Name of the headless Service listing every ready replica.
+*/}}
+{{- define "mess-exchange.replicasServiceName" -}}
+{{- printf "%s-replicas" (include "mess-exchange.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
