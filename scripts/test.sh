@@ -4,10 +4,10 @@
 # the real DuckDB; generated Python and TypeScript clients and schemathesis (a smoke run
 # and a deeper one) against the live binary; a short cargo-fuzz run; one end-to-end API
 # suite (scripts/e2e.py) against the binary and against the Cloudflare Worker under
-# wrangler dev; the MCP endpoint through the official MCP SDKs; the app in Chromium; the
-# deployment checks. Installs what it needs (a Python venv at
-# .venv, npm packages, cargo-fuzz, the wasm toolchain) and starts moto itself. Needs no
-# input.
+# wrangler dev; three replicas on one bucket, under faults (scripts/replicas.py); the MCP
+# endpoint through the official MCP SDKs; the app in Chromium; the deployment checks.
+# Installs what it needs (a Python venv at .venv, npm packages, cargo-fuzz, the wasm
+# toolchain) and starts moto itself. Needs no input.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,6 +42,9 @@ bash scripts/test-clients.sh
 
 step "the end-to-end API suite against the binary (the Worker runs the same one below)"
 bash scripts/test-e2e.sh
+
+step "replicas: three processes on one moto bucket, claim races, a checked history, faults (SIGKILL, SIGSTOP, S3 cut, rolling restart)"
+bash scripts/test-replicas.sh
 
 step "MCP: the official Python and TypeScript SDKs against the live binary"
 bash scripts/test-mcp.sh
