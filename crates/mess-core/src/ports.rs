@@ -242,6 +242,11 @@ pub trait Ownership: Send + Sync + 'static {
     /// another replica, or not renewed in time), which must no longer be served here.
     async fn renew(&self) -> Vec<ExchangeId>;
 
+    /// Stops holding `exchange`'s lease here without giving it back, because its state is
+    /// no longer loaded: the next [`Ownership::locate`] takes it anew, with a new epoch,
+    /// and reads it back.
+    fn abandon(&self, exchange: &ExchangeId);
+
     /// Stops taking leases (graceful shutdown): [`Ownership::locate`] no longer takes one.
     fn drain(&self);
 

@@ -159,7 +159,13 @@ impl Forwarding {
             Arc::clone(taking.entry(exchange.clone()).or_default())
         };
         let _one = gate.lock().await;
-        let located = self.ownership.locate(exchange).await;
+        let mut located = self.ownership.locate(exchange).await;
+        if matches!(located, Ok(Located::Here)) && hub.exchange(exchange).is_none() {
+            // Held, but its state was dropped (a lease that lapsed and was renewed after):
+            // take it anew, so that it is read back under a new epoch.
+            self.ownership.abandon(exchange);
+            located = self.ownership.locate(exchange).await;
+        }
         match located {
             Ok(Located::Here) => {
                 if hub.exchange(exchange).is_some() {
@@ -324,7 +330,8 @@ pub async fn route(
                 let mut res = next.call(req).await?.map_into_boxed_body();
                 if !fwd.ownership.holds(&exchange) {
                     // The lease ran out while this was served: its answer cannot be trusted.
-                    state.hub.drop_exchange(&exchange);
+                    // (The state stays: a renewal may still find the lease untouched; if
+                    // another replica took it, the renewal drops it.)
                     let (req, _) = res.into_parts();
                     return Ok(ServiceResponse::new(
                         req,

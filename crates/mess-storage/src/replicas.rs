@@ -481,6 +481,10 @@ impl Ownership for Replicas {
         lost
     }
 
+    fn abandon(&self, exchange: &ExchangeId) {
+        self.table.remove(exchange);
+    }
+
     fn drain(&self) {
         self.draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
