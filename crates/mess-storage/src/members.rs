@@ -15,6 +15,21 @@ use crate::layout::{EXECUTORS, is_member_object, member_path};
 /// How many objects replay reads at once.
 pub(crate) const READ_CONCURRENCY: usize = 16;
 
+/// The whole of the object at `path`.
+pub(crate) async fn read_object(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<impl AsRef<[u8]> + Send + 'static, StorageError> {
+    let read = |e| from_object_store("read", path.as_ref(), e);
+    store
+        .get(path)
+        .await
+        .map_err(read)?
+        .bytes()
+        .await
+        .map_err(read)
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Members {
     store: Arc<dyn ObjectStore>,
@@ -173,17 +188,7 @@ impl Members {
         futures::stream::iter(paths)
             .map(|(x, path)| {
                 let store = Arc::clone(&self.store);
-                async move {
-                    let read = |e| from_object_store("read", path.as_ref(), e);
-                    let bytes = store
-                        .get(&path)
-                        .await
-                        .map_err(read)?
-                        .bytes()
-                        .await
-                        .map_err(read)?;
-                    Ok((x, bytes.to_vec()))
-                }
+                async move { Ok((x, read_object(&*store, &path).await?.as_ref().to_vec())) }
             })
             .buffered(READ_CONCURRENCY)
             .try_collect()
@@ -212,14 +217,8 @@ impl Members {
             .map(|path| {
                 let store = Arc::clone(&self.store);
                 async move {
-                    let bytes = store
-                        .get(&path)
-                        .await
-                        .map_err(|e| from_object_store("read", path.as_ref(), e))?
-                        .bytes()
-                        .await
-                        .map_err(|e| from_object_store("read", path.as_ref(), e))?;
-                    serde_json::from_slice::<Member>(&bytes)
+                    let bytes = read_object(&*store, &path).await?;
+                    serde_json::from_slice::<Member>(bytes.as_ref())
                         .map_err(|e| StorageError::Corrupt(format!("{path}: {e}")))
                 }
             })

@@ -15,7 +15,7 @@ use crate::batch::{Batcher, Queues, Sink, queue_for};
 use crate::error::from_object_store;
 use crate::layout::{self, Day, EVENTS, day_dir, is_event_object, new_segment_name};
 use crate::lease::{LeaseTable, Seal, Seals};
-use crate::members::{Members, READ_CONCURRENCY};
+use crate::members::{Members, READ_CONCURRENCY, read_object};
 
 /// Event segments and member records in an object store.
 ///
@@ -121,17 +121,10 @@ impl ObjectStorage {
             .map(|path| {
                 let store = Arc::clone(store);
                 async move {
-                    let read = |e| from_object_store("read", path.as_ref(), e);
-                    let bytes = store
-                        .get(&path)
-                        .await
-                        .map_err(read)?
-                        .bytes()
-                        .await
-                        .map_err(read)?;
+                    let bytes = read_object(&*store, &path).await?;
                     tokio::task::spawn_blocking(move || {
                         let mut events = Vec::new();
-                        let skipped = layout::parse_lines(&bytes, &mut events);
+                        let skipped = layout::parse_lines(bytes.as_ref(), &mut events);
                         layout::warn_skipped(&skipped, path.as_ref());
                         (events, skipped.count)
                     })
@@ -201,15 +194,8 @@ pub(crate) async fn load_seals(
         .map(|path| {
             let store = Arc::clone(store);
             async move {
-                let read = |e| from_object_store("read", path.as_ref(), e);
-                let bytes = store
-                    .get(&path)
-                    .await
-                    .map_err(read)?
-                    .bytes()
-                    .await
-                    .map_err(read)?;
-                let seal: Seal = serde_json::from_slice(&bytes)
+                let bytes = read_object(&*store, &path).await?;
+                let seal: Seal = serde_json::from_slice(bytes.as_ref())
                     .map_err(|e| StorageError::Corrupt(format!("{path}: {e}")))?;
                 let (x, _) = crate::lease::seal_of(path.as_ref()).unwrap_or_else(|| unreachable!());
                 Ok::<_, StorageError>((x, seal))

@@ -392,25 +392,22 @@ impl Hub {
     /// and feed streams end (their clients come back, to the new owner), queued commands
     /// are refused by storage (no lease).
     pub fn drop_exchange(&self, id: &ExchangeId) {
-        let old = self
-            .exchanges
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-        if let Some(old) = old {
+        if let Some(old) = self.remove(id) {
             Self::stop(old);
         }
+    }
+
+    fn remove(&self, id: &ExchangeId) -> Option<Arc<ExchangeHandle>> {
+        self.exchanges
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
     }
 
     /// Stops serving an exchange and waits until everything its writer had queued is
     /// decided and stored (or refused): before its lease is given back.
     pub async fn hand_back(&self, id: &ExchangeId) {
-        let old = self
-            .exchanges
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-        if let Some(old) = old {
+        if let Some(old) = self.remove(id) {
             let mut finished = old.finished.subscribe();
             Self::stop(old);
             let _ = finished.wait_for(|done| *done).await;
