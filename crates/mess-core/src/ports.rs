@@ -190,6 +190,9 @@ pub enum Located {
     Taken(Box<Taken>),
     /// Another replica holds a live lease: its advertised URL.
     There(String),
+    /// Nobody holds it, it was given back idle, and nothing of it is due soon: left
+    /// unloaded ([`Ownership::locate_due`] only; a request takes it).
+    Idle,
 }
 
 /// An exchange just taken over ([`Located::Taken`]): its state folded from what counts
@@ -233,6 +236,14 @@ pub trait Ownership: Send + Sync + 'static {
     /// reading the exchange back. `Err` when storage cannot say (the caller answers 503).
     async fn locate(&self, exchange: &ExchangeId) -> Result<Located, StorageError>;
 
+    /// [`Ownership::locate`] for the sweep: an exchange given back idle is taken only if
+    /// its next timer is due `within` (else [`Located::Idle`]).
+    async fn locate_due(
+        &self,
+        exchange: &ExchangeId,
+        within: std::time::Duration,
+    ) -> Result<Located, StorageError>;
+
     /// Every exchange in the store (each has a member), for the sweep that takes over the
     /// exchanges of a replica that died while nobody asked for them (their timers must
     /// fire).
@@ -251,8 +262,9 @@ pub trait Ownership: Send + Sync + 'static {
     fn drain(&self);
 
     /// Gives `exchange`'s lease back, so another replica takes it at once; nothing is
-    /// acknowledged here for it from the call on.
-    async fn release(&self, exchange: &ExchangeId);
+    /// acknowledged here for it from the call on. `wake_at`: when its next timer is due
+    /// (a sweep takes it by then), if ever.
+    async fn release(&self, exchange: &ExchangeId, wake_at: Option<Timestamp>);
 
     /// Gives every lease back (graceful shutdown), so other replicas take over at once.
     async fn release_all(&self);

@@ -36,6 +36,10 @@ const HANDOVER_WAIT: Duration = Duration::from_secs(3);
 /// covers ([`Forwarding::sweep`]): each look reads every such lease once (a GET each).
 pub const SWEEP_PERIODS: u32 = 6;
 
+/// How many lease periods an exchange held here may go without a request before it is
+/// given back ([`Forwarding::hand_back_idle`]): ten minutes with the default `PT10S`.
+pub const IDLE_PERIODS: u32 = 60;
+
 /// How long the owner has to start answering a request that is not held. A paused or
 /// partitioned owner is given up on sooner, when its lease moves; this bounds a live
 /// owner that is slow, such as one still reading an exchange it has just taken.
@@ -60,6 +64,8 @@ pub struct Forwarding {
     /// One lease taking at a time per exchange: the requests behind it wait, then are
     /// served here.
     taking: Mutex<HashMap<ExchangeId, Arc<tokio::sync::Mutex<()>>>>,
+    /// When each exchange held here was last asked for (or taken).
+    used: Mutex<HashMap<ExchangeId, std::time::Instant>>,
 }
 
 impl Forwarding {
@@ -75,6 +81,7 @@ impl Forwarding {
             ownership,
             client,
             taking: Mutex::new(HashMap::default()),
+            used: Mutex::new(HashMap::default()),
         })
     }
 
@@ -87,7 +94,8 @@ impl Forwarding {
     /// least one) per call, in random order: run every few lease periods by each replica,
     /// so that the exchanges of a replica that died are served again (their timers fire)
     /// even when no request comes for them, and so that they spread over the replicas.
-    /// Returns how many it took.
+    /// One given back idle is taken only when its next timer is near. Returns how many it
+    /// took.
     pub async fn sweep(&self, hub: &Arc<Hub>) -> usize {
         let mut free: Vec<ExchangeId> = match self.ownership.exchanges().await {
             Ok(all) => all
@@ -101,14 +109,16 @@ impl Forwarding {
         };
         rand::seq::SliceRandom::shuffle(free.as_mut_slice(), &mut rand::rng());
         let limit = (free.len() / 4).max(1);
+        // Timers due before the sweep after next (sweeps are jittered up to 1.5 apart).
+        let within = self.ownership.period() * SWEEP_PERIODS * 3;
         let mut took = 0;
         for x in free {
             if took >= limit {
                 break;
             }
-            match self.locate(hub, &x).await {
+            match self.locate_as(hub, &x, Some(within)).await {
                 Ok(Where::Here) => took += 1,
-                Ok(Where::There(_)) => {}
+                Ok(Where::There(_) | Where::Idle) => {}
                 Err(e) => tracing::debug!(exchange = %x, error = %e, "sweep: could not take"),
             }
         }
@@ -124,8 +134,9 @@ impl Forwarding {
         let held: Vec<ExchangeId> = hub.exchanges().iter().map(|h| h.id().clone()).collect();
         futures::stream::iter(held)
             .for_each_concurrent(16, |x| async move {
+                let wake_at = hub.next_due(&x);
                 hub.hand_back(&x).await;
-                self.ownership.release(&x).await;
+                self.ownership.release(&x, wake_at).await;
             })
             .await;
         self.ownership.release_all().await;
@@ -140,6 +151,10 @@ impl Forwarding {
             loop {
                 let jitter = rand::random_range(0.5..1.5);
                 tokio::time::sleep(every.mul_f64(jitter)).await;
+                let gave = this.hand_back_idle(&hub).await;
+                if gave > 0 {
+                    tracing::info!(gave, "gave idle exchanges back");
+                }
                 let took = this.sweep(&hub).await;
                 if took > 0 {
                     tracing::info!(took, "took over exchanges no replica held");
@@ -148,23 +163,83 @@ impl Forwarding {
         })
     }
 
+    fn gate(&self, exchange: &ExchangeId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut taking = self.taking.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(taking.entry(exchange.clone()).or_default())
+    }
+
+    fn touch(&self, exchange: &ExchangeId) {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        used.insert(exchange.clone(), std::time::Instant::now());
+    }
+
+    /// Gives back the exchanges held here that nobody asked for in [`IDLE_PERIODS`]
+    /// lease periods, each with when its next timer is due: it is then in no replica's
+    /// memory until a request comes, or until a sweep takes it in time for that timer.
+    /// Returns how many it gave back.
+    async fn hand_back_idle(&self, hub: &Arc<Hub>) -> usize {
+        let idle_after = self.ownership.period() * IDLE_PERIODS;
+        let idle: Vec<ExchangeId> = {
+            let used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+            hub.exchanges()
+                .iter()
+                .map(|h| h.id().clone())
+                .filter(|x| used.get(x).is_none_or(|at| at.elapsed() >= idle_after))
+                .collect()
+        };
+        let mut gave = 0;
+        for x in idle {
+            let gate = self.gate(&x);
+            let _one = gate.lock().await;
+            let still_idle = {
+                let used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+                used.get(&x).is_none_or(|at| at.elapsed() >= idle_after)
+            };
+            if !still_idle || !self.ownership.holds(&x) {
+                continue;
+            }
+            let wake_at = hub.next_due(&x);
+            hub.hand_back(&x).await;
+            self.ownership.release(&x, wake_at).await;
+            self.used
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&x);
+            gave += 1;
+        }
+        gave
+    }
+
     /// Where `exchange` is served; a lease just taken is loaded into the hub before any
     /// request is served from it.
     async fn locate(&self, hub: &Arc<Hub>, exchange: &ExchangeId) -> Result<Where, String> {
         if self.ownership.holds(exchange) && hub.exchange(exchange).is_some() {
             return Ok(Where::Here);
         }
-        let gate = {
-            let mut taking = self.taking.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(taking.entry(exchange.clone()).or_default())
-        };
+        self.locate_as(hub, exchange, None).await
+    }
+
+    /// [`Forwarding::locate`]; with `due_within`, for the sweep ([`Ownership::locate_due`]).
+    async fn locate_as(
+        &self,
+        hub: &Arc<Hub>,
+        exchange: &ExchangeId,
+        due_within: Option<Duration>,
+    ) -> Result<Where, String> {
+        let gate = self.gate(exchange);
         let _one = gate.lock().await;
-        let mut located = self.ownership.locate(exchange).await;
+        let locate = || async {
+            match due_within {
+                Some(within) => self.ownership.locate_due(exchange, within).await,
+                None => self.ownership.locate(exchange).await,
+            }
+        };
+        let mut located = locate().await;
         if matches!(located, Ok(Located::Here)) && hub.exchange(exchange).is_none() {
             // Held, but its state was dropped (a lease that lapsed and was renewed after):
             // take it anew, so that it is read back under a new epoch.
             self.ownership.abandon(exchange);
-            located = self.ownership.locate(exchange).await;
+            located = locate().await;
         }
         match located {
             Ok(Located::Here) => {
@@ -177,8 +252,10 @@ impl Forwarding {
             Ok(Located::Taken(taken)) => {
                 tracing::info!(exchange = %exchange, events = taken.events, "serving an exchange taken over");
                 hub.adopt(*taken);
+                self.touch(exchange);
                 Ok(Where::Here)
             }
+            Ok(Located::Idle) => Ok(Where::Idle),
             Ok(Located::There(url)) => {
                 hub.drop_exchange(exchange);
                 Ok(Where::There(url))
@@ -289,6 +366,8 @@ fn answer_within(head: &actix_web::HttpRequest) -> Duration {
 enum Where {
     Here,
     There(String),
+    /// Given back idle, nothing due soon: left (the sweep's answer only).
+    Idle,
 }
 
 /// The exchange a request is for: `/api/v1/exchanges/{id}/…`, or the one a claim link
@@ -338,6 +417,7 @@ pub async fn route(
                         unavailable("lease lost while serving"),
                     ));
                 }
+                fwd.touch(&exchange);
                 if let Ok(v) = HeaderValue::from_str(fwd.ownership.url()) {
                     res.headers_mut()
                         .insert(HeaderName::from_static(REPLICA_HEADER), v);
@@ -361,6 +441,8 @@ pub async fn route(
                     req.into_response(unavailable("forwarded to a replica that is not the owner"))
                 );
             }
+            // Only the sweep is told to leave an exchange; a request takes it.
+            Ok(Where::Idle) => {}
             Err(e) => {
                 tracing::warn!(exchange = %exchange, error = %e, "could not find the owner of an exchange");
             }

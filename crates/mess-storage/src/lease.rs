@@ -68,6 +68,10 @@ pub struct LeaseRecord {
     /// not moved for a period was not renewed.
     #[serde(default)]
     pub beat: u64,
+    /// Given back: when the exchange's next timer is due (unix milliseconds), if ever. A
+    /// replica's sweep takes it by then; a request takes it whenever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_at_ms: Option<i64>,
 }
 
 /// A sealed epoch: its batches `1..=through` count, except `missing` (not stored when the

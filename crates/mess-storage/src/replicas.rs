@@ -155,6 +155,10 @@ impl Replicas {
     }
 
     fn record(&self, epoch: u32, released: bool) -> LeaseRecord {
+        self.record_waking(epoch, released, None)
+    }
+
+    fn record_waking(&self, epoch: u32, released: bool, wake_at_ms: Option<i64>) -> LeaseRecord {
         LeaseRecord {
             owner: self.me.clone(),
             url: self.url.clone(),
@@ -164,6 +168,7 @@ impl Replicas {
             beat: self
                 .beats
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            wake_at_ms,
         }
     }
 
@@ -343,6 +348,66 @@ impl Replicas {
         Ok(())
     }
 
+    /// [`Ownership::locate`]; with `due_within`, for the sweep: an exchange given back
+    /// idle is left unless its next timer is due within that.
+    async fn locate_inner(
+        &self,
+        exchange: &ExchangeId,
+        due_within: Option<Duration>,
+    ) -> Result<Located, StorageError> {
+        if self.table.holds(exchange) {
+            return Ok(Located::Here);
+        }
+        // A recent look at a live lease held elsewhere is good enough to forward.
+        if let Some(s) = self.seen().get(exchange)
+            && s.checked.elapsed() < self.period / 4
+            && s.first.elapsed() < self.period
+            && !s.record.released
+        {
+            return Ok(Located::There(s.record.url.clone()));
+        }
+        let current = self.read(exchange).await?;
+        // A lease this replica held but let lapse (or lost) is taken over like any other.
+        self.table.remove(exchange);
+        let prev = match &current {
+            None => None,
+            Some((record, etag)) => {
+                if !self.expired(exchange, record, etag) {
+                    return Ok(Located::There(record.url.clone()));
+                }
+                if let Some(within) = due_within
+                    && record.released
+                    && record.wake_at_ms.is_none_or(|at| {
+                        at > mess_core::Clock::now(&mess_core::SystemClock)
+                            .unix_millis()
+                            .saturating_add(i64::try_from(within.as_millis()).unwrap_or(i64::MAX))
+                    })
+                {
+                    return Ok(Located::Idle);
+                }
+                Some((etag.as_str(), record.epoch))
+            }
+        };
+        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StorageError::Unavailable(
+                "this replica is shutting down and takes no exchange".into(),
+            ));
+        }
+        match self.take(exchange, prev).await? {
+            Some(taken) => Ok(Located::Taken(Box::new(taken))),
+            // Taken by another replica first: it serves it.
+            None => match self.read(exchange).await? {
+                Some((record, etag)) if record.owner != self.me => {
+                    self.expired(exchange, &record, &etag);
+                    Ok(Located::There(record.url))
+                }
+                _ => Err(StorageError::Unavailable(format!(
+                    "the lease of exchange {exchange} is changing hands"
+                ))),
+            },
+        }
+    }
+
     /// Renews one lease; `false` if it is lost.
     async fn renew_one(&self, exchange: &ExchangeId, held: Held) -> bool {
         let sent = Instant::now();
@@ -401,47 +466,15 @@ impl Ownership for Replicas {
     }
 
     async fn locate(&self, exchange: &ExchangeId) -> Result<Located, StorageError> {
-        if self.table.holds(exchange) {
-            return Ok(Located::Here);
-        }
-        // A recent look at a live lease held elsewhere is good enough to forward.
-        if let Some(s) = self.seen().get(exchange)
-            && s.checked.elapsed() < self.period / 4
-            && s.first.elapsed() < self.period
-            && !s.record.released
-        {
-            return Ok(Located::There(s.record.url.clone()));
-        }
-        let current = self.read(exchange).await?;
-        // A lease this replica held but let lapse (or lost) is taken over like any other.
-        self.table.remove(exchange);
-        let prev = match &current {
-            None => None,
-            Some((record, etag)) => {
-                if !self.expired(exchange, record, etag) {
-                    return Ok(Located::There(record.url.clone()));
-                }
-                Some((etag.as_str(), record.epoch))
-            }
-        };
-        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(StorageError::Unavailable(
-                "this replica is shutting down and takes no exchange".into(),
-            ));
-        }
-        match self.take(exchange, prev).await? {
-            Some(taken) => Ok(Located::Taken(Box::new(taken))),
-            // Taken by another replica first: it serves it.
-            None => match self.read(exchange).await? {
-                Some((record, etag)) if record.owner != self.me => {
-                    self.expired(exchange, &record, &etag);
-                    Ok(Located::There(record.url))
-                }
-                _ => Err(StorageError::Unavailable(format!(
-                    "the lease of exchange {exchange} is changing hands"
-                ))),
-            },
-        }
+        self.locate_inner(exchange, None).await
+    }
+
+    async fn locate_due(
+        &self,
+        exchange: &ExchangeId,
+        within: Duration,
+    ) -> Result<Located, StorageError> {
+        self.locate_inner(exchange, Some(within)).await
     }
 
     async fn exchanges(&self) -> Result<Vec<ExchangeId>, StorageError> {
@@ -490,15 +523,13 @@ impl Ownership for Replicas {
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    async fn release(&self, exchange: &ExchangeId) {
+    async fn release(&self, exchange: &ExchangeId, wake_at: Option<mess_core::Timestamp>) {
         // No write is acknowledged from here on.
         let Some(held) = self.table.remove(exchange) else {
             return;
         };
-        match self
-            .write(exchange, &self.record(held.epoch, true), Some(&held.etag))
-            .await
-        {
+        let record = self.record_waking(held.epoch, true, wake_at.map(|t| t.unix_millis()));
+        match self.write(exchange, &record, Some(&held.etag)).await {
             Ok(_) => tracing::info!(exchange = %exchange, "gave the lease back"),
             Err(LeaseWrite::Lost) => {}
             Err(LeaseWrite::Failed(e)) => {
@@ -511,7 +542,7 @@ impl Ownership for Replicas {
         self.drain();
         let held = self.table.all();
         futures::stream::iter(held)
-            .for_each_concurrent(16, |(x, _)| async move { self.release(&x).await })
+            .for_each_concurrent(16, |(x, _)| async move { self.release(&x, None).await })
             .await;
     }
 }

@@ -573,6 +573,19 @@ impl Hub {
         self.review_window_ms.store(ms, Ordering::Relaxed);
     }
 
+    fn timers(&self) -> mess_core::Timers {
+        mess_core::Timers {
+            claim_timeout_ms: self.claim_timeout(),
+            remind_after_ms: self.remind_after_ms.load(Ordering::Relaxed),
+        }
+    }
+
+    /// When an exchange's next timer is due, if ever (for a replica giving it back).
+    pub fn next_due(&self, id: &ExchangeId) -> Option<Timestamp> {
+        let timers = self.timers();
+        self.exchange(id)?.read(|x| x.next_due(timers))
+    }
+
     fn claim_timeout(&self) -> Option<i64> {
         Some(self.claim_timeout_ms.load(Ordering::Relaxed)).filter(|ms| *ms > 0)
     }
@@ -583,10 +596,7 @@ impl Hub {
     /// and fires nothing twice.
     pub async fn expire_due(&self) {
         let now = self.clock.now();
-        let timers = mess_core::Timers {
-            claim_timeout_ms: self.claim_timeout(),
-            remind_after_ms: self.remind_after_ms.load(Ordering::Relaxed),
-        };
+        let timers = self.timers();
         for h in self.exchanges() {
             let started = std::time::Instant::now();
             let due = h.read(|x| x.due(now, timers));
