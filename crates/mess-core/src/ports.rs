@@ -51,6 +51,22 @@ pub struct Replayed {
     pub skipped_lines: usize,
 }
 
+impl Replayed {
+    /// Folds what [`Storage::load`] read: its members put, its events folded with
+    /// [`Replay`].
+    pub fn fold(loaded: Loaded) -> Self {
+        let mut replay = Replay::new();
+        for e in loaded.events {
+            replay.push(e);
+        }
+        Self {
+            events: replay.events(),
+            exchanges: replay.finish(loaded.members),
+            skipped_lines: loaded.skipped_lines,
+        }
+    }
+}
+
 /// A storage backend, as `/health` and the logs name it ([`StorageKind::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StorageKind {
@@ -163,16 +179,7 @@ pub trait Storage: Send + Sync + 'static {
     /// [`Replay`]. This default does exactly that; a backend may instead fold while it
     /// reads, so that the whole log is never held at once.
     async fn replay(&self) -> Result<Replayed, StorageError> {
-        let loaded = self.load().await?;
-        let mut replay = Replay::new();
-        for e in loaded.events {
-            replay.push(e);
-        }
-        Ok(Replayed {
-            events: replay.events(),
-            exchanges: replay.finish(loaded.members),
-            skipped_lines: loaded.skipped_lines,
-        })
+        Ok(Replayed::fold(self.load().await?))
     }
 
     /// Checks that the backend answers and takes a write (for `/health`, `/readyz` and

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use mess_core::ports::StorageKind;
-use mess_core::{ExchangeId, Located, Ownership, Replay, Storage, StorageError, Taken};
+use mess_core::{ExchangeId, Located, Ownership, Replayed, Storage, StorageError, Taken};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
@@ -185,19 +185,16 @@ impl Replicas {
         }
         let now = Instant::now();
         let mut seen = self.seen();
-        let entry = seen.entry(exchange.clone()).or_insert_with(|| Seen {
+        let fresh = || Seen {
             etag: etag.to_owned(),
             record: record.clone(),
             first: now,
             checked: now,
-        });
+        };
+        let entry = seen.entry(exchange.clone()).or_insert_with(fresh);
         if entry.etag != etag {
-            *entry = Seen {
-                etag: etag.to_owned(),
-                record: record.clone(),
-                first: now,
-                checked: now,
-            };
+            // A new version: its period starts now.
+            *entry = fresh();
         }
         entry.checked = now;
         now.duration_since(entry.first) >= self.period
@@ -233,15 +230,11 @@ impl Replicas {
         );
         let taken = async {
             self.seal(exchange, epoch).await?;
-            let loaded = self.storage.load_exchange(exchange).await?;
+            let mut replayed = Replayed::fold(self.storage.load_exchange(exchange).await?);
             let answers = self.storage.load_answers_of(exchange).await?;
-            let mut replay = Replay::new();
-            for e in loaded.events {
-                replay.push(e);
-            }
-            let events = replay.events();
-            let exchange_state = replay
-                .finish(loaded.members)
+            let events = replayed.events;
+            let exchange_state = replayed
+                .exchanges
                 .remove(exchange)
                 .unwrap_or_else(|| mess_core::Exchange::new(exchange.clone()));
             if !self.table.holds(exchange) {
