@@ -236,7 +236,7 @@ fn parse_advertise_url(s: &str) -> Result<String, String> {
 }
 
 /// `LEASE_PERIOD`: an ISO 8601 duration from 1 second to 5 minutes.
-fn lease_period(s: &str) -> Result<Duration, String> {
+pub(crate) fn lease_period(s: &str) -> Result<Duration, String> {
     let ms = claim_timeout(s)?;
     if ms > 5 * 60 * 1000 {
         return Err("must be at most 5 minutes (PT5M)".into());
@@ -718,7 +718,7 @@ fn optional_duration(s: &str) -> Result<Unset<i64>, String> {
 
 /// `CLAIM_TIMEOUT`, `OFFER_REMIND_AFTER`, `REVIEW_WINDOW`: an ISO 8601 duration from 1 second to 7 days,
 /// in milliseconds.
-fn claim_timeout(s: &str) -> Result<i64, String> {
+pub(crate) fn claim_timeout(s: &str) -> Result<i64, String> {
     mess_core::request::parse_claim_duration(&serde_json::Value::String(s.into()), "CLAIM_TIMEOUT")
         .map_err(|e| e.to_string())
 }

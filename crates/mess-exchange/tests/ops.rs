@@ -1113,9 +1113,19 @@ async fn compact_on_s3_merges_the_objects_of_each_past_day_and_duckdb_reads_the_
         "{ran:?}"
     );
     assert!(
-        ran.stderr.contains("note: an S3 bucket has no lock"),
+        ran.stderr
+            .contains("note: holding exchange home (lease epoch 1)"),
         "{ran:?}"
     );
+    assert_eq!(threads(&bucket).await, threads_before);
+    // The merged objects are batches of the command's lease epoch: the next holder seals
+    // that epoch with them, and replay still reads every thread.
+    let again = ok(&bucket, &[], &["compact", "--exchange", "home"]);
+    assert!(
+        again.stdout.contains("0 days of exchange home compacted"),
+        "{again:?}"
+    );
+    assert!(again.stderr.contains("(lease epoch 2)"), "{again:?}");
     assert_eq!(threads(&bucket).await, threads_before);
 
     let after = tempfile::tempdir().unwrap();
@@ -1140,6 +1150,95 @@ async fn compact_on_s3_merges_the_objects_of_each_past_day_and_duckdb_reads_the_
     if let Some(rows) = duckdb_rows(test, &before.path().join("data")) {
         assert_eq!(duckdb_rows(test, &after.path().join("data")).unwrap(), rows);
     }
+    ok(&bucket, &[], &["verify"]);
+}
+
+/// On S3 the commands that change an exchange hold its lease, so replicas may run: a
+/// replica serving it keeps it (the command says which), one that stops hands it over, and
+/// the next replica reads the change when it takes the exchange back from the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_commands_hold_the_lease_beside_running_replicas() {
+    let test = "member_commands_hold_the_lease_beside_running_replicas";
+    let Some(bucket) = Store::s3(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let replica = || {
+        let port = common::free_port().to_string();
+        let mut env = bucket.env.clone();
+        env.extend([
+            ("LEASE_PERIOD".to_owned(), "PT1S".to_owned()),
+            (
+                "ADVERTISE_URL".to_owned(),
+                format!("http://127.0.0.1:{port}"),
+            ),
+            ("PORT".to_owned(), port),
+        ]);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::start(dir.path(), &env)
+    };
+    let a = replica();
+    let alice = a.register("alice").await;
+    let bob = a.register("bob").await;
+    let r = a.create(&alice, "is the garage door closed?").await;
+    let (s, body) = a
+        .call(
+            "PATCH",
+            &format!("{HOME}/requests/{r}"),
+            Some(&bob),
+            Some(json!({"status": "claimed"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let period = [("LEASE_PERIOD".to_owned(), "PT1S".to_owned())];
+
+    // a serves home and keeps it: the command waits, then names it.
+    let e = fails(
+        &bucket,
+        &period,
+        &[
+            "members",
+            "reset-key",
+            "--exchange",
+            "home",
+            "bob",
+            "--wait",
+            "PT2S",
+        ],
+    );
+    assert!(
+        e.contains(&format!("is served by the replica at {}", a.base)),
+        "{e}"
+    );
+
+    // A second replica; a stops and hands home over; the command takes it.
+    let b = replica();
+    a.stop();
+    let ran = ok(
+        &bucket,
+        &period,
+        &["members", "remove", "--exchange", "home", "bob"],
+    );
+    assert!(
+        ran.stdout
+            .contains(&format!("released {r} (claimed -> pending)")),
+        "{ran:?}"
+    );
+    assert!(
+        ran.stderr.contains("note: holding exchange home"),
+        "{ran:?}"
+    );
+
+    // b takes home back from the command and serves what it did.
+    let (s, body) = b
+        .call("GET", &format!("{HOME}/requests/{r}"), Some(&alice), None)
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["thread"]["status"], "pending", "{body}");
+    let (s, _) = b
+        .call("GET", &format!("{HOME}/requests/{r}"), Some(&bob), None)
+        .await;
+    assert_eq!(s, 401, "bob was removed");
     ok(&bucket, &[], &["verify"]);
 }
 
@@ -1264,13 +1363,15 @@ async fn a_backup_keeps_whole_lines_only_and_leaves_foreign_files_behind() {
 fn every_operator_command_explains_itself_and_says_when_to_stop_the_server() {
     let store = Store::fs(Path::new("/nonexistent"));
     for (args, words) in [
-        (&["members", "--help"][..], "stopped store"),
-        (&["members", "list", "--help"], "stopped store"),
-        (&["members", "remove", "--help"], "stopped store"),
-        (&["members", "reset-key", "--help"], "stopped store"),
+        (&["members", "--help"][..], "with the server stopped"),
+        (&["members", "--help"][..], "hold the exchange's lease"),
+        (&["members", "list", "--help"], "when to run it"),
+        (&["members", "remove", "--help"], "when to run it"),
+        (&["members", "reset-key", "--help"], "when to run it"),
         (&["verify", "--help"], "stop the server first"),
         (&["copy", "--help"], "stop the server first"),
-        (&["compact", "--help"], "stop the server first"),
+        (&["compact", "--help"], "with the server stopped"),
+        (&["compact", "--help"], "holds the exchange's lease"),
         (&["backup", "--help"], "while the server runs"),
     ] {
         let ran = ok(&store, &[], args);

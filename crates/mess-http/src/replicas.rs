@@ -425,7 +425,8 @@ pub async fn route(
                 return Ok(res);
             }
             // An earlier life of this replica (same address) held it: wait for it to lapse.
-            Ok(Where::There(url)) if url == fwd.ownership.url() => {}
+            // No address: an operator command (compact, members) holds it for a moment.
+            Ok(Where::There(url)) if url == fwd.ownership.url() || url.is_empty() => {}
             Ok(Where::There(url)) if !forwarded => {
                 if body.is_none() {
                     let limit = state_body_limit(&req);

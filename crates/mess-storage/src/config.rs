@@ -323,6 +323,18 @@ pub async fn open_replicas(
     Ok(Arc::new(crate::Replicas::new(store, url, period)))
 }
 
+/// An operator command's hold on `exchange` of the configured bucket (S3 only): see
+/// [`crate::Hold::take`].
+pub async fn hold_exchange(
+    config: &StorageConfig,
+    exchange: &mess_core::ExchangeId,
+    period: Duration,
+    wait: Duration,
+) -> Result<(crate::Hold, mess_core::Taken), crate::HoldError> {
+    let store = s3_store(config).await?;
+    crate::Hold::take(store, exchange, period, wait).await
+}
+
 async fn open_s3(config: &StorageConfig) -> Result<Arc<dyn Storage>, OpenError> {
     let store = s3_store(config).await?;
     Ok(Arc::new(ObjectStorage::new(store, StorageKind::S3)))

@@ -17,6 +17,8 @@
 //!   `layout`: paths and the line codec; `error`: backend errors by meaning.
 //! - [`Replicas`] and [`lease`]: several processes on one bucket, each exchange owned by
 //!   one of them at a time through a lease object written with conditional PUTs.
+//! - [`Hold`]: an operator command's lease on one exchange, so that it works beside
+//!   running replicas.
 //! - [`lock_store`]: one process at a time on a data directory (the server, or an
 //!   operator's offline command).
 //! - [`RawStore`]: every object of a store as it is, and [`classify`] to say what each one
@@ -64,6 +66,7 @@ mod batch;
 pub mod config;
 mod error;
 mod fs;
+mod hold;
 mod layout;
 pub mod lease;
 mod lock;
@@ -72,8 +75,11 @@ mod object;
 mod raw;
 mod replicas;
 
-pub use config::{OpenError, StorageConfig, StorageKind, allow_http_default, open, open_replicas};
+pub use config::{
+    OpenError, StorageConfig, StorageKind, allow_http_default, hold_exchange, open, open_replicas,
+};
 pub use fs::{FsStorage, SYNC_DELAY_ENV};
+pub use hold::{Hold, HoldError};
 pub use lock::{LOCK_FILE, LockError, StoreLock, lock_dir, lock_store};
 pub use mess_core::{Loaded, Storage, StorageError};
 pub use object::ObjectStorage;

@@ -93,6 +93,18 @@ impl Replicas {
         Arc::new(self.storage.clone())
     }
 
+    /// The leases held, as every write of [`Replicas::storage`] checks them.
+    pub(crate) fn lease_table(&self) -> &Arc<LeaseTable> {
+        &self.table
+    }
+
+    /// How long a lease seen as `record` must stay unchanged before it may be taken: a
+    /// whole period, the holder's if it is longer than this replica's (a rolling change of
+    /// `LEASE_PERIOD`, an operator command with its own).
+    fn patience(&self, record: &LeaseRecord) -> Duration {
+        self.period.max(Duration::from_millis(record.period_ms))
+    }
+
     fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<ExchangeId, Seen>> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -197,7 +209,7 @@ impl Replicas {
             *entry = fresh();
         }
         entry.checked = now;
-        now.duration_since(entry.first) >= self.period
+        now.duration_since(entry.first) >= self.patience(record)
     }
 
     /// Takes `exchange`'s lease over `prev` (its ETag and epoch, or none), seals the
@@ -354,7 +366,7 @@ impl Replicas {
         // A recent look at a live lease held elsewhere is good enough to forward.
         if let Some(s) = self.seen().get(exchange)
             && s.checked.elapsed() < self.period / 4
-            && s.first.elapsed() < self.period
+            && s.first.elapsed() < self.patience(&s.record)
             && !s.record.released
         {
             return Ok(Located::There(s.record.url.clone()));
@@ -446,7 +458,9 @@ impl Ownership for Replicas {
         if let Some(s) = self.seen().get(exchange)
             && s.checked.elapsed() < self.period / 4
         {
-            return s.record.url != from || s.record.released || s.first.elapsed() >= self.period;
+            return s.record.url != from
+                || s.record.released
+                || s.first.elapsed() >= self.patience(&s.record);
         }
         match self.read(exchange).await {
             Ok(None) => true,

@@ -761,6 +761,90 @@ async fn a_lease_fences_a_deposed_owner(b: Backend) {
     ));
 }
 
+/// An operator command holds an exchange's lease while it works: it waits for a replica
+/// serving it, reads what counts, writes under its own epoch (segments named by it), sends
+/// replicas' requests nowhere meanwhile, and gives the exchange back due at once.
+async fn an_operator_command_holds_the_lease_while_it_works(b: Backend) {
+    use mess_core::{Located, Ownership};
+    use mess_storage::{Hold, HoldError, Replicas};
+    use std::time::Duration;
+    let Some(store) = b.raw() else { return };
+    let period = Duration::from_millis(800);
+    let home = exchange("home");
+    let missing = Hold::take(store.clone(), &exchange("nope"), period, Duration::ZERO).await;
+    assert!(
+        matches!(&missing, Err(HoldError::NoExchange(x)) if x.as_str() == "nope"),
+        "{missing:?}"
+    );
+
+    let a = Replicas::new(store.clone(), "http://a".into(), period);
+    assert!(matches!(a.locate(&home).await.unwrap(), Located::Taken(_)));
+    let t = thread("HOLD");
+    let first = event(&home, Some(&t), 1, T0, thread_created());
+    a.storage()
+        .append(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    // A live replica keeps it: the command says who, after waiting.
+    let served = Hold::take(store.clone(), &home, period, period / 2).await;
+    match served {
+        Err(HoldError::Served { url, .. }) => assert_eq!(url, "http://a"),
+        other => panic!("the replica serves it: {other:?}"),
+    }
+
+    a.release(&home, None).await;
+    let (hold, taken) = Hold::take(store.clone(), &home, period, period)
+        .await
+        .expect("given back, it is free");
+    assert_eq!(taken.events, 1, "the command reads what was acknowledged");
+    assert_eq!(hold.epoch(), 2);
+    // Replicas find it held by nobody they can forward to, longer than a period.
+    let c = Replicas::new(store.clone(), "http://c".into(), period);
+    tokio::time::sleep(period * 3 / 2).await;
+    assert!(hold.holds(), "renewed in the background");
+    assert!(matches!(c.locate(&home).await.unwrap(), Located::There(u) if u.is_empty()));
+    let again = Hold::take(store.clone(), &home, period, Duration::ZERO).await;
+    assert!(
+        matches!(again, Err(HoldError::Operator { .. })),
+        "{again:?}"
+    );
+    // Its writes are its epoch's; a stray of epoch 1 does not count.
+    let name = hold.segment_name().expect("held");
+    assert_eq!(mess_storage::lease::segment_epoch(&name), Some((2, 1)));
+    assert!(!hold.counts(&format!(
+        "events/exchange=home/2026/02/01/{}",
+        mess_storage::lease::segment_name(1, 9)
+    )));
+    let second = event(&home, Some(&t), 2, T0 + 1, message_added());
+    hold.storage()
+        .append(std::slice::from_ref(&second))
+        .await
+        .unwrap();
+
+    // Given back with its timers due now: a replica's sweep takes it, with both events.
+    hold.release().await;
+    tokio::time::sleep(period / 4).await; // c's last look at the lease goes stale
+    match c.locate_due(&home, Duration::from_secs(1)).await.unwrap() {
+        Located::Taken(t) => assert_eq!(t.events, 2),
+        other => panic!("a replica's sweep takes it back: {other:?}"),
+    }
+    assert_eq!(
+        replayed_ids(&store).await,
+        [first.event_id, second.event_id].into_iter().collect()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_command_holds_the_lease_in_memory() {
+    an_operator_command_holds_the_lease_while_it_works(Backend::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_command_holds_the_lease_on_s3() {
+    let Some(b) = Backend::s3() else { return };
+    an_operator_command_holds_the_lease_while_it_works(b).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_fences_a_deposed_owner_in_memory() {
     a_lease_fences_a_deposed_owner(Backend::memory()).await;

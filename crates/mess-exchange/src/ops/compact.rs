@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashSet};
 use mess_core::clock::new_uuid;
 use mess_core::layout::{Day, day_dir, parse_line};
 use mess_core::{Clock, ExchangeId, OsEntropy, SystemClock};
-use mess_storage::{Class, RawObject, RawStore, classify};
+use mess_storage::{Class, Hold, RawObject, RawStore, classify};
 
 use super::census::{Census, ExchangeCensus, scan};
-use super::{bytes, exchange_id, stopped};
+use super::{HoldArgs, Holding, bytes, exchange_id};
 use crate::StorageArgs;
 
 /// `compact --help`.
@@ -29,9 +29,13 @@ twice, which verify reports and which compact run again repairs. A day holding a
 does not parse is left alone and reported (run verify). At the end the exchange is read \
 back: it must replay to the same counts, or the command fails.
 
-Run it with the server stopped (the same STORAGE_* and S3_* settings as the server): on a \
-data directory it takes the store's lock and refuses while a server runs; an S3 bucket has \
-no lock, so stop the server first.";
+On a data directory, run it with the server stopped (the same STORAGE_* settings as the \
+server): it takes the store's lock and refuses while a server runs. On S3 it holds the \
+exchange's lease while it works, so replicas (ADVERTISE_URL) may keep running: they answer \
+the exchange's requests 503 meanwhile (clients retry), and take it back after. The merged \
+segment is a batch of the command's lease epoch, and a deposed replica's segments that \
+their epoch's seal leaves out are not merged. A single S3 server without ADVERTISE_URL \
+takes no lease: stop it first.";
 
 /// `mess-exchange compact`.
 #[derive(Debug, clap::Args)]
@@ -47,6 +51,8 @@ pub struct CompactArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub hold: HoldArgs,
 }
 
 fn parse_day(s: &str) -> Result<Day, String> {
@@ -122,9 +128,22 @@ pub async fn compact(args: CompactArgs) -> Result<(), String> {
         ));
     }
     let config = args.storage.config();
-    let _lock = stopped(&config)?;
-    let raw = RawStore::open(&config).await.map_err(|e| e.to_string())?;
-    let start = scan(&raw, Some(&id)).await?;
+    let (holding, _) = Holding::take(&config, &id, &args.hold).await?;
+    let done = compact_held(&args, &id, before, &config, holding.lease()).await;
+    holding.release().await;
+    done
+}
+
+/// [`compact`], once the exchange is held (`lease`: on S3).
+async fn compact_held(
+    args: &CompactArgs,
+    id: &ExchangeId,
+    before: Day,
+    config: &mess_storage::StorageConfig,
+    lease: Option<&Hold>,
+) -> Result<(), String> {
+    let raw = RawStore::open(config).await.map_err(|e| e.to_string())?;
+    let start = scan(&raw, Some(id)).await?;
     if !start.census.exchanges.contains_key(id.as_str()) {
         return Err(format!("no exchange {id} in this store"));
     }
@@ -132,20 +151,18 @@ pub async fn compact(args: CompactArgs) -> Result<(), String> {
         .list()
         .await
         .map_err(|e| format!("cannot list {}: {e}", raw.describe()))?;
-    // Replicas name segments by lease epoch and seal what counts of each epoch; a merged
-    // segment would lose both. Compaction under leases is not built: refuse, clearly.
-    if objects.iter().any(|o| o.path.starts_with("leases/")) {
-        return Err(format!(
-            "{} has been served by replicas (it holds leases/): compact does not take \
-             leases, so it does not run on such a store",
-            raw.describe()
-        ));
-    }
     let mut days: BTreeMap<Day, Vec<RawObject>> = BTreeMap::new();
     let mut leftovers: BTreeMap<String, Vec<RawObject>> = BTreeMap::new();
     for obj in objects {
         match classify(&obj.path) {
-            Class::Segment { exchange, day } if exchange == id && day < before && obj.regular => {
+            // A deposed replica's segment its epoch's seal leaves out is not merged (it does
+            // not count); it is moved to fenced/ by the next owner.
+            Class::Segment { exchange, day }
+                if exchange == *id
+                    && day < before
+                    && obj.regular
+                    && lease.is_none_or(|l| l.counts(&obj.path)) =>
+            {
                 days.entry(day).or_default().push(obj);
             }
             Class::Leftover(_) => {
@@ -159,7 +176,7 @@ pub async fn compact(args: CompactArgs) -> Result<(), String> {
     let (mut merged_days, mut removed, mut duplicates) = (0usize, 0usize, 0usize);
     let mut refused = Vec::new();
     for (day, segments) in days.into_iter().filter(|(_, s)| s.len() > 1) {
-        let dir = day_dir(&id, day);
+        let dir = day_dir(id, day);
         let mut read = Vec::with_capacity(segments.len());
         for s in &segments {
             let bytes = raw
@@ -194,7 +211,12 @@ pub async fn compact(args: CompactArgs) -> Result<(), String> {
             println!("would merge {line}");
             continue;
         }
-        let name = format!("{dir}/{}.jsonl", new_uuid(&OsEntropy));
+        // Under a lease, the merged segment is a batch of its epoch, so that it counts once
+        // the next owner seals that epoch.
+        let name = match lease {
+            None => format!("{dir}/{}.jsonl", new_uuid(&OsEntropy)),
+            Some(l) => format!("{dir}/{}", l.segment_name().ok_or_else(|| lost(id, day))?),
+        };
         raw.create(&name, merged.bytes.clone())
             .await
             .map_err(|e| format!("cannot write {name}: {e}; nothing was deleted"))?;
@@ -206,6 +228,15 @@ pub async fn compact(args: CompactArgs) -> Result<(), String> {
             let _ = raw.delete(&name).await;
             return Err(format!(
                 "{name} did not read back as written; it was deleted, nothing else was"
+            ));
+        }
+        // Stored while the lease was held, the merged segment counts: only then may the
+        // originals go. (Lost, it may not count: they stay, and the day may read its lines
+        // twice until compact runs again.)
+        if lease.is_some_and(|l| !l.holds()) {
+            return Err(format!(
+                "{}; {name} holds its lines too: run compact again to finish",
+                lost(id, day)
             ));
         }
         for s in &segments {
@@ -233,10 +264,10 @@ pub async fn compact(args: CompactArgs) -> Result<(), String> {
         println!(
             "{merged_days} days of exchange {id} compacted ({removed} segments merged) before {before}"
         );
-        let end = scan(&raw, Some(&id)).await?;
+        let end = scan(&raw, Some(id)).await?;
         let (was, is) = (
-            comparable(&start.census, &id, duplicates),
-            comparable(&end.census, &id, 0),
+            comparable(&start.census, id, duplicates),
+            comparable(&end.census, id, 0),
         );
         if was != is {
             return Err(format!(
@@ -256,6 +287,14 @@ pub async fn compact(args: CompactArgs) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The error of a lease lost while compacting `day`.
+fn lost(id: &ExchangeId, day: Day) -> String {
+    format!(
+        "lost the lease of exchange {id} while compacting {day} (the command was paused or \
+         cut off from the bucket for a lease period); the originals of {day} were kept"
+    )
 }
 
 /// What compacting must not change in an exchange's census (`duplicates` dropped lines

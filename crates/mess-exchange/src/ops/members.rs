@@ -11,23 +11,26 @@ use mess_core::{
 };
 use serde_json::json;
 
-use super::{exchange_id, stopped};
+use super::{HoldArgs, Holding, exchange_id, stopped};
 use crate::StorageArgs;
 
 /// `members --help`.
 pub const MEMBERS_ABOUT: &str = "\
-List an exchange's members, remove one, or give one a new API key, on a stopped store.
+List an exchange's members, remove one, or give one a new API key.
 
-Run these with the server stopped (the same STORAGE_* and S3_* settings as the server): \
-the server reads members only at start. On a data directory they take the store's lock and \
-refuse while a server runs; an S3 bucket has no lock, so stop the server first. Changes are \
-recorded in the log as the exchange's own (actor `exchange`).";
+On a data directory, run these with the server stopped (the same STORAGE_* settings as the \
+server): they take the store's lock and refuse while a server runs. On S3, remove and \
+reset-key hold the exchange's lease while they work, so replicas (ADVERTISE_URL) may keep \
+running: they answer the exchange's requests 503 meanwhile (clients retry) and read the \
+change when they take it back. A single S3 server without ADVERTISE_URL takes no lease and \
+reads members only at start: stop it first. Changes are recorded in the log as the \
+exchange's own (actor `exchange`).";
 
 const LIST_ABOUT: &str = "\
 Print an exchange's members: id, display name, capabilities, notification channel types, \
 when each registered and was last seen (its latest event), and the threads it holds \
 (claimed, in progress...). No key or channel address is ever printed. --json prints one \
-JSON array. Run it on a stopped store (see mess-exchange members --help).";
+JSON array. See mess-exchange members --help for when to run it.";
 
 const REMOVE_ABOUT: &str = "\
 Remove a member from an exchange, as if it had left: every thread it holds (claimed, in \
@@ -35,14 +38,14 @@ progress, waiting...) goes back to pending, recorded as the exchange's move with
 message saying why (reason member_removed), so others can take it; then its record is \
 deleted (its key stops working) and executor_removed is recorded. Threads it asked for stay \
 as they are. Use it for a lost phone, a retired agent or a member who cannot leave itself. \
-Run it on a stopped store (see mess-exchange members --help).";
+See mess-exchange members --help for when to run it.";
 
 const RESET_KEY_ABOUT: &str = "\
 Give a member a new API key, as its own rotate-key would: the old key stops working at \
 once. The new key is printed once, alone on stdout (so KEY=$(mess-exchange members \
 reset-key ...) captures it); it is stored only as a hash and cannot be shown again. Use it \
-when a member lost its key or the key leaked. Run it on a stopped store (see mess-exchange \
-members --help).";
+when a member lost its key or the key leaked. See mess-exchange members --help for when \
+to run it.";
 
 /// `mess-exchange members`.
 #[derive(Debug, clap::Subcommand)]
@@ -81,28 +84,47 @@ pub struct MemberArgs {
     pub member: String,
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub hold: HoldArgs,
 }
 
 /// Runs a `members` command.
 pub async fn members(cmd: MembersCmd) -> Result<(), String> {
     match cmd {
         MembersCmd::List(args) => list(args).await,
-        MembersCmd::Remove(args) => remove(args).await,
-        MembersCmd::ResetKey(args) => reset_key(args).await,
+        MembersCmd::Remove(args) => changing(&args, remove).await,
+        MembersCmd::ResetKey(args) => changing(&args, reset_key).await,
     }
 }
 
-/// The store and the exchange, replayed as the server's start does.
+/// The store and the exchange, replayed as the server's start does, held while the
+/// command works ([`Holding`]).
 struct Opened {
     storage: Arc<dyn Storage>,
     exchange: Exchange,
-    _lock: mess_storage::StoreLock,
+    holding: Holding,
 }
 
-async fn open(storage: &StorageArgs, exchange: &str) -> Result<Opened, String> {
+/// Opens the store and reads the exchange: under its lease on S3 when `hold` is given (a
+/// command that changes it), else under the data directory's lock (S3: none).
+async fn open(
+    storage: &StorageArgs,
+    exchange: &str,
+    hold: Option<&HoldArgs>,
+) -> Result<Opened, String> {
     let id = exchange_id(exchange)?;
     let config = storage.config();
-    let lock = stopped(&config)?;
+    let (holding, taken) = match hold {
+        Some(args) => Holding::take(&config, &id, args).await?,
+        None => (Holding::Lock(stopped(&config)?), None),
+    };
+    if let (Some(taken), Some(hold)) = (taken, holding.lease()) {
+        return Ok(Opened {
+            storage: hold.storage(),
+            exchange: taken.exchange,
+            holding,
+        });
+    }
     let storage = mess_storage::open(&config)
         .await
         .map_err(|e| e.to_string())?;
@@ -123,8 +145,19 @@ async fn open(storage: &StorageArgs, exchange: &str) -> Result<Opened, String> {
     Ok(Opened {
         storage,
         exchange,
-        _lock: lock,
+        holding,
     })
+}
+
+/// Runs `change` on the exchange held, then lets go of it, whatever the outcome.
+async fn changing(
+    args: &MemberArgs,
+    change: impl AsyncFnOnce(&mut Opened, &str) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut opened = open(&args.storage, &args.exchange, Some(&args.hold)).await?;
+    let done = change(&mut opened, &args.member).await;
+    opened.holding.release().await;
+    done
 }
 
 fn member<'a>(x: &'a Exchange, id: &str) -> Result<&'a Arc<Member>, String> {
@@ -148,7 +181,7 @@ fn decide(x: &Exchange, cmd: Command) -> Result<Decision, String> {
 }
 
 async fn list(args: ListArgs) -> Result<(), String> {
-    let opened = open(&args.storage, &args.exchange).await?;
+    let opened = open(&args.storage, &args.exchange, None).await?;
     let x = &opened.exchange;
     let mut members: Vec<&Arc<Member>> = x.members().collect();
     members.sort_by(|a, b| a.executor_id.cmp(&b.executor_id));
@@ -231,9 +264,8 @@ async fn list(args: ListArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn remove(args: MemberArgs) -> Result<(), String> {
-    let mut opened = open(&args.storage, &args.exchange).await?;
-    let target = Member::clone(member(&opened.exchange, &args.member)?);
+async fn remove(opened: &mut Opened, member_id: &str) -> Result<(), String> {
+    let target = Member::clone(member(&opened.exchange, member_id)?);
     let id = target.executor_id.clone();
     let x = &mut opened.exchange;
     // First the claims, each decided against the state the previous one left.
@@ -290,10 +322,9 @@ async fn remove(args: MemberArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn reset_key(args: MemberArgs) -> Result<(), String> {
-    let opened = open(&args.storage, &args.exchange).await?;
+async fn reset_key(opened: &mut Opened, member_id: &str) -> Result<(), String> {
     let x = &opened.exchange;
-    let id = member(x, &args.member)?.executor_id.clone();
+    let id = member(x, member_id)?.executor_id.clone();
     let d = decide(
         x,
         Command::RotateKey {

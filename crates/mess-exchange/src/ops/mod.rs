@@ -20,8 +20,10 @@ mod copy;
 mod members;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
+use mess_core::ExchangeId;
 use mess_storage::{StorageConfig, StorageKind, StoreLock};
 
 pub use census::{VERIFY_ABOUT, VerifyArgs, verify};
@@ -50,6 +52,83 @@ fn stopped(config: &StorageConfig) -> Result<StoreLock, String> {
         );
     }
     mess_storage::lock_store(config).map_err(|e| e.to_string())
+}
+
+/// How a command that changes one exchange holds it on S3, where replicas may be running.
+#[derive(Debug, clap::Args)]
+pub struct HoldArgs {
+    /// On S3: the replicas' LEASE_PERIOD (or longer). The command holds the exchange's
+    /// lease while it works, renewed every third of this; replicas answer the exchange's
+    /// requests 503 (clients retry) until it is done.
+    #[arg(long, env = "LEASE_PERIOD", default_value = "PT10S", value_parser = crate::lease_period)]
+    lease_period: Duration,
+    /// On S3: how long to wait for a replica serving the exchange to give it back, as an
+    /// ISO 8601 duration (PT15M) [default: two lease periods, enough for the lease of a
+    /// replica that died to run out]. A replica gives an exchange back after 60 lease
+    /// periods without a request, or when it stops.
+    #[arg(long, value_parser = wait_for)]
+    wait: Option<Duration>,
+}
+
+/// `--wait`: an ISO 8601 duration, up to a day.
+fn wait_for(s: &str) -> Result<Duration, String> {
+    let ms = crate::claim_timeout(s)?;
+    if ms > 24 * 3600 * 1000 {
+        return Err("must be at most a day (P1D)".into());
+    }
+    Ok(Duration::from_millis(
+        u64::try_from(ms).map_err(|e| e.to_string())?,
+    ))
+}
+
+/// One exchange held for a command that changes it: on a data directory, the store's lock
+/// (no server runs); on S3, the exchange's lease ([`mess_storage::Hold`]), so that
+/// replicas may run meanwhile (a single server without ADVERTISE_URL takes no lease: the
+/// operator stops it first).
+enum Holding {
+    Lock(StoreLock),
+    Lease(mess_storage::Hold),
+}
+
+impl Holding {
+    /// Holds `exchange` of the store `config` names. On S3 also returns the exchange as
+    /// stored, read under the lease.
+    async fn take(
+        config: &StorageConfig,
+        exchange: &ExchangeId,
+        args: &HoldArgs,
+    ) -> Result<(Self, Option<mess_core::Taken>), String> {
+        if config.kind != StorageKind::S3 {
+            return Ok((Self::Lock(stopped(config)?), None));
+        }
+        let wait = args.wait.unwrap_or(args.lease_period * 2);
+        let (hold, taken) = mess_storage::hold_exchange(config, exchange, args.lease_period, wait)
+            .await
+            .map_err(|e| e.to_string())?;
+        eprintln!(
+            "note: holding exchange {exchange} (lease epoch {}) while this runs: replicas              answer its requests 503, which clients retry. A server without ADVERTISE_URL              takes no lease: make sure none uses bucket {}.",
+            hold.epoch(),
+            config.s3_bucket.as_deref().unwrap_or_default()
+        );
+        Ok((Self::Lease(hold), Some(taken)))
+    }
+
+    /// The lease, if this is one.
+    fn lease(&self) -> Option<&mess_storage::Hold> {
+        match self {
+            Self::Lock(_) => None,
+            Self::Lease(hold) => Some(hold),
+        }
+    }
+
+    /// Lets go: gives the lease back (its exchange due at once, so a replica takes it
+    /// again), or unlocks the data directory.
+    async fn release(self) {
+        match self {
+            Self::Lock(lock) => drop(lock),
+            Self::Lease(hold) => hold.release().await,
+        }
+    }
 }
 
 /// The store a command writes to (`copy`'s target): the `STORAGE_*`/`S3_*` settings with
