@@ -605,15 +605,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 &ownership,
             ))?);
             let renewal = {
-                let (ownership, hub) = (Arc::clone(&ownership), Arc::clone(&hub));
+                let (forwarding, hub) = (Arc::clone(&forwarding), Arc::clone(&hub));
                 tokio::spawn(async move {
                     let mut tick = tokio::time::interval(period / 3);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
                         tick.tick().await;
-                        for lost in ownership.renew().await {
-                            hub.drop_exchange(&lost);
-                        }
+                        forwarding.renew(&hub).await;
                     }
                 })
             };

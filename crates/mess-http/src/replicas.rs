@@ -142,6 +142,23 @@ impl Forwarding {
         self.ownership.release_all().await;
     }
 
+    /// Renews every lease held here, and stops serving each exchange whose lease was lost,
+    /// unless it was taken again meanwhile: under the exchange's gate, so that a lease
+    /// taken anew and its state just read back are never dropped, and in a task of its
+    /// own, so that a taking in progress never delays the next renewal.
+    pub async fn renew(self: &Arc<Self>, hub: &Arc<Hub>) {
+        for lost in self.ownership.renew().await {
+            let (this, hub) = (Arc::clone(self), Arc::clone(hub));
+            tokio::spawn(async move {
+                let gate = this.gate(&lost);
+                let _one = gate.lock().await;
+                if !this.ownership.holds(&lost) {
+                    hub.drop_exchange(&lost);
+                }
+            });
+        }
+    }
+
     /// Runs [`Forwarding::sweep`] every [`SWEEP_PERIODS`] lease periods or so (jittered,
     /// so that replicas started together take turns) until aborted.
     pub fn spawn_sweeps(self: &Arc<Self>, hub: Arc<Hub>) -> tokio::task::JoinHandle<()> {
@@ -406,11 +423,18 @@ pub async fn route(
                 if let Some(bytes) = body.take() {
                     req.set_payload(actix_web::dev::Payload::from(bytes));
                 }
+                let served_by = state.hub.exchange(&exchange);
                 let mut res = next.call(req).await?.map_into_boxed_body();
-                if !fwd.ownership.holds(&exchange) {
-                    // The lease ran out while this was served: its answer cannot be trusted.
-                    // (The state stays: a renewal may still find the lease untouched; if
-                    // another replica took it, the renewal drops it.)
+                let same_state = match (&served_by, state.hub.exchange(&exchange)) {
+                    (Some(before), Some(after)) => Arc::ptr_eq(before, &after),
+                    _ => false,
+                };
+                if !fwd.ownership.holds(&exchange) || !same_state {
+                    // The lease ran out while this was served, or the exchange's state was
+                    // dropped or read back anew meanwhile (a request may then have found no
+                    // exchange, and no member): its answer cannot be trusted. (The state
+                    // stays: a renewal may still find the lease untouched; if another
+                    // replica took it, the renewal drops it.)
                     let (req, _) = res.into_parts();
                     return Ok(ServiceResponse::new(
                         req,
