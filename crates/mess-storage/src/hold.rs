@@ -100,6 +100,23 @@ impl Hold {
             return Err(HoldError::NoExchange(exchange.clone()));
         }
         let replicas = Arc::new(Replicas::new(Arc::clone(&store), String::new(), period));
+        // Renewed from the start: reading a big exchange back may take longer than a lease.
+        let renewer = Arc::clone(&replicas);
+        let renewing = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(renewer.period() / 3).await;
+                if !renewer.renew().await.is_empty() {
+                    break;
+                }
+            }
+        });
+        // Dropped on an early return: the renewal stops.
+        let mut hold = Self {
+            replicas: Arc::clone(&replicas),
+            exchange: exchange.clone(),
+            seals: Seals::default(),
+            renewing,
+        };
         let started = Instant::now();
         let taken = loop {
             match replicas.locate(exchange).await? {
@@ -128,22 +145,7 @@ impl Hold {
         };
         // Read after the take, which sealed every epoch before this one: a segment of an
         // earlier epoch landing from now on is judged by these.
-        let seals = load_seals(&store, Some(exchange)).await?;
-        let renewer = Arc::clone(&replicas);
-        let renewing = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(renewer.period() / 3).await;
-                if !renewer.renew().await.is_empty() {
-                    break;
-                }
-            }
-        });
-        let hold = Self {
-            replicas,
-            exchange: exchange.clone(),
-            seals,
-            renewing,
-        };
+        hold.seals = load_seals(&store, Some(exchange)).await?;
         Ok((hold, taken))
     }
 
