@@ -12,8 +12,9 @@ runs it):
    replicas; exactly one wins, the others get 409 `already_claimed`, and every replica
    shows the winner as the assignee.
 3. History: a load generator (creates, contested claims, questions and answers, progress,
-   releases, cancels, completions) runs through every replica for the rest of the run and
-   records every acknowledged (2xx) write. After each fault and at the end: every
+   releases, cancels, completions) runs through every replica for the rest of the run, and
+   on after the faults until it has made 10,000 writes, recording each one and its answer.
+   After each fault and at the end: every
    acknowledged write is there (through the API, and in the bucket's log as replay reads
    it), no refused claim took effect, no claim was won twice, and every thread's status
    history is a path the transition table allows (crates/mess-core/src/rules.rs).
@@ -30,7 +31,9 @@ runs it):
 (the single-process binary): the replica-only checks are skipped and a fault is simply
 downtime. Settings (environment): `MESS_BIN` (default target/debug/mess-exchange),
 `MESS_REPLICAS` (3), `MESS_REPLICAS_ROUNDS` (50), `MESS_REPLICAS_CLAIMERS` (20),
-`MESS_REPLICAS_RATE` (load writes per second at most, 90), `MESS_REPLICAS_WORKERS` (12).
+`MESS_REPLICAS_RATE` (load writes per second at most, 140), `MESS_REPLICAS_WORKERS` (16),
+`MESS_REPLICAS_HISTORY` (the writes the history must hold, 10000: the load runs on after
+the faults until it has them).
 
 Prints one line per check, the measurements, and `replicas: N passed, M failed`; exits
 non-zero on a failure. Standard library only.
@@ -63,8 +66,12 @@ BIN = os.environ.get("MESS_BIN") or os.path.join(ROOT, "target", "debug", "mess-
 REPLICAS = int(os.environ.get("MESS_REPLICAS", "3"))
 ROUNDS = int(os.environ.get("MESS_REPLICAS_ROUNDS", "50"))
 CLAIMERS = int(os.environ.get("MESS_REPLICAS_CLAIMERS", "20"))
-RATE = float(os.environ.get("MESS_REPLICAS_RATE", "90"))
-WORKERS = int(os.environ.get("MESS_REPLICAS_WORKERS", "12"))
+RATE = float(os.environ.get("MESS_REPLICAS_RATE", "140"))
+WORKERS = int(os.environ.get("MESS_REPLICAS_WORKERS", "16"))
+# The history checked: at least this many load writes (the load runs on after the faults
+# until it has them, for at most HISTORY_GRACE seconds more).
+HISTORY = int(os.environ.get("MESS_REPLICAS_HISTORY", "10000"))
+HISTORY_GRACE = 90.0
 LEASE = 2.0  # seconds: LEASE_PERIOD=PT2S
 REPLICA_MODE = REPLICAS > 1
 
@@ -1277,6 +1284,8 @@ def report_load(run, started):
     if REPLICA_MODE:
         check(f"load: every exchange-scoped answer names its replica, X-Mess-Replica "
               f"({s.scoped} answers)", not s.unnamed, f"{len(s.unnamed)}: {s.unnamed[:3]}")
+    check(f"load: the history holds at least {HISTORY} writes, each checked ({len(ops)})",
+          len(ops) >= HISTORY, f"{len(ops)} in {time.monotonic() - started:.0f}s")
     measure(f"load: {len(ops)} writes in {time.monotonic() - started:.0f}s "
             f"({len(acked)} acknowledged: {kinds['create']} creates, {kinds['message']} "
             f"messages, {kinds['status']} status changes; "
@@ -1302,6 +1311,10 @@ def history_under_faults(run):
     proxy_cut(run, "refuse")
     proxy_cut(run, "stall")
     rolling_restart(run)
+    deadline = time.monotonic() + HISTORY_GRACE
+    while (sum(1 for o in run.ledger.snapshot() if o.outcome is not None) < HISTORY
+           and time.monotonic() < deadline):
+        time.sleep(0.5)
     run.stop.set()
     for w in run.workers + [run.prober]:
         w.join(timeout=WRITE_TIMEOUT + WRITE_DEADLINE)

@@ -61,9 +61,9 @@ fi
 # shellcheck source=lib/tally.sh
 source "$ROOT/scripts/lib/tally.sh"
 
-# A whole run takes about three minutes; past five something hangs: replicas.py is stopped
+# A whole run takes about four minutes; past seven something hangs: replicas.py is stopped
 # (it stops its replicas on SIGTERM) and the run fails.
-tally < <(timeout 300 "$PY" scripts/replicas.py "$ENDPOINT" "$WORK" </dev/null 2>&1
+tally < <(timeout 420 "$PY" scripts/replicas.py "$ENDPOINT" "$WORK" </dev/null 2>&1
           echo "exit status $?" >"$WORK/status")
 status=$(cat "$WORK/status" 2>/dev/null || echo "exit status unknown")
 if [[ $status != "exit status 0" ]] && (( failed == 0 )); then

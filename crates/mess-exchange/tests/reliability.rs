@@ -1992,3 +1992,40 @@ async fn a_held_wait_is_answered_at_shutdown_and_counted_while_it_waits() {
         started.elapsed()
     );
 }
+
+/// A client busy on a kept-alive connection does not hold up the stop (actix ends the
+/// connection after the answer in progress, not at SHUTDOWN_TIMEOUT).
+#[tokio::test]
+async fn a_client_busy_on_a_kept_alive_connection_does_not_hold_up_the_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let key = server.register("agent").await;
+    let url = format!("{}{HOME}/requests", server.base);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let busy = tokio::spawn(async move {
+        let mut answered = 0u32;
+        let until = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < until {
+            let Ok(res) = client.get(&url).bearer_auth(&key).send().await else {
+                break; // refused: the server stopped accepting, or is gone
+            };
+            let _ = res.bytes().await;
+            answered += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        answered
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .unwrap();
+    let stopped_in = started.elapsed();
+    let answered = busy.await.unwrap();
+    assert!(answered > 10, "the client was busy: {answered} answers");
+    // The default SHUTDOWN_TIMEOUT is 30 s: a stop that waited for the client takes it.
+    assert!(stopped_in < Duration::from_secs(15), "{stopped_in:?}");
+}
