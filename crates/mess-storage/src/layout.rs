@@ -32,8 +32,12 @@ pub(crate) fn warn_skipped(skipped: &Skipped, source: &str) {
 /// `(ts, seq)` (members' events keep their stored order among equal times), then each
 /// thread's events put in `seq` order within the positions that thread occupies, so a
 /// clock that stepped back cannot reorder a thread's history.
-pub(crate) fn order(events: &mut [Event]) {
+///
+/// An event stored twice (the same `event_id`, so the same `ts` and `seq`: what a merge or
+/// a compact interrupted between its write and its deletes leaves) is kept once.
+pub(crate) fn order(events: &mut Vec<Event>) {
     events.sort_by_key(|e| (e.ts, e.seq));
+    drop_repeats(events);
     let mut last: HashMap<(&ExchangeId, &ThreadRef), u64> = HashMap::new();
     let mut disordered: HashSet<(ExchangeId, ThreadRef)> = HashSet::new();
     for e in events.iter() {
@@ -68,6 +72,51 @@ pub(crate) fn order(events: &mut [Event]) {
     }
 }
 
+/// Drops every event whose `event_id` an earlier event of the same `(ts, seq)` has (they
+/// are next to each other once sorted by it).
+fn drop_repeats(events: &mut Vec<Event>) {
+    // A group of equal (ts, seq) is looked through (it is small: one thread's event, or
+    // members' events of one millisecond); past 16 events, through a set.
+    let mut repeats: Vec<usize> = Vec::new();
+    let mut start = 0;
+    let mut seen: HashSet<&str> = HashSet::new();
+    for i in 1..events.len() {
+        let (a, b) = (&events[start], &events[i]);
+        if (a.ts, a.seq) != (b.ts, b.seq) {
+            start = i;
+            if !seen.is_empty() {
+                seen = HashSet::new();
+            }
+            continue;
+        }
+        let id = b.event_id.as_str();
+        let repeat = if i - start < 16 {
+            events[start..i].iter().any(|e| e.event_id == id)
+        } else {
+            if seen.is_empty() {
+                seen.extend(events[start..i].iter().map(|e| e.event_id.as_str()));
+            }
+            !seen.insert(id)
+        };
+        if repeat {
+            repeats.push(i);
+        }
+    }
+    if repeats.is_empty() {
+        return;
+    }
+    let mut next = repeats.into_iter().peekable();
+    let mut i = 0;
+    events.retain(|_| {
+        let repeat = next.peek() == Some(&i);
+        if repeat {
+            next.next();
+        }
+        i += 1;
+        !repeat
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +140,34 @@ mod tests {
         order(&mut events);
         let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
         assert_eq!(ids, ["m1", "t1", "m2", "t2"]);
+    }
+
+    #[test]
+    fn an_event_stored_twice_is_read_once_and_its_neighbours_stay() {
+        let line = |id: &str, seq: u64| {
+            let l = format!(
+                r#"{{"event_id":"{id}","ts":"2026-02-01T22:00:00.000Z","exchange_id":"home","thread_ref":null,"event_type":"x","actor_id":"a","payload":{{}},"seq":{seq}}}"#
+            );
+            Event::from_line(&l).unwrap()
+        };
+        let mut events = vec![
+            line("a", 0),
+            line("b", 0),
+            line("a", 0),
+            line("c", 1),
+            line("b", 0),
+            line("c", 1),
+            line("d", 1),
+        ];
+        order(&mut events);
+        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+        // A big group (members' events of one millisecond), with repeats past the 16th.
+        let mut many: Vec<Event> = (0..30).map(|n| line(&format!("x{n}"), 0)).collect();
+        many.extend([line("x3", 0), line("x20", 0), line("x29", 0)]);
+        order(&mut many);
+        let ids: Vec<String> = many.iter().map(|e| e.event_id.clone()).collect();
+        let expected: Vec<String> = (0..30).map(|n| format!("x{n}")).collect();
+        assert_eq!(ids, expected);
     }
 }

@@ -24,6 +24,30 @@ pub const LEASES: &str = "leases";
 /// Where the new owner moves an old epoch's unacknowledged segments (same relative path).
 pub const FENCED: &str = "fenced";
 
+/// Where an owner writes the runs of its own batches it merged, for replay to read in
+/// their place (`merged/exchange={id}/{YYYY}/{MM}/{DD}/...`): see [`merged_path`].
+pub const MERGED: &str = "merged";
+
+/// The merged object of batches `first..=last` (every one of them, all of `epoch`) of the
+/// day directory `events_dir` (`events/exchange={id}/{YYYY}/{MM}/{DD}`):
+/// `merged/exchange={id}/{YYYY}/{MM}/{DD}/{epoch}-{first}-{last}.jsonl`. It holds their lines
+/// as they are. The segments stay in `events/` (DuckDB reads them, never this); replay
+/// reads this instead of them, where the epoch's seal counts every batch of the run.
+pub fn merged_path(events_dir: &str, epoch: u32, first: u32, last: u32) -> String {
+    let rest = events_dir.strip_prefix("events/").unwrap_or(events_dir);
+    format!("{MERGED}/{rest}/{epoch:010}-{first:010}-{last:010}.jsonl")
+}
+
+/// The events day directory, epoch and batch run a merged object's path names.
+pub fn merged_of(path: &str) -> Option<(String, u32, u32, u32)> {
+    let rest = path.strip_prefix(MERGED)?.strip_prefix('/')?;
+    let (dir, file) = rest.rsplit_once('/')?;
+    let mut parts = file.strip_suffix(".jsonl")?.splitn(3, '-');
+    let mut next = || parts.next()?.parse::<u32>().ok();
+    let (epoch, first, last) = (next()?, next()?, next()?);
+    (first <= last).then(|| (format!("events/{dir}"), epoch, first, last))
+}
+
 /// `leases/exchange={id}/`.
 pub fn leases_prefix(exchange: &ExchangeId) -> String {
     format!("{LEASES}/exchange={exchange}/")
@@ -252,6 +276,24 @@ impl LeaseTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_merged_path_names_its_day_epoch_and_run() {
+        let dir = "events/exchange=home/2026/02/01";
+        let path = merged_path(dir, 3, 17, 144);
+        assert_eq!(
+            path,
+            "merged/exchange=home/2026/02/01/0000000003-0000000017-0000000144.jsonl"
+        );
+        assert_eq!(merged_of(&path), Some((dir.to_owned(), 3, 17, 144)));
+        for other in [
+            "merged/exchange=home/2026/02/01/3-9-4.jsonl",
+            "merged/exchange=home/2026/02/01/x.jsonl",
+            "events/exchange=home/2026/02/01/0000000003-0000000017-0000000144.jsonl",
+        ] {
+            assert_eq!(merged_of(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn a_segment_name_carries_its_epoch_and_batch_and_others_carry_none() {

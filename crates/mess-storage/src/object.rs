@@ -1,7 +1,8 @@
 //! [`ObjectStorage`]: the log and member records over any `object_store` (S3 in
 //! production, `InMemory` in tests).
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
@@ -14,7 +15,7 @@ use tokio::sync::oneshot;
 use crate::batch::{Batcher, Queues, Sink, queue_for};
 use crate::error::from_object_store;
 use crate::layout::{self, Day, EVENTS, day_dir, is_event_object, new_segment_name};
-use crate::lease::{LeaseTable, Seal, Seals};
+use crate::lease::{LeaseTable, MERGED, Seal, Seals, merged_of, merged_path, segment_epoch};
 use crate::members::{Members, READ_CONCURRENCY, read_object};
 
 /// Event segments and member records in an object store.
@@ -91,6 +92,7 @@ impl ObjectStorage {
             dir: day_dir(exchange, day),
             exchange: exchange.clone(),
             fence: self.inner.fence.clone(),
+            merging: Mutex::new(Merging::default()),
         })
     }
 
@@ -100,6 +102,7 @@ impl ObjectStorage {
         let members = self.inner.members.load(only).await?;
         let store = &self.inner.store;
         let seals = load_seals(store, only).await?;
+        let runs = load_runs(store, only, &seals).await?;
         let prefix = match only {
             Some(x) => mess_core::layout::events_prefix(x),
             None => EVENTS.to_owned(),
@@ -110,12 +113,14 @@ impl ObjectStorage {
             .try_filter(|p| {
                 let keep = is_event_object(p.as_ref())
                     && mess_core::layout::segment_exchange(p.as_ref())
-                        .is_some_and(|x| seals.counts(&x, p.as_ref()));
+                        .is_some_and(|x| seals.counts(&x, p.as_ref()))
+                    && !runs.covers(p.as_ref());
                 std::future::ready(keep)
             })
             .try_collect()
             .await
             .map_err(|e| from_object_store("list", &prefix, e))?;
+        paths.extend(runs.paths);
         paths.sort();
         let parts: Vec<(Vec<Event>, usize)> = futures::stream::iter(paths)
             .map(|path| {
@@ -211,12 +216,163 @@ pub(crate) async fn load_seals(
     Ok(seals)
 }
 
+/// The merged runs replay reads in place of their segments ([`crate::lease::MERGED`]).
+#[derive(Default)]
+struct Runs {
+    /// By events day directory and epoch: the batch runs covered.
+    covered: HashMap<(String, u32), Vec<(u32, u32)>>,
+    /// The merged objects to read.
+    paths: Vec<Path>,
+}
+
+impl Runs {
+    /// Whether the segment at `path` is read through a merged run instead.
+    fn covers(&self, path: &str) -> bool {
+        let (Some((epoch, batch)), Some((dir, _))) = (segment_epoch(path), path.rsplit_once('/'))
+        else {
+            return false;
+        };
+        self.covered
+            .get(&(dir.to_owned(), epoch))
+            .is_some_and(|runs| runs.iter().any(|(f, l)| (*f..=*l).contains(&batch)))
+    }
+}
+
+/// Every merged run (of `only` that exchange) that replay may read in place of its
+/// segments: one whose epoch is not sealed yet, or whose seal counts every batch of it.
+async fn load_runs(
+    store: &Arc<dyn ObjectStore>,
+    only: Option<&ExchangeId>,
+    seals: &Seals,
+) -> Result<Runs, StorageError> {
+    let prefix = match only {
+        Some(x) => format!("{MERGED}/exchange={x}/"),
+        None => format!("{MERGED}/"),
+    };
+    let listed: Vec<Path> = store
+        .list(Some(&Path::from(prefix.as_str())))
+        .map_ok(|meta| meta.location)
+        .try_collect()
+        .await
+        .map_err(|e| from_object_store("list", &prefix, e))?;
+    let mut runs = Runs::default();
+    for path in listed {
+        let Some((dir, epoch, first, last)) = merged_of(path.as_ref()) else {
+            continue;
+        };
+        let Some(exchange) = mess_core::layout::segment_exchange(&format!("{dir}/x.jsonl")) else {
+            continue;
+        };
+        let sealed = seals.of(&exchange).and_then(|s| s.get(&epoch));
+        if sealed.is_some_and(|s| !(first..=last).all(|b| s.counts(b))) {
+            continue;
+        }
+        runs.covered
+            .entry((dir, epoch))
+            .or_default()
+            .push((first, last));
+        runs.paths.push(path);
+    }
+    Ok(runs)
+}
+
+/// How many batches of one epoch an owner lets pile up in a day directory before it
+/// merges each unbroken run of them into one object for replay ([`crate::lease::MERGED`]):
+/// taking an exchange over then reads a few hundred objects, not one per batch.
+const MERGE_EVERY: usize = 128;
+
+/// The batches of a day directory this owner stored and acknowledged, not merged yet.
+#[derive(Default)]
+struct Merging {
+    epoch: u32,
+    stored: BTreeMap<u32, String>,
+    /// A merge is running (one at a time per day directory).
+    running: bool,
+}
+
 /// One (exchange, day): every batch becomes a new object under `dir`.
 struct DayPrefix {
     store: Arc<dyn ObjectStore>,
     dir: String,
     exchange: ExchangeId,
     fence: Option<Arc<LeaseTable>>,
+    merging: Mutex<Merging>,
+}
+
+impl DayPrefix {
+    /// Notes an acknowledged batch of `epoch`; past [`MERGE_EVERY`] of them, merges.
+    fn stored(self: &Arc<Self>, epoch: u32, batch: u32, location: String) {
+        let runs = {
+            let mut m = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+            if m.epoch != epoch {
+                m.epoch = epoch;
+                m.stored.clear();
+            }
+            m.stored.insert(batch, location);
+            if m.running || m.stored.len() < MERGE_EVERY {
+                return;
+            }
+            m.running = true;
+            runs_of(std::mem::take(&mut m.stored))
+        };
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            for run in runs {
+                if let Err(e) = this.merge(epoch, run).await {
+                    tracing::warn!(dir = %this.dir, error = %e, "could not merge a run of batches (replay reads them one by one)");
+                }
+            }
+            this.merging
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .running = false;
+        });
+    }
+
+    /// Writes the merged object of `run` (batches in order, unbroken, all of `epoch`).
+    async fn merge(&self, epoch: u32, run: Vec<(u32, String)>) -> Result<(), StorageError> {
+        let (Some((first, _)), Some((last, _))) = (run.first(), run.last()) else {
+            return Ok(());
+        };
+        let path = merged_path(&self.dir, epoch, *first, *last);
+        let parts: Vec<Vec<u8>> = futures::stream::iter(run.into_iter().map(|(_, p)| p))
+            .map(|path| {
+                let store = Arc::clone(&self.store);
+                async move {
+                    let read = read_object(&*store, &Path::from(path.as_str())).await?;
+                    Ok::<_, StorageError>(read.as_ref().to_vec())
+                }
+            })
+            .buffered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let bytes = parts.concat();
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&Path::from(path.as_str()), PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(from_object_store("write", &path, e)),
+        }
+    }
+}
+
+/// The unbroken runs of batch numbers in `stored` (two batches or more), in order.
+fn runs_of(stored: BTreeMap<u32, String>) -> Vec<Vec<(u32, String)>> {
+    let mut runs: Vec<Vec<(u32, String)>> = Vec::new();
+    for (batch, path) in stored {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|(b, _)| b + 1 == batch) => run.push((batch, path)),
+            _ => runs.push(vec![(batch, path)]),
+        }
+    }
+    runs.retain(|r| r.len() > 1);
+    runs
 }
 
 impl Sink for DayPrefix {
@@ -228,12 +384,16 @@ impl Sink for DayPrefix {
         // Every batch is an object of its own (replay orders events by `seq`, not by
         // object): the PUTs of later batches may run beside this one.
         let _ = placed.send(());
-        let name = match &self.fence {
-            None => new_segment_name(),
+        let tagged = match &self.fence {
+            None => None,
             Some(leases) => match leases.begin(&self.exchange) {
-                Some((epoch, batch)) => crate::lease::segment_name(epoch, batch),
+                Some(tag) => Some(tag),
                 None => return guard(Some(leases), &self.exchange),
             },
+        };
+        let name = match tagged {
+            None => new_segment_name(),
+            Some((epoch, batch)) => crate::lease::segment_name(epoch, batch),
         };
         let location = format!("{}/{}", self.dir, name);
         let opts = PutOptions {
@@ -264,7 +424,11 @@ impl Sink for DayPrefix {
                 }
             })?;
         // Durable; acknowledged only if the lease was still held after it.
-        guard(self.fence.as_deref(), &self.exchange)
+        guard(self.fence.as_deref(), &self.exchange)?;
+        if let Some((epoch, batch)) = tagged {
+            self.stored(epoch, batch, location);
+        }
+        Ok(())
     }
 }
 

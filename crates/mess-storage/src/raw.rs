@@ -393,9 +393,10 @@ pub enum Class {
 }
 
 /// Top-level prefixes of the store whose objects [`classify`] does not check one by one
-/// (attachments, secrets, replicas' leases and seals, segments a seal fenced out): they
-/// are the store's own, and the operator's commands copy them byte for byte with the rest.
-pub const OTHER_PREFIXES: [&str; 4] = ["blobs", "secrets", "leases", "fenced"];
+/// (attachments, secrets, replicas' leases and seals, segments a seal fenced out, runs of
+/// segments an owner merged for replay): they are the store's own, and the operator's
+/// commands copy them byte for byte with the rest.
+pub const OTHER_PREFIXES: [&str; 5] = ["blobs", "secrets", "leases", "fenced", "merged"];
 
 /// Classifies a path of a store (see [`Class`]).
 pub fn classify(path: &str) -> Class {

@@ -845,6 +845,88 @@ async fn an_operator_command_holds_the_lease_on_s3() {
     an_operator_command_holds_the_lease_while_it_works(b).await;
 }
 
+/// An owner merges each run of its batches into one object that replay reads instead (the
+/// segments stay for DuckDB); a run the epoch's seal does not wholly count is never read.
+async fn an_owner_merges_its_batches_for_replay(b: Backend) {
+    use mess_core::{Located, Ownership};
+    use mess_storage::Replicas;
+    use std::time::{Duration, Instant};
+    let Some(store) = b.raw() else { return };
+    let period = Duration::from_secs(5);
+    let home = exchange("home");
+    let a = Replicas::new(store.clone(), "http://a".into(), period);
+    assert!(matches!(a.locate(&home).await.unwrap(), Located::Taken(_)));
+    let t = thread("MERG");
+    let mut ids = HashSet::new();
+    for n in 0..140u64 {
+        let kind = if n == 0 {
+            thread_created()
+        } else {
+            message_added()
+        };
+        let e = event(&home, Some(&t), n + 1, T0 + n as i64, kind);
+        ids.insert(e.event_id.clone());
+        a.storage().append(std::slice::from_ref(&e)).await.unwrap();
+    }
+    let started = Instant::now();
+    let runs = loop {
+        let runs = keys(&store, "merged").await;
+        if !runs.is_empty() || started.elapsed() > Duration::from_secs(20) {
+            break runs;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        runs,
+        ["merged/exchange=home/2026/02/01/0000000001-0000000001-0000000128.jsonl"]
+    );
+    assert_eq!(keys(&store, "events").await.len(), 140, "the segments stay");
+    // The run is read in place of its segments: one of them gone changes nothing.
+    let covered = keys(&store, "events")
+        .await
+        .into_iter()
+        .find(|k| mess_storage::lease::segment_epoch(k) == Some((1, 7)))
+        .unwrap();
+    let covered = ObjectPath::from(covered.as_str());
+    let kept = store.get(&covered).await.unwrap().bytes().await.unwrap();
+    store.delete(&covered).await.unwrap();
+    assert_eq!(replayed_ids(&store).await, ids);
+    store.put(&covered, PutPayload::from(kept)).await.unwrap();
+
+    // The next owner seals epoch 1 through batch 140; a run reaching past it is not read.
+    a.release_all().await;
+    let bogus = event(&home, Some(&t), 500, T0 + 500, message_added());
+    let c = Replicas::new(store.clone(), "http://c".into(), period);
+    let Located::Taken(taken) = c.locate(&home).await.unwrap() else {
+        panic!("given back, it is free");
+    };
+    assert_eq!(taken.events, 140);
+    let past = mess_storage::lease::merged_path("events/exchange=home/2026/02/01", 1, 139, 141);
+    store
+        .put(
+            &ObjectPath::from(past.as_str()),
+            PutPayload::from(format!("{}\n", bogus.to_line())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        replayed_ids(&store).await,
+        ids,
+        "a run the seal does not count"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_merges_its_batches_for_replay_in_memory() {
+    an_owner_merges_its_batches_for_replay(Backend::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_merges_its_batches_for_replay_on_s3() {
+    let Some(b) = Backend::s3() else { return };
+    an_owner_merges_its_batches_for_replay(b).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_fences_a_deposed_owner_in_memory() {
     a_lease_fences_a_deposed_owner(Backend::memory()).await;

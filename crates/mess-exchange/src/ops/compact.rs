@@ -153,7 +153,14 @@ async fn compact_held(
         .map_err(|e| format!("cannot list {}: {e}", raw.describe()))?;
     let mut days: BTreeMap<Day, Vec<RawObject>> = BTreeMap::new();
     let mut leftovers: BTreeMap<String, Vec<RawObject>> = BTreeMap::new();
+    // A replica's merged runs of a day (for replay): they would read the merged day's
+    // lines twice, so they go with its segments.
+    let mut runs: BTreeMap<String, Vec<RawObject>> = BTreeMap::new();
     for obj in objects {
+        if let Some((dir, ..)) = mess_storage::lease::merged_of(&obj.path) {
+            runs.entry(dir).or_default().push(obj);
+            continue;
+        }
         match classify(&obj.path) {
             // A deposed replica's segment its epoch's seal leaves out is not merged (it does
             // not count); it is moved to fenced/ by the next owner.
@@ -247,6 +254,11 @@ async fn compact_held(
                     s.path
                 )
             })?;
+        }
+        for r in runs.get(&dir).into_iter().flatten() {
+            raw.delete(&r.path)
+                .await
+                .map_err(|e| format!("cannot delete the merged run {}: {e}", r.path))?;
         }
         for l in leftovers.get(&dir).into_iter().flatten() {
             raw.delete(&l.path)
