@@ -734,14 +734,56 @@ class Log:
         return seals
 
     @staticmethod
-    def counts(key, seals):
+    def tag(key):
+        """(epoch, batch) of a segment written under a lease, else None."""
         name = key.rsplit("/", 1)[-1].removesuffix(".jsonl")
         raw = bytes.fromhex(name.replace("-", "")) if re.fullmatch(r"[0-9a-f-]{36}", name) else b""
         if len(raw) != 16 or raw[6] >> 4 != 8:
-            return True  # not written under a lease
-        epoch, batch = int.from_bytes(raw[0:4], "big"), int.from_bytes(raw[9:13], "big")
+            return None
+        return int.from_bytes(raw[0:4], "big"), int.from_bytes(raw[9:13], "big")
+
+    @staticmethod
+    def sealed_counts(seals, epoch, batch):
         through, missing = seals.get(epoch, (None, ()))
         return through is None or (1 <= batch <= through and batch not in missing)
+
+    @classmethod
+    def counts(cls, key, seals):
+        tag = cls.tag(key)
+        return tag is None or cls.sealed_counts(seals, *tag)
+
+    def runs(self):
+        """The merged runs under merged/ that replay reads in place of their segments (the
+        epoch unsealed, or its seal counting every batch): (how many, the ones whose lines
+        are not exactly those of the segments they stand for). Call after read()."""
+        seals = self.seals()
+        by_tag = {}
+        for key in self.segments:
+            tag = self.tag(key)
+            if tag:
+                by_tag[(key.rsplit("/", 1)[0], *tag)] = key
+        used, wrong = 0, []
+        for run in self.bucket.keys(f"merged/exchange={self.exchange}/"):
+            m = re.search(r"^merged/(.+)/(\d{10})-(\d{10})-(\d{10})\.jsonl$", run)
+            if not m:
+                wrong.append(f"{run}: not a run's name")
+                continue
+            day, epoch, first, last = f"events/{m.group(1)}", *map(int, m.group(2, 3, 4))
+            batches = range(first, last + 1)
+            if not all(self.sealed_counts(seals, epoch, b) for b in batches):
+                continue
+            used += 1
+            raw = self.bucket.get(run) or b""
+            got = sorted(json.loads(line)["event_id"] for line in raw.decode().splitlines()
+                         if line.strip())
+            keys = [by_tag.get((day, epoch, b)) for b in batches]
+            if None in keys:
+                wrong.append(f"{run}: a batch it stands for is not under events/")
+                continue
+            want = sorted(e["event_id"] for k in keys for e in self.segments[k])
+            if got != want:
+                wrong.append(f"{run}: {len(got)} events, its segments hold {len(want)}")
+        return used, wrong
 
     def read(self):
         """(the events that count, the keys of segments under events/ that do not)."""
@@ -1255,6 +1297,9 @@ def final_checks(run):
           len(set(listings)) == 1 and listings[0] != "null",
           f"threads listed per replica: {[len(json.loads(x) or {}) for x in listings]}")
     if REPLICA_MODE:
+        used, wrong = run.log.runs()
+        check(f"the end: each merged run replay reads holds exactly the events of the segments "
+              f"it stands for ({used} runs)", used > 0 and not wrong, f"{wrong[:3]}")
         owner = run.owner(LOAD_EXCHANGE)
         raw = run.bucket.get(f"leases/exchange={LOAD_EXCHANGE}/lease.json")
         lease = json.loads(raw) if raw else {}
