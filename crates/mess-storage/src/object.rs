@@ -281,11 +281,17 @@ async fn load_runs(
 /// taking an exchange over then reads a few hundred objects, not one per batch.
 const MERGE_EVERY: usize = 128;
 
-/// The batches of a day directory this owner stored and acknowledged, not merged yet.
+/// How many bytes of those batches it keeps (the merge writes them from memory: no bucket
+/// read): past this, it merges what it has.
+const MERGE_BYTES: usize = 256 << 10;
+
+/// The batches of a day directory this owner stored and acknowledged, not merged yet, with
+/// their bytes.
 #[derive(Default)]
 struct Merging {
     epoch: u32,
-    stored: BTreeMap<u32, String>,
+    stored: BTreeMap<u32, Vec<u8>>,
+    bytes: usize,
     /// A merge is running (one at a time per day directory).
     running: bool,
 }
@@ -300,25 +306,31 @@ struct DayPrefix {
 }
 
 impl DayPrefix {
-    /// Notes an acknowledged batch of `epoch`; past [`MERGE_EVERY`] of them, merges.
-    fn stored(self: &Arc<Self>, epoch: u32, batch: u32, location: String) {
+    /// Notes an acknowledged batch of `epoch`; past [`MERGE_EVERY`] of them (or
+    /// [`MERGE_BYTES`]), merges.
+    fn stored(self: &Arc<Self>, epoch: u32, batch: u32, bytes: Vec<u8>) {
         let runs = {
             let mut m = self.merging.lock().unwrap_or_else(|e| e.into_inner());
             if m.epoch != epoch {
-                m.epoch = epoch;
-                m.stored.clear();
+                *m = Merging {
+                    epoch,
+                    running: m.running,
+                    ..Merging::default()
+                };
             }
-            m.stored.insert(batch, location);
-            if m.running || m.stored.len() < MERGE_EVERY {
+            m.bytes += bytes.len();
+            m.stored.insert(batch, bytes);
+            if m.running || (m.stored.len() < MERGE_EVERY && m.bytes < MERGE_BYTES) {
                 return;
             }
             m.running = true;
+            m.bytes = 0;
             runs_of(std::mem::take(&mut m.stored))
         };
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            for run in runs {
-                if let Err(e) = this.merge(epoch, run).await {
+            for (first, last, bytes) in runs {
+                if let Err(e) = this.merge(epoch, first, last, bytes).await {
                     tracing::warn!(dir = %this.dir, error = %e, "could not merge a run of batches (replay reads them one by one)");
                 }
             }
@@ -329,24 +341,16 @@ impl DayPrefix {
         });
     }
 
-    /// Writes the merged object of `run` (batches in order, unbroken, all of `epoch`).
-    async fn merge(&self, epoch: u32, run: Vec<(u32, String)>) -> Result<(), StorageError> {
-        let (Some((first, _)), Some((last, _))) = (run.first(), run.last()) else {
-            return Ok(());
-        };
-        let path = merged_path(&self.dir, epoch, *first, *last);
-        let parts: Vec<Vec<u8>> = futures::stream::iter(run.into_iter().map(|(_, p)| p))
-            .map(|path| {
-                let store = Arc::clone(&self.store);
-                async move {
-                    let read = read_object(&*store, &Path::from(path.as_str())).await?;
-                    Ok::<_, StorageError>(read.as_ref().to_vec())
-                }
-            })
-            .buffered(READ_CONCURRENCY)
-            .try_collect()
-            .await?;
-        let bytes = parts.concat();
+    /// Writes the merged object of the batches `first..=last` of `epoch`, whose lines are
+    /// `bytes`.
+    async fn merge(
+        &self,
+        epoch: u32,
+        first: u32,
+        last: u32,
+        bytes: Vec<u8>,
+    ) -> Result<(), StorageError> {
+        let path = merged_path(&self.dir, epoch, first, last);
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -362,16 +366,20 @@ impl DayPrefix {
     }
 }
 
-/// The unbroken runs of batch numbers in `stored` (two batches or more), in order.
-fn runs_of(stored: BTreeMap<u32, String>) -> Vec<Vec<(u32, String)>> {
-    let mut runs: Vec<Vec<(u32, String)>> = Vec::new();
-    for (batch, path) in stored {
+/// The unbroken runs of batch numbers in `stored` (two batches or more), in order: each
+/// as its first and last batch and their lines.
+fn runs_of(stored: BTreeMap<u32, Vec<u8>>) -> Vec<(u32, u32, Vec<u8>)> {
+    let mut runs: Vec<(u32, u32, Vec<u8>)> = Vec::new();
+    for (batch, bytes) in stored {
         match runs.last_mut() {
-            Some(run) if run.last().is_some_and(|(b, _)| b + 1 == batch) => run.push((batch, path)),
-            _ => runs.push(vec![(batch, path)]),
+            Some((_, last, lines)) if *last + 1 == batch => {
+                *last = batch;
+                lines.extend_from_slice(&bytes);
+            }
+            _ => runs.push((batch, batch, bytes)),
         }
     }
-    runs.retain(|r| r.len() > 1);
+    runs.retain(|(first, last, _)| first < last);
     runs
 }
 
@@ -400,6 +408,8 @@ impl Sink for DayPrefix {
             mode: PutMode::Create,
             ..Default::default()
         };
+        // Under a lease, a copy is kept to merge from ([`DayPrefix::stored`]).
+        let kept = tagged.map(|_| bytes.clone());
         self.store
             .put_opts(
                 &Path::from(location.as_str()),
@@ -425,8 +435,8 @@ impl Sink for DayPrefix {
             })?;
         // Durable; acknowledged only if the lease was still held after it.
         guard(self.fence.as_deref(), &self.exchange)?;
-        if let Some((epoch, batch)) = tagged {
-            self.stored(epoch, batch, location);
+        if let (Some((epoch, batch)), Some(kept)) = (tagged, kept) {
+            self.stored(epoch, batch, kept);
         }
         Ok(())
     }
