@@ -268,6 +268,11 @@ pub trait Ownership: Send + Sync + 'static {
     /// Stops taking leases (graceful shutdown): [`Ownership::locate`] no longer takes one.
     fn drain(&self);
 
+    /// Forgets what this replica last saw of `exchange`'s lease: the replica it named
+    /// says it is not the owner (it gave the exchange back), so the next
+    /// [`Ownership::locate`] reads the lease again.
+    fn forget(&self, exchange: &ExchangeId);
+
     /// Gives `exchange`'s lease back, so another replica takes it at once; nothing is
     /// acknowledged here for it from the call on. `wake_at`: when its next timer is due
     /// (a sweep takes it by then), if ever.

@@ -28,6 +28,11 @@ pub const REPLICA_HEADER: &str = "x-mess-replica";
 /// Marks a request one replica forwarded to another: never forwarded again.
 const FORWARDED_HEADER: &str = "x-mess-forwarded-by";
 
+/// On a 503 to a forwarded request: this replica is not the exchange's owner (it gave it
+/// back, or never held it) and did nothing with the request, so the forwarding replica
+/// reads the lease again and sends it where it belongs.
+const NOT_OWNER_HEADER: &str = "x-mess-not-owner";
+
 /// How long a request waits for an exchange changing hands (a forward refused while the
 /// owner restarts, a lease being taken) before it is answered 503.
 const HANDOVER_WAIT: Duration = Duration::from_secs(3);
@@ -134,6 +139,11 @@ impl Forwarding {
         let held: Vec<ExchangeId> = hub.exchanges().iter().map(|h| h.id().clone()).collect();
         futures::stream::iter(held)
             .for_each_concurrent(16, |x| async move {
+                // Under the exchange's gate: a request meanwhile waits for the release
+                // (else, finding the state gone, it would drop the lease unreleased, and the
+                // others would wait a whole period to take it).
+                let gate = self.gate(&x);
+                let _one = gate.lock().await;
                 let wake_at = hub.next_due(&x);
                 hub.hand_back(&x).await;
                 self.ownership.release(&x, wake_at).await;
@@ -245,6 +255,17 @@ impl Forwarding {
     ) -> Result<Where, String> {
         let gate = self.gate(exchange);
         let _one = gate.lock().await;
+        if !self.ownership.holds(exchange) {
+            // A state whose lease lapsed, or one dropped: its writer ends (what it has
+            // queued is refused, or stored in its own epoch if the lease is renewed
+            // meanwhile) before the lease may be taken anew here. Else that writer,
+            // deciding on its own state, would write under the new epoch beside the
+            // writer of the state read back.
+            if hub.exchange(exchange).is_some() {
+                hub.hand_back(exchange).await;
+            }
+            hub.settle(exchange).await;
+        }
         let locate = || async {
             match due_within {
                 Some(within) => self.ownership.locate_due(exchange, within).await,
@@ -256,6 +277,7 @@ impl Forwarding {
             // Held, but its state was dropped (a lease that lapsed and was renewed after):
             // take it anew, so that it is read back under a new epoch.
             self.ownership.abandon(exchange);
+            hub.settle(exchange).await;
             located = locate().await;
         }
         match located {
@@ -332,6 +354,14 @@ impl Forwarding {
             }
         };
         let answer = match sent {
+            Ok(Ok(answer)) if answer.headers().contains_key(NOT_OWNER_HEADER) => {
+                tracing::debug!(
+                    owner = url,
+                    "the replica named in the lease is not the owner any more"
+                );
+                self.ownership.forget(exchange);
+                return None;
+            }
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) if e.is_connect() => {
                 tracing::debug!(owner = url, error = %e, "could not reach the owner");
@@ -397,6 +427,16 @@ fn exchange_of(path: &str) -> Option<ExchangeId> {
     mess_core::action_link::ActionLink::exchange_of(token)
 }
 
+/// The 503 that tells a forwarding replica this one is not the owner ([`NOT_OWNER_HEADER`]).
+fn not_owner() -> HttpResponse {
+    let mut res = unavailable("forwarded to a replica that is not the owner");
+    res.headers_mut().insert(
+        HeaderName::from_static(NOT_OWNER_HEADER),
+        HeaderValue::from_static("1"),
+    );
+    res
+}
+
 /// The 503 a client retries.
 fn unavailable(why: &str) -> HttpResponse {
     tracing::debug!(why, "answered 503 while an exchange changes hands");
@@ -451,7 +491,10 @@ pub async fn route(
             // An earlier life of this replica (same address) held it: wait for it to lapse.
             // No address: an operator command (compact, members) holds it for a moment.
             Ok(Where::There(url)) if url == fwd.ownership.url() || url.is_empty() => {}
-            Ok(Where::There(url)) if !forwarded => {
+            // Forwarded here, but this replica does not serve it (any more): the forwarding
+            // replica is told so at once, and looks again.
+            _ if forwarded => return Ok(req.into_response(not_owner())),
+            Ok(Where::There(url)) => {
                 if body.is_none() {
                     let limit = state_body_limit(&req);
                     body = Some(read_body(&mut req, limit).await?);
@@ -460,11 +503,6 @@ pub async fn route(
                 if let Some(res) = fwd.forward(&exchange, &url, req.request(), &bytes).await {
                     return Ok(req.into_response(res));
                 }
-            }
-            Ok(Where::There(_)) => {
-                return Ok(
-                    req.into_response(unavailable("forwarded to a replica that is not the owner"))
-                );
             }
             // Only the sweep is told to leave an exchange; a request takes it.
             Ok(Where::Idle) => {}

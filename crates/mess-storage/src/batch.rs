@@ -90,6 +90,11 @@ struct Syncing {
 }
 
 impl<S: Sink> Batcher<S> {
+    /// Where this queue's batches go.
+    pub(crate) fn sink(&self) -> &Arc<S> {
+        &self.sink
+    }
+
     pub(crate) fn new(sink: S) -> Self {
         Self {
             sink: Arc::new(sink),

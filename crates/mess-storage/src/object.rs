@@ -154,6 +154,22 @@ impl ObjectStorage {
         })
     }
 
+    /// Merges now the runs of `exchange`'s acknowledged batches not merged yet, so that the
+    /// next owner reads runs only: before its lease is given back.
+    pub(crate) async fn merge_pending(&self, exchange: &ExchangeId) {
+        let days: Vec<Arc<DayPrefix>> = {
+            let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            queues
+                .iter()
+                .filter(|((x, _), _)| x == exchange)
+                .map(|(_, q)| Arc::clone(q.sink()))
+                .collect()
+        };
+        for day in days {
+            day.merge_stored().await;
+        }
+    }
+
     /// One exchange's members and counted events ([`Storage::load`] for one exchange).
     pub async fn load_exchange(&self, exchange: &ExchangeId) -> Result<Loaded, StorageError> {
         self.load_scope(Some(exchange)).await
@@ -279,7 +295,7 @@ async fn load_runs(
 /// How many batches of one epoch an owner lets pile up in a day directory before it
 /// merges each unbroken run of them into one object for replay ([`crate::lease::MERGED`]):
 /// taking an exchange over then reads a few hundred objects, not one per batch.
-const MERGE_EVERY: usize = 128;
+const MERGE_EVERY: usize = 32;
 
 /// How many bytes of those batches it keeps (the merge writes them from memory: no bucket
 /// read): past this, it merges what it has.
@@ -307,9 +323,9 @@ struct DayPrefix {
 
 impl DayPrefix {
     /// Notes an acknowledged batch of `epoch`; past [`MERGE_EVERY`] of them (or
-    /// [`MERGE_BYTES`]), merges.
+    /// [`MERGE_BYTES`]), merges them in the background.
     fn stored(self: &Arc<Self>, epoch: u32, batch: u32, bytes: Vec<u8>) {
-        let runs = {
+        {
             let mut m = self.merging.lock().unwrap_or_else(|e| e.into_inner());
             if m.epoch != epoch {
                 *m = Merging {
@@ -320,25 +336,35 @@ impl DayPrefix {
             }
             m.bytes += bytes.len();
             m.stored.insert(batch, bytes);
-            if m.running || (m.stored.len() < MERGE_EVERY && m.bytes < MERGE_BYTES) {
+            if m.stored.len() < MERGE_EVERY && m.bytes < MERGE_BYTES {
+                return;
+            }
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.merge_stored().await });
+    }
+
+    /// Merges every run of the batches noted and not merged yet, unless a merge is
+    /// running already.
+    async fn merge_stored(&self) {
+        let (epoch, runs) = {
+            let mut m = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+            if m.running || m.stored.is_empty() {
                 return;
             }
             m.running = true;
             m.bytes = 0;
-            runs_of(std::mem::take(&mut m.stored))
+            (m.epoch, runs_of(std::mem::take(&mut m.stored)))
         };
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            for (first, last, bytes) in runs {
-                if let Err(e) = this.merge(epoch, first, last, bytes).await {
-                    tracing::warn!(dir = %this.dir, error = %e, "could not merge a run of batches (replay reads them one by one)");
-                }
+        for (first, last, bytes) in runs {
+            if let Err(e) = self.merge(epoch, first, last, bytes).await {
+                tracing::warn!(dir = %self.dir, error = %e, "could not merge a run of batches (replay reads them one by one)");
             }
-            this.merging
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .running = false;
-        });
+        }
+        self.merging
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .running = false;
     }
 
     /// Writes the merged object of the batches `first..=last` of `epoch`, whose lines are

@@ -525,6 +525,10 @@ impl Ownership for Replicas {
         self.table.remove(exchange);
     }
 
+    fn forget(&self, exchange: &ExchangeId) {
+        self.seen().remove(exchange);
+    }
+
     fn drain(&self) {
         self.draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -535,6 +539,8 @@ impl Ownership for Replicas {
         let Some(held) = self.table.remove(exchange) else {
             return;
         };
+        // Its writer is drained: what it wrote in this epoch is merged, for the next owner.
+        self.storage.merge_pending(exchange).await;
         let record = self.record_waking(held.epoch, true, wake_at.map(|t| t.unix_millis()));
         match self.write(exchange, &record, Some(&held.etag)).await {
             Ok(_) => tracing::info!(exchange = %exchange, "gave the lease back"),

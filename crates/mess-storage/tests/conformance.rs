@@ -869,17 +869,22 @@ async fn an_owner_merges_its_batches_for_replay(b: Backend) {
         a.storage().append(std::slice::from_ref(&e)).await.unwrap();
     }
     let started = Instant::now();
+    let run = |first: u32, last: u32| {
+        format!("merged/exchange=home/2026/02/01/0000000001-{first:010}-{last:010}.jsonl")
+    };
+    let every_32: Vec<String> = [(1, 32), (33, 64), (65, 96), (97, 128)]
+        .into_iter()
+        .map(|(f, l)| run(f, l))
+        .collect();
     let runs = loop {
-        let runs = keys(&store, "merged").await;
-        if !runs.is_empty() || started.elapsed() > Duration::from_secs(20) {
+        let mut runs = keys(&store, "merged").await;
+        runs.sort();
+        if runs.len() >= every_32.len() || started.elapsed() > Duration::from_secs(20) {
             break runs;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(
-        runs,
-        ["merged/exchange=home/2026/02/01/0000000001-0000000001-0000000128.jsonl"]
-    );
+    assert_eq!(runs, every_32, "a run of every 32 batches");
     assert_eq!(keys(&store, "events").await.len(), 140, "the segments stay");
     // The run is read in place of its segments: one of them gone changes nothing.
     let covered = keys(&store, "events")
@@ -893,8 +898,10 @@ async fn an_owner_merges_its_batches_for_replay(b: Backend) {
     assert_eq!(replayed_ids(&store).await, ids);
     store.put(&covered, PutPayload::from(kept)).await.unwrap();
 
-    // The next owner seals epoch 1 through batch 140; a run reaching past it is not read.
+    // Given back, the rest is merged first; the next owner seals epoch 1 through batch
+    // 140, and a run reaching past it is not read.
     a.release_all().await;
+    assert!(keys(&store, "merged").await.contains(&run(129, 140)));
     let bogus = event(&home, Some(&t), 500, T0 + 500, message_added());
     let c = Replicas::new(store.clone(), "http://c".into(), period);
     let Located::Taken(taken) = c.locate(&home).await.unwrap() else {

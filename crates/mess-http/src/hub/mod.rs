@@ -285,6 +285,8 @@ pub struct Hub {
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     storage_ok: AtomicBool,
+    /// Writers of states dropped and not finished yet, by exchange ([`Hub::settle`]).
+    retiring: Mutex<HashMap<ExchangeId, Vec<tokio::sync::watch::Receiver<bool>>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// `CLAIM_TIMEOUT` in milliseconds (0: off).
     claim_timeout_ms: std::sync::atomic::AtomicI64,
@@ -352,6 +354,7 @@ impl Hub {
             clock,
             entropy,
             storage_ok: AtomicBool::new(true),
+            retiring: Mutex::new(HashMap::default()),
             tasks: Mutex::new(Vec::new()),
             claim_timeout_ms: std::sync::atomic::AtomicI64::new(0),
             remind_after_ms: std::sync::atomic::AtomicI64::new(DEFAULT_REMIND_AFTER_MS),
@@ -382,9 +385,9 @@ impl Hub {
             .exchanges
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, handle);
+            .insert(id.clone(), handle);
         if let Some(old) = old {
-            Self::stop(old);
+            self.retire(&id, old);
         }
     }
 
@@ -393,7 +396,33 @@ impl Hub {
     /// are refused by storage (no lease).
     pub fn drop_exchange(&self, id: &ExchangeId) {
         if let Some(old) = self.remove(id) {
-            Self::stop(old);
+            self.retire(id, old);
+        }
+    }
+
+    /// Stops a state's writer, and notes it until it has finished ([`Hub::settle`]).
+    fn retire(&self, id: &ExchangeId, old: Arc<ExchangeHandle>) {
+        self.retiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.clone())
+            .or_default()
+            .push(old.finished.subscribe());
+        Self::stop(old);
+    }
+
+    /// Waits until every writer of a state of `id` dropped here has finished what it had
+    /// queued: before this replica takes `id`'s lease anew, so that no writer deciding on
+    /// an old state writes under the new epoch.
+    pub async fn settle(&self, id: &ExchangeId) {
+        let writers = self
+            .retiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+            .unwrap_or_default();
+        for mut finished in writers {
+            let _ = finished.wait_for(|done| *done).await;
         }
     }
 
