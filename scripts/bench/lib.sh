@@ -8,6 +8,15 @@ need_wrk() {
   fi
 }
 
+# Builds the release binaries of the packages named (cargo -p), unless BENCH_NO_BUILD=1.
+build_release() {
+  [[ ${BENCH_NO_BUILD:-0} == 1 ]] && return 0
+  echo "building the release binaries of $*" >&2
+  local args=() p
+  for p in "$@"; do args+=(-p "$p"); done
+  cargo build --release "${args[@]}"
+}
+
 # CPU idle (%) over about one second, from /proc/stat.
 cpu_idle() {
   local a b

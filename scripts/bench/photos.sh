@@ -48,10 +48,7 @@ trap cleanup EXIT
 # shellcheck source=scripts/bench/lib.sh
 source "$ROOT/scripts/bench/lib.sh"
 need_wrk
-if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-  log "building the release binary"
-  cargo build --release -p mess-exchange
-fi
+build_release mess-exchange
 BIN=$ROOT/target/release/mess-exchange
 
 # At info, for the replay's "state rebuilt" line.

@@ -74,10 +74,7 @@ log "open-file limit $(ulimit -n) (hard $hard)"
 # shellcheck source=scripts/bench/lib.sh
 source "$ROOT/scripts/bench/lib.sh"
 need_wrk
-if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-  log "building release binaries"
-  cargo build --release -p mess-exchange -p mess-bench
-fi
+build_release mess-exchange mess-bench
 BIN=$ROOT/target/release
 
 # --- helpers -------------------------------------------------------------------------------
