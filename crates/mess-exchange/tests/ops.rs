@@ -1228,6 +1228,10 @@ async fn member_commands_hold_the_lease_beside_running_replicas() {
         ran.stderr.contains("note: holding exchange home"),
         "{ran:?}"
     );
+    assert!(
+        ran.stderr.contains("replicas answer its requests 503"),
+        "the note reads as one sentence: {ran:?}"
+    );
 
     // b takes home back from the command and serves what it did.
     let (s, body) = b

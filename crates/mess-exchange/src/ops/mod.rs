@@ -106,7 +106,9 @@ impl Holding {
             .await
             .map_err(|e| e.to_string())?;
         eprintln!(
-            "note: holding exchange {exchange} (lease epoch {}) while this runs: replicas              answer its requests 503, which clients retry. A server without ADVERTISE_URL              takes no lease: make sure none uses bucket {}.",
+            "note: holding exchange {exchange} (lease epoch {}) while this runs: replicas \
+             answer its requests 503, which clients retry. A server without ADVERTISE_URL \
+             takes no lease: make sure none uses bucket {}.",
             hold.epoch(),
             config.s3_bucket.as_deref().unwrap_or_default()
         );
