@@ -38,14 +38,36 @@ pub fn merged_path(events_dir: &str, epoch: u32, first: u32, last: u32) -> Strin
     format!("{MERGED}/{rest}/{epoch:010}-{first:010}-{last:010}.jsonl")
 }
 
-/// The events day directory, epoch and batch run a merged object's path names.
-pub fn merged_of(path: &str) -> Option<(String, u32, u32, u32)> {
+/// A merged run, as its path ([`merged_path`]) names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedRun {
+    /// The exchange.
+    pub exchange: ExchangeId,
+    /// The events day directory of its segments (`events/exchange={id}/{YYYY}/{MM}/{DD}`).
+    pub events_dir: String,
+    /// The epoch of its batches.
+    pub epoch: u32,
+    /// Its first batch.
+    pub first: u32,
+    /// Its last batch.
+    pub last: u32,
+}
+
+/// The merged run a path names, if it is one.
+pub fn merged_of(path: &str) -> Option<MergedRun> {
     let rest = path.strip_prefix(MERGED)?.strip_prefix('/')?;
     let (dir, file) = rest.rsplit_once('/')?;
+    let exchange = ExchangeId::parse(dir.strip_prefix("exchange=")?.split('/').next()?).ok()?;
     let mut parts = file.strip_suffix(".jsonl")?.splitn(3, '-');
     let mut next = || parts.next()?.parse::<u32>().ok();
     let (epoch, first, last) = (next()?, next()?, next()?);
-    (first <= last).then(|| (format!("events/{dir}"), epoch, first, last))
+    (first <= last).then(|| MergedRun {
+        exchange,
+        events_dir: format!("events/{dir}"),
+        epoch,
+        first,
+        last,
+    })
 }
 
 /// `leases/exchange={id}/`.
@@ -285,7 +307,16 @@ mod tests {
             path,
             "merged/exchange=home/2026/02/01/0000000003-0000000017-0000000144.jsonl"
         );
-        assert_eq!(merged_of(&path), Some((dir.to_owned(), 3, 17, 144)));
+        assert_eq!(
+            merged_of(&path),
+            Some(MergedRun {
+                exchange: ExchangeId::parse("home").unwrap(),
+                events_dir: dir.to_owned(),
+                epoch: 3,
+                first: 17,
+                last: 144,
+            })
+        );
         for other in [
             "merged/exchange=home/2026/02/01/3-9-4.jsonl",
             "merged/exchange=home/2026/02/01/x.jsonl",

@@ -15,6 +15,20 @@ use crate::layout::{EXECUTORS, is_member_object, member_path};
 /// How many objects replay reads at once.
 pub(crate) const READ_CONCURRENCY: usize = 16;
 
+/// Writes `bytes` at `path` only if nothing is there yet (`If-None-Match: *`); one that
+/// is comes back as `object_store::Error::AlreadyExists`.
+pub(crate) async fn create_object(
+    store: &dyn ObjectStore,
+    path: &str,
+    bytes: impl Into<PutPayload>,
+) -> object_store::Result<object_store::PutResult> {
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    store.put_opts(&Path::from(path), bytes.into(), opts).await
+}
+
 /// The whole of the object at `path`.
 pub(crate) async fn read_object(
     store: &dyn ObjectStore,
@@ -87,15 +101,7 @@ impl Members {
     pub(crate) async fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StorageError> {
         let location = secret_path(name);
         let path = Path::from(location.as_str());
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .store
-            .put_opts(&path, PutPayload::from(fresh.to_vec()), opts)
-            .await
-        {
+        match create_object(&*self.store, &location, fresh.to_vec()).await {
             Ok(_) => return Ok(fresh.to_vec()),
             Err(object_store::Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(from_object_store("create", &location, e)),
@@ -120,19 +126,7 @@ impl Members {
         bytes: &[u8],
     ) -> Result<(), StorageError> {
         let location = blob_path(exchange, sha256);
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .store
-            .put_opts(
-                &Path::from(location.as_str()),
-                PutPayload::from(bytes.to_vec()),
-                opts,
-            )
-            .await
-        {
+        match create_object(&*self.store, &location, bytes.to_vec()).await {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(from_object_store("create", &location, e)),
         }

@@ -9,14 +9,14 @@ use futures::{StreamExt, TryStreamExt};
 use mess_core::ports::StorageKind;
 use mess_core::{Event, ExchangeId, Loaded, Member, Storage, StorageError};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use tokio::sync::oneshot;
 
 use crate::batch::{Batcher, Queues, Sink, queue_for};
 use crate::error::from_object_store;
 use crate::layout::{self, Day, EVENTS, day_dir, is_event_object, new_segment_name};
 use crate::lease::{LeaseTable, MERGED, Seal, Seals, merged_of, merged_path, segment_epoch};
-use crate::members::{Members, READ_CONCURRENCY, read_object};
+use crate::members::{Members, READ_CONCURRENCY, create_object, read_object};
 
 /// Event segments and member records in an object store.
 ///
@@ -235,8 +235,8 @@ pub(crate) async fn load_seals(
 /// The merged runs replay reads in place of their segments ([`crate::lease::MERGED`]).
 #[derive(Default)]
 struct Runs {
-    /// By events day directory and epoch: the batch runs covered.
-    covered: HashMap<(String, u32), Vec<(u32, u32)>>,
+    /// By events day directory, then epoch: the batch runs covered.
+    covered: HashMap<String, HashMap<u32, Vec<(u32, u32)>>>,
     /// The merged objects to read.
     paths: Vec<Path>,
 }
@@ -249,7 +249,8 @@ impl Runs {
             return false;
         };
         self.covered
-            .get(&(dir.to_owned(), epoch))
+            .get(dir)
+            .and_then(|epochs| epochs.get(&epoch))
             .is_some_and(|runs| runs.iter().any(|(f, l)| (*f..=*l).contains(&batch)))
     }
 }
@@ -273,20 +274,19 @@ async fn load_runs(
         .map_err(|e| from_object_store("list", &prefix, e))?;
     let mut runs = Runs::default();
     for path in listed {
-        let Some((dir, epoch, first, last)) = merged_of(path.as_ref()) else {
+        let Some(run) = merged_of(path.as_ref()) else {
             continue;
         };
-        let Some(exchange) = mess_core::layout::segment_exchange(&format!("{dir}/x.jsonl")) else {
-            continue;
-        };
-        let sealed = seals.of(&exchange).and_then(|s| s.get(&epoch));
-        if sealed.is_some_and(|s| !(first..=last).all(|b| s.counts(b))) {
+        let sealed = seals.of(&run.exchange).and_then(|s| s.get(&run.epoch));
+        if sealed.is_some_and(|s| !(run.first..=run.last).all(|b| s.counts(b))) {
             continue;
         }
         runs.covered
-            .entry((dir, epoch))
+            .entry(run.events_dir)
             .or_default()
-            .push((first, last));
+            .entry(run.epoch)
+            .or_default()
+            .push((run.first, run.last));
         runs.paths.push(path);
     }
     Ok(runs)
@@ -377,15 +377,7 @@ impl DayPrefix {
         bytes: Vec<u8>,
     ) -> Result<(), StorageError> {
         let path = merged_path(&self.dir, epoch, first, last);
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .store
-            .put_opts(&Path::from(path.as_str()), PutPayload::from(bytes), opts)
-            .await
-        {
+        match create_object(&*self.store, &path, bytes).await {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(from_object_store("write", &path, e)),
         }
@@ -430,18 +422,9 @@ impl Sink for DayPrefix {
             Some((epoch, batch)) => crate::lease::segment_name(epoch, batch),
         };
         let location = format!("{}/{}", self.dir, name);
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
         // Under a lease, a copy is kept to merge from ([`DayPrefix::stored`]).
-        let kept = tagged.map(|_| bytes.clone());
-        self.store
-            .put_opts(
-                &Path::from(location.as_str()),
-                PutPayload::from(bytes),
-                opts,
-            )
+        let kept = tagged.map(|tag| (tag, bytes.clone()));
+        create_object(&*self.store, &location, bytes)
             .await
             .map_err(|e| {
                 // A failed PUT may still have been stored (its answer lost): under a lease,
@@ -461,8 +444,8 @@ impl Sink for DayPrefix {
             })?;
         // Durable; acknowledged only if the lease was still held after it.
         guard(self.fence.as_deref(), &self.exchange)?;
-        if let (Some((epoch, batch)), Some(kept)) = (tagged, kept) {
-            self.stored(epoch, batch, kept);
+        if let Some(((epoch, batch), bytes)) = kept {
+            self.stored(epoch, batch, bytes);
         }
         Ok(())
     }

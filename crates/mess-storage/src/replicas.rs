@@ -19,6 +19,7 @@ use crate::error::from_object_store;
 use crate::lease::{
     FENCED, Held, LeaseRecord, LeaseTable, Seal, lease_path, seal_path, segment_epoch,
 };
+use crate::members::create_object;
 use crate::object::{ObjectStorage, load_seals};
 
 /// How much of a period a holder counts on after sending a successful renewal: the rest
@@ -297,15 +298,7 @@ impl Replicas {
             let path = seal_path(exchange, epoch);
             let body =
                 serde_json::to_vec(&seal).map_err(|e| StorageError::Unavailable(e.to_string()))?;
-            let opts = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            match self
-                .store
-                .put_opts(&Path::from(path.as_str()), PutPayload::from(body), opts)
-                .await
-            {
+            match create_object(&*self.store, &path, body).await {
                 Ok(_) => {
                     seals.insert(epoch, seal);
                 }

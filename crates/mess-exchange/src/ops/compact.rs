@@ -157,8 +157,8 @@ async fn compact_held(
     // lines twice, so they go with its segments.
     let mut runs: BTreeMap<String, Vec<RawObject>> = BTreeMap::new();
     for obj in objects {
-        if let Some((dir, ..)) = mess_storage::lease::merged_of(&obj.path) {
-            runs.entry(dir).or_default().push(obj);
+        if let Some(run) = mess_storage::lease::merged_of(&obj.path) {
+            runs.entry(run.events_dir).or_default().push(obj);
             continue;
         }
         match classify(&obj.path) {
