@@ -268,6 +268,9 @@ pub trait Ownership: Send + Sync + 'static {
     /// Stops taking leases (graceful shutdown): [`Ownership::locate`] no longer takes one.
     fn drain(&self);
 
+    /// Whether [`Ownership::drain`] was called: this replica is handing everything over.
+    fn draining(&self) -> bool;
+
     /// Forgets what this replica last saw of `exchange`'s lease: the replica it named
     /// says it is not the owner (it gave the exchange back), so the next
     /// [`Ownership::locate`] reads the lease again.

@@ -71,8 +71,6 @@ pub struct Forwarding {
     taking: Mutex<HashMap<ExchangeId, Arc<tokio::sync::Mutex<()>>>>,
     /// When each exchange held here was last asked for (or taken).
     used: Mutex<HashMap<ExchangeId, std::time::Instant>>,
-    /// Handing every exchange over (graceful shutdown).
-    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Forwarding {
@@ -89,7 +87,6 @@ impl Forwarding {
             client,
             taking: Mutex::new(HashMap::default()),
             used: Mutex::new(HashMap::default()),
-            closing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -138,8 +135,6 @@ impl Forwarding {
     /// another replica serves it at once (requests forwarded here meanwhile wait for that,
     /// then go there).
     pub async fn hand_over(&self, hub: &Arc<Hub>) {
-        self.closing
-            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.ownership.drain();
         let held: Vec<ExchangeId> = hub.exchanges().iter().map(|h| h.id().clone()).collect();
         futures::stream::iter(held)
@@ -266,10 +261,7 @@ impl Forwarding {
             // meanwhile) before the lease may be taken anew here. Else that writer,
             // deciding on its own state, would write under the new epoch beside the
             // writer of the state read back.
-            if hub.exchange(exchange).is_some() {
-                hub.hand_back(exchange).await;
-            }
-            hub.settle(exchange).await;
+            hub.hand_back(exchange).await;
         }
         let locate = || async {
             match due_within {
@@ -466,10 +458,7 @@ pub async fn route(
         // Handing over, this replica serves only what it still holds: a request forwarded
         // here for anything else (one it was still taking, say) goes back at once, rather
         // than wait behind a taking that will not be kept.
-        if forwarded
-            && fwd.closing.load(std::sync::atomic::Ordering::Relaxed)
-            && !fwd.ownership.holds(&exchange)
-        {
+        if forwarded && fwd.ownership.draining() && !fwd.ownership.holds(&exchange) {
             return Ok(req.into_response(not_owner()));
         }
         match fwd.locate(&state.hub, &exchange).await {

@@ -522,6 +522,10 @@ impl Ownership for Replicas {
         self.seen().remove(exchange);
     }
 
+    fn draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn drain(&self) {
         self.draining
             .store(true, std::sync::atomic::Ordering::Relaxed);

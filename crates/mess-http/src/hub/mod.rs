@@ -436,11 +436,8 @@ impl Hub {
     /// Stops serving an exchange and waits until everything its writer had queued is
     /// decided and stored (or refused): before its lease is given back.
     pub async fn hand_back(&self, id: &ExchangeId) {
-        if let Some(old) = self.remove(id) {
-            let mut finished = old.finished.subscribe();
-            Self::stop(old);
-            let _ = finished.wait_for(|done| *done).await;
-        }
+        self.drop_exchange(id);
+        self.settle(id).await;
     }
 
     fn stop(handle: Arc<ExchangeHandle>) {
