@@ -308,8 +308,6 @@ struct Merging {
     epoch: u32,
     stored: BTreeMap<u32, Vec<u8>>,
     bytes: usize,
-    /// A merge is running (one at a time per day directory).
-    running: bool,
 }
 
 /// One (exchange, day): every batch becomes a new object under `dir`.
@@ -325,12 +323,11 @@ impl DayPrefix {
     /// Notes an acknowledged batch of `epoch`; past [`MERGE_EVERY`] of them (or
     /// [`MERGE_BYTES`]), merges them in the background.
     fn stored(self: &Arc<Self>, epoch: u32, batch: u32, bytes: Vec<u8>) {
-        {
+        let runs = {
             let mut m = self.merging.lock().unwrap_or_else(|e| e.into_inner());
             if m.epoch != epoch {
                 *m = Merging {
                     epoch,
-                    running: m.running,
                     ..Merging::default()
                 };
             }
@@ -339,32 +336,31 @@ impl DayPrefix {
             if m.stored.len() < MERGE_EVERY && m.bytes < MERGE_BYTES {
                 return;
             }
-        }
+            Self::take_runs(&mut m)
+        };
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.merge_stored().await });
+        tokio::spawn(async move { this.merge_runs(runs).await });
     }
 
-    /// Merges every run of the batches noted and not merged yet, unless a merge is
-    /// running already.
+    /// Merges now every run of the batches noted and not merged yet.
     async fn merge_stored(&self) {
-        let (epoch, runs) = {
-            let mut m = self.merging.lock().unwrap_or_else(|e| e.into_inner());
-            if m.running || m.stored.is_empty() {
-                return;
-            }
-            m.running = true;
-            m.bytes = 0;
-            (m.epoch, runs_of(std::mem::take(&mut m.stored)))
-        };
+        let runs = Self::take_runs(&mut self.merging.lock().unwrap_or_else(|e| e.into_inner()));
+        self.merge_runs(runs).await;
+    }
+
+    /// Takes the batches noted, as their epoch and unbroken runs: each batch is merged by
+    /// the one merge that took it (two merges of a day directory never overlap).
+    fn take_runs(m: &mut Merging) -> (u32, Vec<(u32, u32, Vec<u8>)>) {
+        m.bytes = 0;
+        (m.epoch, runs_of(std::mem::take(&mut m.stored)))
+    }
+
+    async fn merge_runs(&self, (epoch, runs): (u32, Vec<(u32, u32, Vec<u8>)>)) {
         for (first, last, bytes) in runs {
             if let Err(e) = self.merge(epoch, first, last, bytes).await {
                 tracing::warn!(dir = %self.dir, error = %e, "could not merge a run of batches (replay reads them one by one)");
             }
         }
-        self.merging
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .running = false;
     }
 
     /// Writes the merged object of the batches `first..=last` of `epoch`, whose lines are
